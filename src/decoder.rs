@@ -1,0 +1,578 @@
+//! The streaming decoder (spec §4.3, §6): open from any `Read`, get the graph, then the
+//! tensors one at a time. Memory stays near the graph plus the largest tensor.
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use prost::Message;
+
+use crate::container::index;
+use crate::container::kind;
+use crate::container::reader::{Record, RecordReader};
+use crate::container::tensor_header::{Coding, Storage, TensorHeader};
+use crate::error::{Error, FormatRule, Result};
+use crate::lossless;
+use crate::onnx::dtype;
+use crate::onnx::lift::{external_key, restore, safe_location};
+use crate::onnx::proto::ModelProto;
+use crate::onnx::walk::{walk, SlotMut};
+use crate::output::AtomicFile;
+use crate::Limits;
+
+/// What the walk of the lifted graph says about one slot (spec §6.3 consistency rules).
+#[derive(Debug, Clone)]
+struct SlotInfo {
+    name: String,
+    kind: SlotKind,
+}
+
+#[derive(Debug, Clone)]
+enum SlotKind {
+    /// A `TensorProto`: its type, dims, whether it still holds data, whether it is external.
+    Tensor {
+        data_type: i32,
+        dims: Vec<i64>,
+        has_data: bool,
+        external: bool,
+    },
+    Floats,
+    Ints,
+}
+
+/// One decoded tensor.
+#[derive(Debug, Clone)]
+pub struct Tensor {
+    /// Position in walk order.
+    pub ordinal: usize,
+    pub name: String,
+    pub data_type: i32,
+    pub dims: Vec<u64>,
+    pub storage: Storage,
+    pub coding: Coding,
+    /// Canonical little-endian bytes (spec §6.2); empty for `Inline`.
+    pub data: Vec<u8>,
+    /// Bytes the payload took in the file.
+    pub payload_bytes: u64,
+    /// Coding parameters from the header.
+    pub params: Vec<u8>,
+}
+
+/// Decoder settings.
+#[derive(Debug, Clone, Copy)]
+pub struct DecodeOptions {
+    pub limits: Limits,
+    /// Decode the chunks of a tensor on all cores. The output does not depend on it.
+    pub parallel: bool,
+}
+
+impl Default for DecodeOptions {
+    fn default() -> Self {
+        DecodeOptions {
+            limits: Limits::default(),
+            parallel: true,
+        }
+    }
+}
+
+pub struct Decoder<R: Read> {
+    records: Option<RecordReader<R>>,
+    model: ModelProto,
+    slots: Vec<SlotInfo>,
+    next: usize,
+    opts: DecodeOptions,
+    decoded: u64,
+    offsets: Vec<u64>,
+    graph_bytes: u64,
+    total_bytes: u64,
+    minor_version: u16,
+}
+
+fn format_err(rule: FormatRule, at: u64, tensor: &str, d: impl Into<String>) -> Error {
+    Error::Format {
+        rule,
+        offset: at,
+        tensor: Some(tensor.to_owned()),
+        detail: d.into(),
+    }
+}
+
+impl<R: Read> Decoder<R> {
+    /// Reads the file header and the GRAPH record.
+    pub fn new(r: R, opts: DecodeOptions) -> Result<Self> {
+        let mut records = RecordReader::new(r, opts.limits)?;
+        let minor_version = 0;
+        let rec = next_known(&mut records)?;
+        if rec.prefix.kind != kind::GRAPH {
+            return Err(Error::format(
+                FormatRule::RecordOrder,
+                rec.offset,
+                "the first record must be GRAPH",
+            ));
+        }
+        let (model, graph_len) = parse_graph(&rec, &opts.limits, records.offset())?;
+        let mut model = model;
+        let mut slots = Vec::new();
+        walk(&mut model, opts.limits.max_depth, &mut |name, slot| {
+            let kind = match slot {
+                SlotMut::Tensor(t) => SlotKind::Tensor {
+                    data_type: t.data_type.unwrap_or(0),
+                    dims: t.dims.clone(),
+                    has_data: t.raw_data.is_some() || dtype::typed_len(t) > 0,
+                    external: t.data_location == Some(1),
+                },
+                SlotMut::Floats(v) => {
+                    if !v.is_empty() {
+                        return Err(Error::format(
+                            FormatRule::Graph,
+                            rec.offset,
+                            format!("value_floats of {name:?} not lifted"),
+                        ));
+                    }
+                    SlotKind::Floats
+                }
+                SlotMut::Ints(v) => {
+                    if !v.is_empty() {
+                        return Err(Error::format(
+                            FormatRule::Graph,
+                            rec.offset,
+                            format!("value_ints of {name:?} not lifted"),
+                        ));
+                    }
+                    SlotKind::Ints
+                }
+            };
+            slots.push(SlotInfo { name, kind });
+            Ok(())
+        })
+        .map_err(|e| match e {
+            Error::Input { detail, .. } => Error::format(FormatRule::Graph, rec.offset, detail),
+            e => e,
+        })?;
+        if slots.len() as u64 > opts.limits.max_tensors {
+            return Err(Error::Limit {
+                what: "tensor count",
+                value: slots.len() as u64,
+                limit: opts.limits.max_tensors,
+                offset: rec.offset,
+                tensor: None,
+            });
+        }
+        Ok(Decoder {
+            records: Some(records),
+            model,
+            slots,
+            next: 0,
+            opts,
+            decoded: graph_len,
+            offsets: Vec::new(),
+            graph_bytes: rec.payload.len() as u64,
+            total_bytes: 0,
+            minor_version,
+        })
+    }
+
+    /// The model with tensor data lifted out (names, dims, types and all else kept).
+    pub fn graph(&self) -> &ModelProto {
+        &self.model
+    }
+
+    /// Compressed size of the graph section.
+    pub fn graph_bytes(&self) -> u64 {
+        self.graph_bytes
+    }
+
+    /// Number of tensor records the file holds (one per slot of the walk).
+    pub fn tensor_count(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Total file length, known once every tensor has been read.
+    pub fn total_bytes(&self) -> u64 {
+        self.total_bytes
+    }
+
+    /// The file's minor format version.
+    pub fn minor_version(&self) -> u16 {
+        self.minor_version
+    }
+
+    /// Decodes the next tensor; `None` after the last one, once the index and the trailer
+    /// have been checked.
+    pub fn next_tensor(&mut self) -> Result<Option<Tensor>> {
+        let Some(records) = self.records.as_mut() else {
+            return Ok(None);
+        };
+        let rec = next_known(records)?;
+        if self.next == self.slots.len() {
+            if rec.prefix.kind != kind::INDEX {
+                return Err(Error::format(
+                    FormatRule::RecordOrder,
+                    rec.offset,
+                    "expected the INDEX record after the last tensor",
+                ));
+            }
+            let entries = index::parse(&rec.payload, rec.payload_offset())?;
+            if entries.len() != self.offsets.len()
+                || entries
+                    .iter()
+                    .zip(&self.offsets)
+                    .zip(&self.slots)
+                    .any(|((e, &o), s)| e.offset != o || e.name != s.name)
+            {
+                return Err(Error::format(
+                    FormatRule::Index,
+                    rec.payload_offset(),
+                    "index does not match the tensor records",
+                ));
+            }
+            let records = self.records.take().ok_or_else(|| Error::Unsupported {
+                detail: "decoder state".into(),
+            })?;
+            self.total_bytes = records.finish(rec.offset)?;
+            return Ok(None);
+        }
+        if rec.prefix.kind != kind::TENSOR {
+            return Err(Error::format(
+                FormatRule::RecordOrder,
+                rec.offset,
+                format!("expected a TENSOR record, found kind {}", rec.prefix.kind),
+            ));
+        }
+        let read_so_far = records.offset();
+        let h = TensorHeader::parse(&rec.header, rec.header_offset(), &self.opts.limits)?;
+        let slot = &self.slots[self.next];
+        check_slot(&h, slot, rec.header_offset())?;
+        self.opts.limits.check_decoded(
+            read_so_far,
+            self.decoded,
+            h.data_bytes,
+            rec.offset,
+            Some(&h.name),
+        )?;
+        let data = decode_payload(&h, &rec.payload, rec.payload_offset(), self.opts.parallel)
+            .map_err(|e| e.with_tensor(&h.name))?;
+        self.decoded += h.data_bytes;
+        self.offsets.push(rec.offset);
+        let t = Tensor {
+            ordinal: self.next,
+            name: h.name,
+            data_type: h.data_type,
+            dims: h.dims,
+            storage: h.storage,
+            coding: h.coding,
+            data,
+            payload_bytes: rec.payload.len() as u64,
+            params: h.params,
+        };
+        self.next += 1;
+        Ok(Some(t))
+    }
+
+    /// Decodes every tensor and returns the complete model plus the external data it names
+    /// (`inline_external`: put external tensors into `raw_data` instead).
+    pub fn into_model(mut self, inline_external: bool) -> Result<(ModelProto, Vec<ExternalData>)> {
+        let mut tensors: Vec<Tensor> = Vec::with_capacity(self.slots.len());
+        while let Some(t) = self.next_tensor()? {
+            tensors.push(t);
+        }
+        let mut model = std::mem::take(&mut self.model);
+        let mut it = tensors.into_iter();
+        let mut external = Vec::new();
+        walk(&mut model, self.opts.limits.max_depth, &mut |name, slot| {
+            let Some(t) = it.next() else {
+                return Err(Error::format(
+                    FormatRule::RecordOrder,
+                    0,
+                    "fewer tensors than slots",
+                ));
+            };
+            let bad = || {
+                format_err(
+                    FormatRule::TensorHeader,
+                    0,
+                    &name,
+                    "decoded data does not fit its slot",
+                )
+            };
+            match (slot, t.storage) {
+                (SlotMut::Tensor(tp), Storage::External) => {
+                    if inline_external {
+                        tp.raw_data = Some(t.data);
+                        tp.data_location = None;
+                        tp.external_data.clear();
+                    } else {
+                        let loc = external_key(tp, "location").unwrap_or_default();
+                        let offset = external_key(tp, "offset")
+                            .and_then(|v| v.trim().parse::<u64>().ok())
+                            .unwrap_or(0);
+                        let location = safe_location(loc).ok_or_else(|| {
+                            format_err(
+                                FormatRule::Graph,
+                                0,
+                                &name,
+                                format!("unsafe external location {loc:?}"),
+                            )
+                        })?;
+                        external.push(ExternalData {
+                            location,
+                            offset,
+                            data: t.data,
+                        });
+                    }
+                    Ok(())
+                }
+                (slot, storage) => {
+                    if restore(slot, storage, t.data) {
+                        Ok(())
+                    } else {
+                        Err(bad())
+                    }
+                }
+            }
+        })?;
+        Ok((model, external))
+    }
+}
+
+/// Bytes of an external data file to write beside a decoded model.
+#[derive(Debug, Clone)]
+pub struct ExternalData {
+    /// Relative path (checked: no `..`, not absolute).
+    pub location: PathBuf,
+    pub offset: u64,
+    pub data: Vec<u8>,
+}
+
+/// Reads records, skipping unknown non-critical ones (spec §4.2).
+fn next_known<R: Read>(records: &mut RecordReader<R>) -> Result<Record> {
+    loop {
+        let rec = records.next_record()?;
+        if matches!(rec.prefix.kind, kind::GRAPH | kind::TENSOR | kind::INDEX) {
+            if rec.prefix.kind != kind::INDEX && !rec.prefix.critical() {
+                return Err(Error::format(
+                    FormatRule::Reserved,
+                    rec.offset + 1,
+                    "GRAPH and TENSOR records must be flagged critical",
+                ));
+            }
+            return Ok(rec);
+        }
+    }
+}
+
+fn parse_graph(rec: &Record, limits: &Limits, read: u64) -> Result<(ModelProto, u64)> {
+    let at = rec.header_offset();
+    if rec.header.len() != 9 {
+        return Err(Error::format(
+            FormatRule::Graph,
+            at,
+            format!("GRAPH header has {} bytes, 9 expected", rec.header.len()),
+        ));
+    }
+    if rec.header[0] != 1 {
+        return Err(Error::format(
+            FormatRule::Graph,
+            at,
+            format!("unknown graph compression {}", rec.header[0]),
+        ));
+    }
+    let mut l = [0u8; 8];
+    l.copy_from_slice(&rec.header[1..9]);
+    let len = u64::from_le_bytes(l);
+    if len > limits.max_graph_bytes {
+        return Err(Error::Limit {
+            what: "graph bytes",
+            value: len,
+            limit: limits.max_graph_bytes,
+            offset: at + 1,
+            tensor: None,
+        });
+    }
+    limits.check_decoded(read, 0, len, at + 1, None)?;
+    let bytes = zstd::bulk::decompress(&rec.payload, len as usize).map_err(|e| {
+        Error::format(
+            FormatRule::Graph,
+            rec.payload_offset(),
+            format!("graph zstd frame: {e}"),
+        )
+    })?;
+    if bytes.len() as u64 != len {
+        return Err(Error::format(
+            FormatRule::Graph,
+            rec.payload_offset(),
+            format!("graph is {} bytes, header says {len}", bytes.len()),
+        ));
+    }
+    let model = ModelProto::decode(bytes.as_slice()).map_err(|e| {
+        Error::format(
+            FormatRule::Graph,
+            rec.payload_offset(),
+            format!("graph is not a ModelProto: {e}"),
+        )
+    })?;
+    Ok((model, len))
+}
+
+/// Spec §6.3: the record must describe the slot it fills.
+fn check_slot(h: &TensorHeader, slot: &SlotInfo, at: u64) -> Result<()> {
+    let err = |d: String| format_err(FormatRule::TensorHeader, at, &h.name, d);
+    if h.name != slot.name {
+        return Err(err(format!(
+            "record name {:?} but the graph's slot is {:?}",
+            h.name, slot.name
+        )));
+    }
+    match (&slot.kind, h.storage) {
+        (SlotKind::Floats, Storage::AttrFloats) | (SlotKind::Ints, Storage::AttrInts) => Ok(()),
+        (
+            SlotKind::Tensor {
+                data_type,
+                dims,
+                has_data,
+                external,
+            },
+            s,
+        ) => {
+            if *data_type != h.data_type {
+                return Err(err(format!(
+                    "data type {} but the graph says {}",
+                    h.data_type, data_type
+                )));
+            }
+            let dims_match = dims.len() == h.dims.len()
+                && dims
+                    .iter()
+                    .zip(&h.dims)
+                    .all(|(&a, &b)| a >= 0 && a as u64 == b);
+            match s {
+                Storage::Inline => Ok(()),
+                _ if !dims_match => Err(err(format!(
+                    "dims {:?} but the graph says {dims:?}",
+                    h.dims
+                ))),
+                Storage::External if !*external => Err(err(
+                    "external record for a tensor not marked EXTERNAL".into(),
+                )),
+                Storage::RawData | Storage::Typed if *has_data || *external => {
+                    Err(err("graph still holds data for a lifted tensor".into()))
+                }
+                Storage::RawData | Storage::Typed | Storage::External => Ok(()),
+                _ => Err(err(format!("storage {} for a TensorProto slot", s.name()))),
+            }
+        }
+        _ => Err(err(format!(
+            "storage {} does not fit the slot",
+            h.storage.name()
+        ))),
+    }
+}
+
+fn decode_payload(h: &TensorHeader, payload: &[u8], base: u64, parallel: bool) -> Result<Vec<u8>> {
+    if h.storage == Storage::Inline {
+        if !payload.is_empty() {
+            return Err(Error::format(
+                FormatRule::Payload,
+                base,
+                "an inline record has a payload",
+            ));
+        }
+        return Ok(Vec::new());
+    }
+    let n = usize::try_from(h.data_bytes).map_err(|_| {
+        Error::format(
+            FormatRule::TensorHeader,
+            base,
+            "tensor too large for this machine",
+        )
+    })?;
+    let data = match h.coding {
+        Coding::Quantized => {
+            return Err(Error::Unsupported {
+                detail: "quantized payloads".into(),
+            })
+        }
+        c => {
+            if !h.params.is_empty() {
+                return Err(Error::format(
+                    FormatRule::TensorHeader,
+                    base,
+                    format!("{} coding takes no parameters", c.name()),
+                ));
+            }
+            lossless::decode(c, h.data_type, payload, base, n, parallel)?
+        }
+    };
+    if h.data_type == dtype::STRING && dtype::count_strings(&data) != Some(h.elements) {
+        return Err(Error::format(
+            FormatRule::Payload,
+            base,
+            format!("string data does not hold {} framed strings", h.elements),
+        ));
+    }
+    Ok(data)
+}
+
+/// Decodes a whole `.nnc` from `r` to ONNX bytes (external tensors inlined).
+pub fn decode_to_bytes<R: Read>(r: R, opts: DecodeOptions) -> Result<Vec<u8>> {
+    let (model, _) = Decoder::new(r, opts)?.into_model(true)?;
+    Ok(model.encode_to_vec())
+}
+
+/// Decodes `input` to the ONNX file `output`; external tensors go to their original
+/// locations relative to `output`'s directory unless `inline_external`. Every file is written
+/// under a temporary name and renamed only when all decoding succeeded.
+pub fn decode_file(
+    input: &Path,
+    output: &Path,
+    opts: DecodeOptions,
+    inline_external: bool,
+) -> Result<()> {
+    let f = std::fs::File::open(input)
+        .map_err(|e| Error::io(format!("opening {}", input.display()), e))?;
+    let (model, external) = Decoder::new(std::io::BufReader::with_capacity(1 << 20, f), opts)?
+        .into_model(inline_external)?;
+    let bytes = model.encode_to_vec();
+    if bytes.len() as u64 > i32::MAX as u64 {
+        return Err(Error::Unsupported {
+            detail: "decoded model exceeds protobuf's 2 GB; decode with external data".into(),
+        });
+    }
+    let dir = output
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut files: HashMap<PathBuf, crate::output::AtomicWriter> = HashMap::new();
+    for e in external {
+        let end = e.offset.saturating_add(e.data.len() as u64);
+        if end > opts.limits.max_alloc {
+            return Err(Error::Limit {
+                what: "external data offset",
+                value: end,
+                limit: opts.limits.max_alloc,
+                offset: 0,
+                tensor: None,
+            });
+        }
+        if !files.contains_key(&e.location) {
+            let path = dir.join(&e.location);
+            if let Some(p) = path.parent() {
+                std::fs::create_dir_all(p)
+                    .map_err(|err| Error::io(format!("creating {}", p.display()), err))?;
+            }
+            files.insert(e.location.clone(), AtomicFile::create(&path)?.writer());
+        }
+        if let Some(w) = files.get_mut(&e.location) {
+            w.write_at(e.offset, &e.data)
+                .map_err(|err| Error::io(format!("writing {}", e.location.display()), err))?;
+        }
+    }
+    let pending: Vec<_> = files.into_values().collect();
+    let f = AtomicFile::create(output)?;
+    let mut w = f.writer();
+    std::io::Write::write_all(&mut w, &bytes)
+        .map_err(|e| Error::io(format!("writing {}", output.display()), e))?;
+    for p in pending {
+        AtomicFile::commit(p)?;
+    }
+    AtomicFile::commit(w)
+}

@@ -1,0 +1,223 @@
+//! Symbol streams (spec §7): a sequence of unsigned integer symbols coded as stored values,
+//! one constant, or rANS chunks under a transmitted frequency model. The coder sees integers
+//! only, never tensors or ONNX.
+pub mod ans;
+pub mod model;
+
+use rayon::prelude::*;
+
+use crate::bytes::{put_varint, Cursor};
+use crate::error::Result;
+pub use model::{entropy_bits, FreqModel};
+
+/// Stream modes (spec §7.1).
+pub const MODE_STORED: u8 = 0;
+pub const MODE_CONSTANT: u8 = 1;
+pub const MODE_ANS: u8 = 2;
+
+/// Default symbols per independently decodable rANS chunk (spec §7.3; chosen by measurement:
+/// see tools/bench).
+pub const DEFAULT_CHUNK: usize = 1 << 18;
+
+/// Options the encoder uses for a stream.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamOptions {
+    /// Bytes per stored symbol: 1, 2 or 4 (a property of the caller's alphabet).
+    pub width: usize,
+    /// Symbols per rANS chunk.
+    pub chunk: usize,
+}
+
+/// Counts of each distinct symbol, sorted by symbol.
+pub fn histogram(symbols: &[u32]) -> Vec<(u32, u64)> {
+    let max = symbols.iter().copied().max().unwrap_or(0);
+    if (max as usize) < (1 << 20) || (max as usize) < symbols.len() {
+        let mut h = vec![0u64; max as usize + 1];
+        for &s in symbols {
+            h[s as usize] += 1;
+        }
+        h.iter()
+            .enumerate()
+            .filter(|c| *c.1 > 0)
+            .map(|(s, &c)| (s as u32, c))
+            .collect()
+    } else {
+        let mut v = symbols.to_vec();
+        v.sort_unstable();
+        let mut out: Vec<(u32, u64)> = Vec::new();
+        for s in v {
+            match out.last_mut() {
+                Some(l) if l.0 == s => l.1 += 1,
+                _ => out.push((s, 1)),
+            }
+        }
+        out
+    }
+}
+
+/// Encodes `symbols` as the smallest of the modes and appends it to `out`.
+pub fn encode_stream(symbols: &[u32], opt: StreamOptions, out: &mut Vec<u8>) -> Result<()> {
+    let hist = histogram(symbols);
+    if hist.len() == 1 {
+        out.push(MODE_CONSTANT);
+        put_varint(out, hist[0].0 as u64);
+        return Ok(());
+    }
+    let stored_len = symbols.len() * opt.width;
+    if let Some(model) = FreqModel::from_counts(&hist) {
+        let estimate = model.written_len() + (model.cost_bits(&hist) / 8.0) as usize;
+        if estimate < stored_len {
+            let mut buf = vec![MODE_ANS];
+            model.write(&mut buf);
+            let chunk = opt.chunk.max(1);
+            put_varint(&mut buf, chunk as u64);
+            let index = symbol_index(&model.symbols);
+            let idx: Vec<u32> = symbols.iter().map(|&s| index(s)).collect();
+            let words: Vec<Vec<u32>> = idx
+                .par_chunks(chunk)
+                .map(|c| ans::encode_chunk(&model, c))
+                .collect::<Result<_>>()?;
+            for w in &words {
+                put_varint(&mut buf, w.len() as u64);
+            }
+            for w in &words {
+                for x in w {
+                    buf.extend_from_slice(&x.to_le_bytes());
+                }
+            }
+            if buf.len() < stored_len + 1 {
+                out.extend_from_slice(&buf);
+                return Ok(());
+            }
+        }
+    }
+    out.push(MODE_STORED);
+    for &s in symbols {
+        out.extend_from_slice(&s.to_le_bytes()[..opt.width]);
+    }
+    Ok(())
+}
+
+/// Maps a symbol of a model to its index (dense table for small alphabets).
+fn symbol_index(symbols: &[u32]) -> impl Fn(u32) -> u32 + '_ {
+    let max = *symbols.last().unwrap_or(&0) as usize;
+    let dense: Option<Vec<u32>> = (max < (1 << 22)).then(|| {
+        let mut t = vec![0u32; max + 1];
+        for (i, &s) in symbols.iter().enumerate() {
+            t[s as usize] = i as u32;
+        }
+        t
+    });
+    move |s| match &dense {
+        Some(t) => t[s as usize],
+        None => symbols.binary_search(&s).unwrap_or(0) as u32,
+    }
+}
+
+/// Decodes a stream of `out.len()` symbols below `alphabet`, writing `map(symbol)`.
+/// Chunks are decoded in parallel when `parallel` is set; the result does not depend on it.
+pub fn decode_stream<T: Copy + Send + Sync>(
+    c: &mut Cursor<'_>,
+    width: usize,
+    alphabet: u64,
+    map: impl Fn(u32) -> T,
+    out: &mut [T],
+    parallel: bool,
+) -> Result<()> {
+    let at = c.offset();
+    match c.u8("stream mode")? {
+        MODE_STORED => {
+            let bytes = c.take(out.len().saturating_mul(width), "stored symbols")?;
+            for (o, b) in out.iter_mut().zip(bytes.chunks_exact(width)) {
+                let mut a = [0u8; 4];
+                a[..width].copy_from_slice(b);
+                let s = u32::from_le_bytes(a);
+                if s as u64 >= alphabet {
+                    return Err(c.err(format!(
+                        "stored symbol {s} outside the alphabet of {alphabet}"
+                    )));
+                }
+                *o = map(s);
+            }
+            Ok(())
+        }
+        MODE_CONSTANT => {
+            let s = c.varint("constant symbol")?;
+            if s >= alphabet {
+                return Err(c.err(format!(
+                    "constant symbol {s} outside the alphabet of {alphabet}"
+                )));
+            }
+            out.fill(map(s as u32));
+            Ok(())
+        }
+        MODE_ANS => {
+            let model = FreqModel::read(c, alphabet)?;
+            let chunk = c.varint_max(u32::MAX as u64, "chunk length")?;
+            if chunk == 0 {
+                return Err(c.err("chunk length 0"));
+            }
+            let n_chunks = out.len().div_ceil(chunk);
+            let chunks = ans::read_chunks(c, n_chunks)?;
+            let values: Vec<T> = model.symbols.iter().map(|&s| map(s)).collect();
+            let tables = ans::DecodeTables::new(&model);
+            let work = |(o, (w, base)): (&mut [T], &(&[u8], u64))| {
+                tables.decode_chunk(w, *base, &values, o)
+            };
+            if parallel && n_chunks > 1 {
+                out.par_chunks_mut(chunk)
+                    .zip(chunks.par_iter())
+                    .try_for_each(work)
+            } else {
+                out.chunks_mut(chunk).zip(chunks.iter()).try_for_each(work)
+            }
+        }
+        m => Err(crate::error::Error::format(
+            crate::error::FormatRule::Payload,
+            at,
+            format!("unknown stream mode {m}"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::FormatRule;
+
+    fn round_trip(symbols: &[u32], width: usize, chunk: usize) -> usize {
+        let mut buf = Vec::new();
+        encode_stream(symbols, StreamOptions { width, chunk }, &mut buf).unwrap();
+        for parallel in [false, true] {
+            let mut c = Cursor::new(&buf, 0, FormatRule::Payload);
+            let mut out = vec![0u32; symbols.len()];
+            decode_stream(
+                &mut c,
+                width,
+                1 << (8 * width as u64),
+                |s| s,
+                &mut out,
+                parallel,
+            )
+            .unwrap();
+            assert!(c.is_empty());
+            assert_eq!(out, symbols);
+        }
+        buf.len()
+    }
+
+    #[test]
+    fn modes_round_trip() {
+        assert_eq!(round_trip(&[7; 1000], 1, 100), 2);
+        assert_eq!(round_trip(&[], 1, 100), 2);
+        let skewed: Vec<u32> = (0..100_000u32)
+            .map(|i| if i % 10 == 0 { i % 7 } else { 3 })
+            .collect();
+        let n = round_trip(&skewed, 1, 4096);
+        assert!(n < 20_000, "{n}");
+        let uniform: Vec<u32> = (0..1000u32).map(|i| (i * 2654435761u32) >> 24).collect();
+        assert!(round_trip(&uniform, 1, 1 << 18) <= 1001);
+        let wide: Vec<u32> = (0..5000u32).map(|i| (i % 300) * 1000).collect();
+        round_trip(&wide, 4, 777);
+    }
+}

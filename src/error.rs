@@ -1,0 +1,180 @@
+//! Errors, grouped by who is at fault (spec §9): the file (`Format`), a limit the caller set
+//! (`Limit`), the caller's input model or request (`Input`, `Unsupported`), or the I/O layer.
+use std::fmt;
+
+/// What kind of rule a malformed file broke; each value names a MUST of spec/ (spec §9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FormatRule {
+    /// §3: the first 8 bytes are not the nnc magic.
+    BadMagic,
+    /// §3: major version this decoder does not implement.
+    UnsupportedVersion,
+    /// §3, §4: a CRC32 does not match.
+    Checksum,
+    /// §4: a reserved bit or field is not zero.
+    Reserved,
+    /// §4: the file ends inside a structure.
+    Truncated,
+    /// §4: a critical record kind this decoder does not know.
+    UnknownCriticalRecord,
+    /// §4: records out of order (graph first, tensors, index last, then the trailer).
+    RecordOrder,
+    /// §5: the graph section does not decompress or does not parse as a ModelProto.
+    Graph,
+    /// §6: a tensor header field is invalid or disagrees with the graph.
+    TensorHeader,
+    /// §7: a payload is malformed (bad model description, wrong length, undecodable stream).
+    Payload,
+    /// §8: the index or trailer disagrees with the records.
+    Index,
+    /// §4: bytes after the trailer.
+    TrailingData,
+}
+
+impl FormatRule {
+    /// Stable name used in error messages and in the conformance manifest.
+    pub fn name(self) -> &'static str {
+        match self {
+            FormatRule::BadMagic => "bad-magic",
+            FormatRule::UnsupportedVersion => "unsupported-version",
+            FormatRule::Checksum => "checksum",
+            FormatRule::Reserved => "reserved-nonzero",
+            FormatRule::Truncated => "truncated",
+            FormatRule::UnknownCriticalRecord => "unknown-critical-record",
+            FormatRule::RecordOrder => "record-order",
+            FormatRule::Graph => "graph",
+            FormatRule::TensorHeader => "tensor-header",
+            FormatRule::Payload => "payload",
+            FormatRule::Index => "index",
+            FormatRule::TrailingData => "trailing-data",
+        }
+    }
+}
+
+/// The crate's error type. Every variant that concerns a file carries the byte offset and,
+/// where known, the tensor name.
+#[derive(Debug)]
+pub enum Error {
+    /// Reading or writing failed at the OS level.
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+    /// The `.nnc` bytes break a rule of the format.
+    Format {
+        rule: FormatRule,
+        offset: u64,
+        tensor: Option<String>,
+        detail: String,
+    },
+    /// The file is valid but asks for more than the caller's [`crate::Limits`] allow.
+    Limit {
+        what: &'static str,
+        value: u64,
+        limit: u64,
+        offset: u64,
+        tensor: Option<String>,
+    },
+    /// The input ONNX model (or an external data file it names) is malformed.
+    Input {
+        tensor: Option<String>,
+        detail: String,
+    },
+    /// A valid request this version cannot carry out.
+    Unsupported { detail: String },
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    pub(crate) fn format(rule: FormatRule, offset: u64, detail: impl Into<String>) -> Self {
+        Error::Format {
+            rule,
+            offset,
+            tensor: None,
+            detail: detail.into(),
+        }
+    }
+    pub(crate) fn input(tensor: Option<&str>, detail: impl Into<String>) -> Self {
+        Error::Input {
+            tensor: tensor.map(str::to_owned),
+            detail: detail.into(),
+        }
+    }
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+    /// Attaches a tensor name to an error that does not have one yet.
+    pub fn with_tensor(mut self, name: &str) -> Self {
+        match &mut self {
+            Error::Format { tensor, .. }
+            | Error::Limit { tensor, .. }
+            | Error::Input { tensor, .. }
+                if tensor.is_none() =>
+            {
+                *tensor = Some(name.to_owned())
+            }
+            _ => {}
+        }
+        self
+    }
+    /// The broken rule, for format errors.
+    pub fn rule(&self) -> Option<FormatRule> {
+        match self {
+            Error::Format { rule, .. } => Some(*rule),
+            _ => None,
+        }
+    }
+}
+
+fn tensor_suffix(t: &Option<String>) -> String {
+    t.as_ref()
+        .map(|n| format!(" (tensor {n:?})"))
+        .unwrap_or_default()
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io { context, source } => write!(f, "I/O error: {context}: {source}"),
+            Error::Format {
+                rule,
+                offset,
+                tensor,
+                detail,
+            } => write!(
+                f,
+                "invalid nnc file at byte {offset}{}: {} ({detail})",
+                tensor_suffix(tensor),
+                rule.name()
+            ),
+            Error::Limit {
+                what,
+                value,
+                limit,
+                offset,
+                tensor,
+            } => write!(
+                f,
+                "limit exceeded at byte {offset}{}: {what} is {value}, limit {limit}",
+                tensor_suffix(tensor)
+            ),
+            Error::Input { tensor, detail } => {
+                write!(f, "invalid input model{}: {detail}", tensor_suffix(tensor))
+            }
+            Error::Unsupported { detail } => write!(f, "unsupported: {detail}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}

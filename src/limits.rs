@@ -1,0 +1,83 @@
+//! Decoder limits (spec §10): every length or count read from a file is checked against these
+//! and against the bytes that remain before anything is allocated.
+
+/// Bounds a decoder enforces on untrusted input. The defaults accept every real model up to
+/// several GB while keeping a hostile header from allocating more than the caller allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest total of bytes the decoder may hold for decoded tensor data and the graph.
+    pub max_alloc: u64,
+    /// Largest number of tensor records.
+    pub max_tensors: u64,
+    /// Largest rank of a tensor.
+    pub max_dims: u32,
+    /// Largest element count of one tensor.
+    pub max_elements: u64,
+    /// Longest tensor name in bytes.
+    pub max_name_len: u32,
+    /// Largest decompressed graph section in bytes.
+    pub max_graph_bytes: u64,
+    /// Deepest nesting of subgraphs (If/Loop/Scan bodies, functions).
+    pub max_depth: u32,
+    /// Largest tensor-record header in bytes.
+    pub max_header_bytes: u32,
+    /// Decoded bytes (graph and tensors) may be at most this many times the bytes read so
+    /// far, plus `expansion_slack`: a small file cannot claim a huge constant tensor. Real
+    /// models expand 1.2x (lossless) to about 32x (1-bit levels); zero-filled tensors more.
+    pub max_expansion: u64,
+    /// See `max_expansion`.
+    pub expansion_slack: u64,
+}
+
+impl Limits {
+    /// Checks that decoding `more` bytes, after `decoded` bytes from `read` input bytes, stays
+    /// within `max_alloc` and the expansion bound.
+    pub fn check_decoded(
+        &self,
+        read: u64,
+        decoded: u64,
+        more: u64,
+        offset: u64,
+        tensor: Option<&str>,
+    ) -> crate::Result<()> {
+        let total = decoded.saturating_add(more);
+        let bound = read
+            .saturating_mul(self.max_expansion)
+            .saturating_add(self.expansion_slack)
+            .min(self.max_alloc);
+        if total > bound {
+            let what = if total > self.max_alloc {
+                "decoded bytes (max_alloc)"
+            } else {
+                "decoded bytes (expansion over input)"
+            };
+            return Err(crate::Error::Limit {
+                what,
+                value: total,
+                limit: bound,
+                offset,
+                tensor: tensor.map(str::to_owned),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            // 16 GiB: models above this exist but should be decoded with an explicit choice.
+            max_alloc: 16 << 30,
+            max_tensors: 1 << 20,
+            max_dims: 64,
+            // 4 G elements: the largest single tensor of current LLM exports is ~1 G elements.
+            max_elements: 1 << 32,
+            max_name_len: 1 << 16,
+            max_graph_bytes: 1 << 30,
+            max_depth: 64,
+            max_header_bytes: 1 << 20,
+            max_expansion: 1024,
+            expansion_slack: 8 << 20,
+        }
+    }
+}

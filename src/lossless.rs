@@ -1,0 +1,140 @@
+//! Lossless payload codings (spec §7.4, §7.5): byte planes with entropy-coded streams, one
+//! zstd frame, or the raw bytes. The encoder tries them and keeps the smallest.
+use crate::bytes::Cursor;
+use crate::container::tensor_header::Coding;
+use crate::entropy::{decode_stream, encode_stream, StreamOptions};
+use crate::error::{Error, FormatRule, Result};
+use crate::onnx::dtype;
+
+/// Encoder settings for lossless coding.
+#[derive(Debug, Clone, Copy)]
+pub struct LosslessOptions {
+    /// Symbols per rANS chunk.
+    pub chunk: usize,
+    /// zstd level used when zstd is tried in earnest.
+    pub zstd_level: i32,
+}
+
+impl Default for LosslessOptions {
+    fn default() -> Self {
+        LosslessOptions {
+            chunk: crate::entropy::DEFAULT_CHUNK,
+            zstd_level: 19,
+        }
+    }
+}
+
+/// Codes canonical bytes `data` of type `dt` with the smallest lossless coding.
+pub fn encode(dt: i32, data: &[u8], opt: &LosslessOptions) -> Result<(Coding, Vec<u8>)> {
+    let mut best = (Coding::Raw, data.to_vec());
+    if data.len() < 16 {
+        return Ok(best);
+    }
+    if dt != dtype::STRING {
+        let planes = encode_planes(dt, data, opt)?;
+        if planes.len() < best.1.len() {
+            best = (Coding::Planes, planes);
+        }
+    }
+    let fast = zstd_frame(data, 3)?;
+    if fast.len() < best.1.len() {
+        let strong = if data.len() <= 64 << 20 {
+            zstd_frame(data, opt.zstd_level)?
+        } else {
+            fast
+        };
+        best = (Coding::Zstd, strong);
+    }
+    Ok(best)
+}
+
+fn zstd_frame(data: &[u8], level: i32) -> Result<Vec<u8>> {
+    zstd::bulk::compress(data, level).map_err(|e| Error::io("zstd compression", e))
+}
+
+/// Planes (spec §7.4): with `w = unit_bytes(dt)`, plane k holds byte k of every w-byte unit;
+/// planes are written from k = w-1 (sign and exponent of floats) down to 0, each one symbol
+/// stream over the alphabet 0..256.
+fn encode_planes(dt: i32, data: &[u8], opt: &LosslessOptions) -> Result<Vec<u8>> {
+    let w = dtype::unit_bytes(dt);
+    let mut out = Vec::new();
+    let so = StreamOptions {
+        width: 1,
+        chunk: opt.chunk,
+    };
+    for k in (0..w).rev() {
+        let plane: Vec<u32> = data.iter().skip(k).step_by(w).map(|&b| b as u32).collect();
+        encode_stream(&plane, so, &mut out)?;
+    }
+    Ok(out)
+}
+
+/// Decodes a lossless payload into `data_bytes` canonical bytes.
+pub fn decode(
+    coding: Coding,
+    dt: i32,
+    payload: &[u8],
+    base: u64,
+    data_bytes: usize,
+    parallel: bool,
+) -> Result<Vec<u8>> {
+    let err = |at: u64, d: String| Error::format(FormatRule::Payload, at, d);
+    match coding {
+        Coding::Raw => {
+            if payload.len() != data_bytes {
+                return Err(err(
+                    base,
+                    format!(
+                        "raw payload has {} bytes, header says {data_bytes}",
+                        payload.len()
+                    ),
+                ));
+            }
+            Ok(payload.to_vec())
+        }
+        Coding::Zstd => {
+            let v = zstd::bulk::decompress(payload, data_bytes)
+                .map_err(|e| err(base, format!("zstd frame: {e}")))?;
+            if v.len() != data_bytes {
+                return Err(err(
+                    base,
+                    format!(
+                        "zstd frame holds {} bytes, header says {data_bytes}",
+                        v.len()
+                    ),
+                ));
+            }
+            Ok(v)
+        }
+        Coding::Planes => {
+            if dt == dtype::STRING {
+                return Err(err(base, "planes coding of a string tensor".into()));
+            }
+            let w = dtype::unit_bytes(dt);
+            if data_bytes % w != 0 {
+                return Err(err(
+                    base,
+                    format!("{data_bytes} bytes are not whole {w}-byte units"),
+                ));
+            }
+            let n = data_bytes / w;
+            let mut out = vec![0u8; data_bytes];
+            let mut plane = vec![0u8; n];
+            let mut c = Cursor::new(payload, base, FormatRule::Payload);
+            for k in (0..w).rev() {
+                decode_stream(&mut c, 1, 256, |s| s as u8, &mut plane, parallel)?;
+                for (o, &b) in out.iter_mut().skip(k).step_by(w).zip(&plane) {
+                    *o = b;
+                }
+            }
+            if !c.is_empty() {
+                return Err(c.err(format!("{} bytes after the last plane", c.remaining())));
+            }
+            Ok(out)
+        }
+        Coding::Quantized => Err(err(
+            base,
+            "quantized payload passed to the lossless decoder".into(),
+        )),
+    }
+}

@@ -1,0 +1,299 @@
+//! Lifting tensor data out of a `ModelProto` and putting it back (spec §6.3). After lifting,
+//! the model keeps every tensor's name, dims, type and metadata, but no data except for the
+//! `Inline` ones; the data travels in TENSOR records in walk order.
+use std::collections::HashMap;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use memmap2::Mmap;
+
+use super::dtype;
+use super::proto::{ModelProto, TensorProto};
+use super::walk::{walk, SlotMut};
+use crate::container::tensor_header::Storage;
+use crate::error::{Error, Result};
+
+/// The canonical bytes of a tensor (spec §6.2), owned or borrowed from an mmapped file.
+pub enum Data {
+    Owned(Vec<u8>),
+    Mapped {
+        map: Arc<Mmap>,
+        start: usize,
+        len: usize,
+    },
+}
+
+impl std::ops::Deref for Data {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Data::Owned(v) => v,
+            Data::Mapped { map, start, len } => &map[*start..*start + *len],
+        }
+    }
+}
+
+/// A tensor taken out of a model.
+pub struct Lifted {
+    pub name: String,
+    pub data_type: i32,
+    pub dims: Vec<u64>,
+    pub elements: u64,
+    pub storage: Storage,
+    pub data: Data,
+}
+
+/// Takes the data of every slot out of `model` (walk order). `base_dir` is where external
+/// data files are looked up (the directory of the model file).
+pub fn lift(
+    model: &mut ModelProto,
+    base_dir: Option<&Path>,
+    max_depth: u32,
+) -> Result<Vec<Lifted>> {
+    let mut out = Vec::new();
+    let mut files: HashMap<String, Arc<Mmap>> = HashMap::new();
+    walk(model, max_depth, &mut |name, slot| {
+        let lifted = match slot {
+            SlotMut::Floats(v) => {
+                let data: Vec<u8> = v.iter().flat_map(|f| f.to_le_bytes()).collect();
+                let n = v.len() as u64;
+                v.clear();
+                Lifted {
+                    name,
+                    data_type: dtype::FLOAT,
+                    dims: vec![n],
+                    elements: n,
+                    storage: Storage::AttrFloats,
+                    data: Data::Owned(data),
+                }
+            }
+            SlotMut::Ints(v) => {
+                let data: Vec<u8> = v.iter().flat_map(|f| f.to_le_bytes()).collect();
+                let n = v.len() as u64;
+                v.clear();
+                Lifted {
+                    name,
+                    data_type: dtype::INT64,
+                    dims: vec![n],
+                    elements: n,
+                    storage: Storage::AttrInts,
+                    data: Data::Owned(data),
+                }
+            }
+            SlotMut::Tensor(t) => lift_tensor(t, name, base_dir, &mut files)?,
+        };
+        out.push(lifted);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+fn inline(name: String, t: &TensorProto) -> Lifted {
+    Lifted {
+        name,
+        data_type: t.data_type.unwrap_or(0),
+        dims: t.dims.iter().map(|&d| d.max(0) as u64).collect(),
+        elements: 0,
+        storage: Storage::Inline,
+        data: Data::Owned(Vec::new()),
+    }
+}
+
+fn lift_tensor(
+    t: &mut TensorProto,
+    name: String,
+    base_dir: Option<&Path>,
+    files: &mut HashMap<String, Arc<Mmap>>,
+) -> Result<Lifted> {
+    let dt = t.data_type.unwrap_or(0);
+    let external = t.data_location == Some(1);
+    let elements = t.dims.iter().try_fold(1u64, |acc, &d| {
+        u64::try_from(d).ok().and_then(|d| acc.checked_mul(d))
+    });
+    let (Some(elements), true) = (elements, dt > 0) else {
+        if external {
+            return Err(Error::input(
+                Some(&name),
+                "external tensor with negative dims or no data type",
+            ));
+        }
+        return Ok(inline(name, t));
+    };
+    let dims: Vec<u64> = t.dims.iter().map(|&d| d as u64).collect();
+    let expected = dtype::byte_len(dt, elements);
+    let make = |storage, data| Lifted {
+        name: name.clone(),
+        data_type: dt,
+        dims: dims.clone(),
+        elements,
+        storage,
+        data,
+    };
+    if external {
+        let Some(expected) = expected else {
+            return Err(Error::input(
+                Some(&name),
+                format!("external data for a {} tensor", dtype::name(dt)),
+            ));
+        };
+        if t.raw_data.is_some() || dtype::typed_len(t) > 0 {
+            return Err(Error::input(
+                Some(&name),
+                "external tensor also has inline data",
+            ));
+        }
+        let data = read_external(t, &name, expected, base_dir, files)?;
+        return Ok(make(Storage::External, data));
+    }
+    if let Some(raw) = &t.raw_data {
+        if dtype::typed_len(t) == 0 && expected == Some(raw.len() as u64) {
+            let data = t.raw_data.take().unwrap_or_default();
+            return Ok(make(Storage::RawData, Data::Owned(data)));
+        }
+        return Ok(inline(name, t));
+    }
+    if dt == dtype::STRING && t.string_data.len() as u64 != elements {
+        return Ok(inline(name, t));
+    }
+    if dt != dtype::STRING && expected.is_none() {
+        return Ok(inline(name, t));
+    }
+    match dtype::typed_to_bytes(t) {
+        Some(bytes) if dt == dtype::STRING || Some(bytes.len() as u64) == expected => {
+            t.float_data.clear();
+            t.double_data.clear();
+            t.int32_data.clear();
+            t.int64_data.clear();
+            t.uint64_data.clear();
+            t.string_data.clear();
+            Ok(make(Storage::Typed, Data::Owned(bytes)))
+        }
+        // Empty typed field with a nonzero element count, a non-canonical field, or values
+        // out of range: keep the tensor as it is.
+        _ => Ok(inline(name, t)),
+    }
+}
+
+/// Value of an `external_data` key.
+pub fn external_key<'a>(t: &'a TensorProto, key: &str) -> Option<&'a str> {
+    t.external_data
+        .iter()
+        .find(|e| e.key.as_deref() == Some(key))
+        .and_then(|e| e.value.as_deref())
+}
+
+/// Checks an external `location` is a relative path inside the model's directory.
+pub fn safe_location(loc: &str) -> Option<PathBuf> {
+    let p = Path::new(loc);
+    if loc.is_empty() || p.components().any(|c| !matches!(c, Component::Normal(_))) {
+        return None;
+    }
+    Some(p.to_path_buf())
+}
+
+fn parse_num(t: &TensorProto, key: &str, name: &str) -> Result<Option<u64>> {
+    match external_key(t, key) {
+        None => Ok(None),
+        Some(v) => v.trim().parse::<u64>().map(Some).map_err(|_| {
+            Error::input(
+                Some(name),
+                format!("external_data {key} {v:?} is not a number"),
+            )
+        }),
+    }
+}
+
+fn read_external(
+    t: &TensorProto,
+    name: &str,
+    expected: u64,
+    base_dir: Option<&Path>,
+    files: &mut HashMap<String, Arc<Mmap>>,
+) -> Result<Data> {
+    let loc = external_key(t, "location")
+        .ok_or_else(|| Error::input(Some(name), "external tensor without location"))?;
+    let rel = safe_location(loc).ok_or_else(|| {
+        Error::input(
+            Some(name),
+            format!("external location {loc:?} is not a relative path inside the model directory"),
+        )
+    })?;
+    let offset = parse_num(t, "offset", name)?.unwrap_or(0);
+    let length = parse_num(t, "length", name)?.unwrap_or(expected);
+    if length != expected {
+        return Err(Error::input(
+            Some(name),
+            format!("external length {length} but the tensor needs {expected} bytes"),
+        ));
+    }
+    let map = match files.get(loc) {
+        Some(m) => m.clone(),
+        None => {
+            let path = base_dir.map(|d| d.join(&rel)).unwrap_or(rel);
+            let f = std::fs::File::open(&path)
+                .map_err(|e| Error::io(format!("opening external data {}", path.display()), e))?;
+            // SAFETY-free: memmap2's `Mmap::map` is unsafe because another process may change
+            // the file; we read it once, copy-free, and tolerate that risk like every mmap
+            // reader. It is the only such call and lives in the encoder, not the decoder.
+            let m = Arc::new(
+                map_file(&f).map_err(|e| Error::io(format!("mapping {}", path.display()), e))?,
+            );
+            files.insert(loc.to_owned(), m.clone());
+            m
+        }
+    };
+    let end = offset
+        .checked_add(length)
+        .filter(|&e| e <= map.len() as u64)
+        .ok_or_else(|| {
+            Error::input(
+                Some(name),
+                format!(
+                    "external data {loc:?} has {} bytes, tensor wants {offset}..{}",
+                    map.len(),
+                    offset.saturating_add(length)
+                ),
+            )
+        })?;
+    Ok(Data::Mapped {
+        map,
+        start: offset as usize,
+        len: (end - offset) as usize,
+    })
+}
+
+#[allow(unsafe_code)]
+fn map_file(f: &std::fs::File) -> std::io::Result<Mmap> {
+    // SAFETY: the mapping is read-only and lives while the encoder runs; a concurrent writer
+    // to the same file could change the bytes we read, which the CRC in the output then
+    // covers as read. This is the usual contract of reading a file through mmap.
+    unsafe { Mmap::map(f) }
+}
+
+/// Puts decoded canonical bytes back into a slot of the lifted model. Returns false when the
+/// bytes cannot represent that slot (a corrupt file). External slots are handled by the caller.
+pub fn restore(slot: SlotMut<'_>, storage: Storage, bytes: Vec<u8>) -> bool {
+    match (slot, storage) {
+        (SlotMut::Floats(v), Storage::AttrFloats) => {
+            *v = bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            bytes.len() % 4 == 0
+        }
+        (SlotMut::Ints(v), Storage::AttrInts) => {
+            *v = bytes
+                .chunks_exact(8)
+                .map(|b| i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
+                .collect();
+            bytes.len() % 8 == 0
+        }
+        (SlotMut::Tensor(t), Storage::RawData) => {
+            t.raw_data = Some(bytes);
+            true
+        }
+        (SlotMut::Tensor(t), Storage::Typed) => dtype::bytes_to_typed(t, &bytes),
+        (SlotMut::Tensor(_), Storage::Inline) => bytes.is_empty(),
+        _ => false,
+    }
+}
