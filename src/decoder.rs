@@ -486,11 +486,7 @@ fn decode_payload(h: &TensorHeader, payload: &[u8], base: u64, parallel: bool) -
         )
     })?;
     let data = match h.coding {
-        Coding::Quantized => {
-            return Err(Error::Unsupported {
-                detail: "quantized payloads".into(),
-            })
-        }
+        Coding::Quantized => crate::quant::decode(h, payload, base, parallel)?,
         c => {
             if !h.params.is_empty() {
                 return Err(Error::format(

@@ -9,15 +9,20 @@ use crate::container::tensor_header::{Coding, Storage, TensorHeader};
 use crate::container::writer::ContainerWriter;
 use crate::error::{Error, Result};
 use crate::lossless::{self, LosslessOptions};
+use crate::onnx::dtype;
 use crate::onnx::lift::{lift, Lifted};
 use crate::onnx::proto::ModelProto;
 use crate::output::AtomicFile;
+use crate::quant::policy::{Consumers, LossyOptions, StepRule};
+use crate::quant::{self, float, QuantParams};
 
 /// Encoder settings. The same input and settings give the same bytes, whatever the number of
 /// threads.
 #[derive(Debug, Clone, Default)]
 pub struct EncodeOptions {
     pub lossless: LosslessOptions,
+    /// Quantize eligible float weights (`None`: every tensor lossless).
+    pub lossy: Option<LossyOptions>,
     /// Subgraph nesting accepted in the input model.
     pub max_depth: Option<u32>,
 }
@@ -39,6 +44,22 @@ pub struct TensorReport {
     pub storage: Storage,
     pub coding: Coding,
     pub payload_bytes: u64,
+    /// For quantized tensors: what the quantizer did.
+    pub quant: Option<QuantReport>,
+}
+
+/// Quality and rate of one quantized tensor.
+#[derive(Debug, Clone)]
+pub struct QuantReport {
+    pub params: QuantParams,
+    /// Mean squared error of the reconstruction against the original weights.
+    pub mse: f64,
+    /// Signal-to-quantization-noise ratio in dB (10·log10(Σx² / Σ(x − x̂)²)).
+    pub sqnr_db: f64,
+    /// Distinct levels used.
+    pub levels: usize,
+    /// Order-0 entropy of the levels times their count, in bits.
+    pub entropy_bits: f64,
 }
 
 /// Parses an ONNX model from bytes.
@@ -55,13 +76,14 @@ pub fn encode_model<W: Write>(
     out: W,
 ) -> Result<(W, EncodeReport)> {
     let depth = opts.max_depth.unwrap_or(crate::Limits::default().max_depth);
+    let consumers = Consumers::of(&model);
     let lifted = lift(&mut model, base_dir, depth)?;
     let graph = model.encode_to_vec();
     let frame = zstd::bulk::compress(&graph, 19)
         .map_err(|e| Error::io("zstd compression of the graph", e))?;
-    let coded: Vec<(TensorHeader, Vec<u8>)> = lifted
+    let coded: Vec<Coded> = lifted
         .par_iter()
-        .map(|t| code_tensor(t, opts).map_err(|e| e.with_tensor(&t.name)))
+        .map(|t| code_tensor(t, opts, &consumers).map_err(|e| e.with_tensor(&t.name)))
         .collect::<Result<_>>()?;
     let mut w = ContainerWriter::new(out)?;
     w.graph(graph.len() as u64, &frame)?;
@@ -69,8 +91,8 @@ pub fn encode_model<W: Write>(
         graph_bytes: frame.len() as u64,
         ..Default::default()
     };
-    for (h, payload) in &coded {
-        w.tensor(h, payload)?;
+    for (h, payload, quant) in coded {
+        w.tensor(&h, &payload)?;
         report.tensors.push(TensorReport {
             name: h.name.clone(),
             data_type: h.data_type,
@@ -79,6 +101,7 @@ pub fn encode_model<W: Write>(
             storage: h.storage,
             coding: h.coding,
             payload_bytes: payload.len() as u64,
+            quant,
         });
     }
     let (w, total) = w.finish()?;
@@ -86,11 +109,23 @@ pub fn encode_model<W: Write>(
     Ok((w, report))
 }
 
-fn code_tensor(t: &Lifted, opts: &EncodeOptions) -> Result<(TensorHeader, Vec<u8>)> {
-    let (coding, payload) = if t.storage == Storage::Inline {
-        (Coding::Raw, Vec::new())
+type Coded = (TensorHeader, Vec<u8>, Option<QuantReport>);
+
+fn code_tensor(t: &Lifted, opts: &EncodeOptions, consumers: &Consumers) -> Result<Coded> {
+    let mut quant = None;
+    let (coding, payload, params) = if t.storage == Storage::Inline {
+        (Coding::Raw, Vec::new(), Vec::new())
+    } else if let Some((p, payload, report)) = opts
+        .lossy
+        .as_ref()
+        .and_then(|l| quantize_tensor(t, l, consumers, opts).transpose())
+        .transpose()?
+    {
+        quant = Some(report);
+        (Coding::Quantized, payload, p.to_bytes())
     } else {
-        lossless::encode(t.data_type, &t.data, &opts.lossless)?
+        let (c, p) = lossless::encode(t.data_type, &t.data, &opts.lossless)?;
+        (c, p, Vec::new())
     };
     let header = TensorHeader {
         data_type: t.data_type,
@@ -100,9 +135,92 @@ fn code_tensor(t: &Lifted, opts: &EncodeOptions) -> Result<(TensorHeader, Vec<u8
         dims: t.dims.clone(),
         elements: t.elements,
         data_bytes: t.data.len() as u64,
-        params: Vec::new(),
+        params,
     };
-    Ok((header, payload))
+    Ok((header, payload, quant))
+}
+
+/// Values of a float tensor's canonical bytes, widened to f64.
+pub fn float_values(data_type: i32, data: &[u8]) -> Option<Vec<f64>> {
+    Some(match data_type {
+        dtype::FLOAT => data
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64)
+            .collect(),
+        dtype::DOUBLE => data
+            .chunks_exact(8)
+            .map(|b| f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
+            .collect(),
+        dtype::FLOAT16 => data
+            .chunks_exact(2)
+            .map(|b| float::f16_to_f32(u16::from_le_bytes([b[0], b[1]])) as f64)
+            .collect(),
+        dtype::BFLOAT16 => data
+            .chunks_exact(2)
+            .map(|b| float::bf16_to_f32(u16::from_le_bytes([b[0], b[1]])) as f64)
+            .collect(),
+        _ => return None,
+    })
+}
+
+/// Quantizes a tensor if the policy says so: `None` keeps it lossless.
+fn quantize_tensor(
+    t: &Lifted,
+    l: &LossyOptions,
+    consumers: &Consumers,
+    opts: &EncodeOptions,
+) -> Result<Option<(QuantParams, Vec<u8>, QuantReport)>> {
+    if !dtype::is_float(t.data_type) || matches!(t.storage, Storage::Inline | Storage::AttrInts) {
+        return Ok(None);
+    }
+    if !l.all_tensors && (t.elements < l.min_elements || !consumers.is_weight(&t.name)) {
+        return Ok(None);
+    }
+    let Some(mut values) = float_values(t.data_type, &t.data) else {
+        return Ok(None);
+    };
+    if values.is_empty() || values.iter().any(|v| !v.is_finite()) {
+        return Ok(None);
+    }
+    let Some((params, limit)) = l.params_for(&values, &t.dims) else {
+        return Ok(None);
+    };
+    let original = values.clone();
+    if let StepRule::Thesis { min, max, .. } = l.step {
+        for v in &mut values {
+            *v = v.clamp(min as f64, max as f64);
+        }
+    }
+    let levels = quant::quantize(&values, &params, limit);
+    let payload = quant::encode_payload(&levels, &params, opts.lossless.chunk)?;
+    // Measure what a decoder will reconstruct, through the decoder itself.
+    let header = TensorHeader {
+        data_type: t.data_type,
+        storage: t.storage,
+        coding: Coding::Quantized,
+        name: t.name.clone(),
+        dims: t.dims.clone(),
+        elements: t.elements,
+        data_bytes: t.data.len() as u64,
+        params: params.to_bytes(),
+    };
+    let decoded = quant::decode(&header, &payload, 0, false)?;
+    let rec = float_values(t.data_type, &decoded).unwrap_or_default();
+    let (mut se, mut sx) = (0.0f64, 0.0f64);
+    for (x, y) in original.iter().zip(&rec) {
+        se += (x - y) * (x - y);
+        sx += x * x;
+    }
+    let symbols: Vec<u32> = levels.iter().map(|&q| quant::zigzag(q)).collect();
+    let hist = crate::entropy::histogram(&symbols);
+    let report = QuantReport {
+        params: params.clone(),
+        mse: se / original.len() as f64,
+        sqnr_db: 10.0 * (sx / se.max(f64::MIN_POSITIVE)).log10(),
+        levels: hist.len(),
+        entropy_bits: crate::entropy::entropy_bits(&hist),
+    };
+    Ok(Some((params, payload, report)))
 }
 
 /// Encodes the ONNX file `input` into the `.nnc` file `output` (written under a temporary

@@ -14,6 +14,7 @@ pub mod decoder;
 pub mod encoder;
 pub mod lossless;
 pub mod output;
+pub mod quant;
 
 pub use decoder::{decode_file, decode_to_bytes, DecodeOptions, Decoder, Tensor};
 pub use encoder::{encode_file, encode_model, EncodeOptions, EncodeReport};

@@ -111,7 +111,7 @@ pub fn decode(
                 return Err(err(base, "planes coding of a string tensor".into()));
             }
             let w = dtype::unit_bytes(dt);
-            if data_bytes % w != 0 {
+            if !data_bytes.is_multiple_of(w) {
                 return Err(err(
                     base,
                     format!("{data_bytes} bytes are not whole {w}-byte units"),

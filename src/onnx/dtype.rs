@@ -259,7 +259,7 @@ pub fn bytes_to_typed(t: &mut TensorProto, bytes: &[u8]) -> bool {
         Field::Uint64 { bytes } | Field::Int32 { bytes, .. } => bytes,
         Field::String => 1,
     };
-    bytes.len() % w == 0
+    bytes.len().is_multiple_of(w)
 }
 
 fn arr8(b: &[u8]) -> [u8; 8] {

@@ -279,14 +279,14 @@ pub fn restore(slot: SlotMut<'_>, storage: Storage, bytes: Vec<u8>) -> bool {
                 .chunks_exact(4)
                 .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
                 .collect();
-            bytes.len() % 4 == 0
+            bytes.len().is_multiple_of(4)
         }
         (SlotMut::Ints(v), Storage::AttrInts) => {
             *v = bytes
                 .chunks_exact(8)
                 .map(|b| i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
                 .collect();
-            bytes.len() % 8 == 0
+            bytes.len().is_multiple_of(8)
         }
         (SlotMut::Tensor(t), Storage::RawData) => {
             t.raw_data = Some(bytes);

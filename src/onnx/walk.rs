@@ -24,8 +24,9 @@ pub enum SlotMut<'a> {
 
 type Visitor<'f> = dyn FnMut(String, SlotMut<'_>) -> Result<()> + 'f;
 
-/// Visits every slot of `model` in walk order with its display name: the tensor's own name,
-/// else the name of the node output (or graph part) it defines.
+/// Visits every slot of `model` in walk order with its name: for the value of a `Constant`
+/// node, the node's output name (the name the graph uses for it); otherwise the tensor's own
+/// name, else a name derived from the node output or graph part holding it.
 pub fn walk(model: &mut ModelProto, max_depth: u32, f: &mut Visitor<'_>) -> Result<()> {
     let w = &mut Walker { max_depth, f };
     if let Some(g) = model.graph.as_mut() {
@@ -139,7 +140,12 @@ impl Walker<'_, '_> {
             format!("{base}.{aname}")
         };
         if let Some(t) = a.t.as_mut() {
-            self.tensor(t, &fallback)?;
+            if is_constant && !base.is_empty() {
+                // A Constant's value is known to the graph by the node's output name.
+                (self.f)(base.to_owned(), SlotMut::Tensor(t))?;
+            } else {
+                self.tensor(t, &fallback)?;
+            }
         }
         for (i, t) in a.tensors.iter_mut().enumerate() {
             self.tensor(t, &format!("{fallback}[{i}]"))?;

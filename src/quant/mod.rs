@@ -1,0 +1,418 @@
+//! Quantized payloads (spec §7.6): integer levels from one of the thesis's quantizers, coded
+//! as a symbol stream, and the exact reconstruction rules every decoder follows.
+pub mod float;
+pub mod minifloat;
+pub mod mulaw;
+pub mod policy;
+pub mod uniform;
+
+use crate::bytes::{put_varint, Cursor};
+use crate::container::tensor_header::TensorHeader;
+use crate::entropy::{decode_stream, encode_stream, StreamOptions};
+use crate::error::{Error, FormatRule, Result};
+use crate::onnx::dtype;
+use minifloat::Layout;
+
+/// Quantizer kinds (spec §7.6.1).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Kind {
+    Midtread,
+    Midrise,
+    DeadZone { delta: f32 },
+    MuLaw { xmax: f32, mu: f32 },
+    Minifloat { layout: Layout, scale_exp: i32 },
+}
+
+impl Kind {
+    pub fn code(&self) -> u8 {
+        match self {
+            Kind::Midtread => 0,
+            Kind::Midrise => 1,
+            Kind::DeadZone { .. } => 2,
+            Kind::MuLaw { .. } => 3,
+            Kind::Minifloat { .. } => 4,
+        }
+    }
+    pub fn name(&self) -> &'static str {
+        match self {
+            Kind::Midtread => "midtread",
+            Kind::Midrise => "midrise",
+            Kind::DeadZone { .. } => "deadzone",
+            Kind::MuLaw { .. } => "mulaw",
+            Kind::Minifloat { .. } => "minifloat",
+        }
+    }
+}
+
+/// The parameters carried in a quantized tensor's header (spec §7.6.2).
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuantParams {
+    pub kind: Kind,
+    /// One step, or one per slice along axis 0 (per output channel). Empty for minifloat.
+    pub steps: Vec<f32>,
+}
+
+const FLAG_PER_CHANNEL: u8 = 1;
+
+impl QuantParams {
+    pub fn per_channel(&self) -> bool {
+        self.steps.len() > 1
+    }
+
+    /// Header params (spec §7.6.2): `u8 kind`, `u8 flags` (bit 0: steps per axis-0 slice),
+    /// `u16 0`, the kind's fields, then `u32 count` and `count × f32` steps.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut b = vec![
+            self.kind.code(),
+            if self.per_channel() {
+                FLAG_PER_CHANNEL
+            } else {
+                0
+            },
+            0,
+            0,
+        ];
+        match self.kind {
+            Kind::Midtread | Kind::Midrise => {}
+            Kind::DeadZone { delta } => b.extend_from_slice(&delta.to_le_bytes()),
+            Kind::MuLaw { xmax, mu } => {
+                b.extend_from_slice(&xmax.to_le_bytes());
+                b.extend_from_slice(&mu.to_le_bytes());
+            }
+            Kind::Minifloat { layout, scale_exp } => {
+                b.push(layout.exp_bits);
+                b.push(layout.man_bits);
+                b.extend_from_slice(&(scale_exp as i16).to_le_bytes());
+            }
+        }
+        b.extend_from_slice(&(self.steps.len() as u32).to_le_bytes());
+        for s in &self.steps {
+            b.extend_from_slice(&s.to_le_bytes());
+        }
+        b
+    }
+
+    /// Parses and validates header params for a tensor with `dims`.
+    pub fn parse(bytes: &[u8], base: u64, dims: &[u64]) -> Result<QuantParams> {
+        let mut c = Cursor::new(bytes, base, FormatRule::TensorHeader);
+        let at = c.offset();
+        let code = c.u8("quantizer")?;
+        let flags = c.u8("quantizer flags")?;
+        if flags & !FLAG_PER_CHANNEL != 0 || c.u16("reserved")? != 0 {
+            return Err(Error::format(
+                FormatRule::Reserved,
+                at + 1,
+                "reserved quantizer bits set",
+            ));
+        }
+        let finite_pos = |v: f32| v.is_finite() && v > 0.0;
+        let kind = match code {
+            0 => Kind::Midtread,
+            1 => Kind::Midrise,
+            2 => {
+                let delta = c.f32("delta")?;
+                if !(0.0..=1.0).contains(&delta) {
+                    return Err(c.err(format!("dead-zone delta {delta} outside [0, 1]")));
+                }
+                Kind::DeadZone { delta }
+            }
+            3 => {
+                let (xmax, mu) = (c.f32("xmax")?, c.f32("mu")?);
+                if !finite_pos(xmax) || !finite_pos(mu) {
+                    return Err(c.err(format!(
+                        "mu-law xmax {xmax} and mu {mu} must be finite and positive"
+                    )));
+                }
+                Kind::MuLaw { xmax, mu }
+            }
+            4 => {
+                let layout = Layout {
+                    exp_bits: c.u8("exponent bits")?,
+                    man_bits: c.u8("mantissa bits")?,
+                };
+                let scale_exp = c.u16("scale exponent")? as i16 as i32;
+                if layout.exp_bits > 8
+                    || layout.man_bits > 23
+                    || layout.exp_bits + layout.man_bits > 23
+                    || layout.exp_bits + layout.man_bits == 0
+                {
+                    return Err(c.err(format!(
+                        "minifloat layout E{} M{} not allowed",
+                        layout.exp_bits, layout.man_bits
+                    )));
+                }
+                if !(-400..=400).contains(&scale_exp) {
+                    return Err(c.err(format!(
+                        "minifloat scale exponent {scale_exp} outside [-400, 400]"
+                    )));
+                }
+                Kind::Minifloat { layout, scale_exp }
+            }
+            k => {
+                return Err(Error::format(
+                    FormatRule::TensorHeader,
+                    at,
+                    format!("unknown quantizer {k}"),
+                ))
+            }
+        };
+        let count = c.u32("step count")? as usize;
+        let per_channel = flags & FLAG_PER_CHANNEL != 0;
+        let want = match (kind, per_channel) {
+            (Kind::Minifloat { .. }, false) => 0,
+            (Kind::Minifloat { .. }, true) | (Kind::MuLaw { .. }, true) => {
+                return Err(c.err("per-channel steps are defined for the uniform quantizers only"));
+            }
+            (_, false) => 1,
+            (_, true) => match dims.first() {
+                Some(&d) if d >= 2 => d as usize,
+                _ => return Err(c.err("per-channel steps need a first dimension of at least 2")),
+            },
+        };
+        if count != want {
+            return Err(c.err(format!("{count} steps, {want} expected")));
+        }
+        if count > c.remaining() / 4 {
+            return Err(c.err("steps run past the params"));
+        }
+        let mut steps = Vec::with_capacity(count);
+        for _ in 0..count {
+            let s = c.f32("step")?;
+            if !finite_pos(s) {
+                return Err(c.err(format!("step {s} must be finite and positive")));
+            }
+            steps.push(s);
+        }
+        if !c.is_empty() {
+            return Err(c.err("bytes after the quantizer params"));
+        }
+        Ok(QuantParams { kind, steps })
+    }
+}
+
+/// Zigzag map of a signed level to a symbol: 0, −1, 1, −2, ... → 0, 1, 2, 3, ...
+pub fn zigzag(q: i64) -> u32 {
+    ((q << 1) ^ (q >> 63)) as u32
+}
+
+/// Inverse of `zigzag`.
+pub fn unzigzag(s: u32) -> i64 {
+    ((s >> 1) as i64) ^ -((s & 1) as i64)
+}
+
+/// Largest |level| a uniform or μ-law stream may use (spec §7.6.2): keeps `|q|·Δ` exact
+/// enough and symbols inside u32.
+pub const MAX_LEVEL: i64 = (1 << 30) - 1;
+
+/// Reconstructs level (or minifloat code) `q` of a slice with step `step` in binary64
+/// (spec §7.6.3–7.6.5). μ-law uses its table instead.
+pub fn reconstruct(kind: &Kind, q: i64, step: f32) -> f64 {
+    let s = step as f64;
+    match *kind {
+        Kind::Midtread => uniform::midtread_rec(q, s),
+        Kind::Midrise => uniform::midrise_rec(q, s),
+        Kind::DeadZone { delta } => uniform::deadzone_rec(q, s, delta as f64),
+        Kind::Minifloat { layout, scale_exp } => layout.value(q as u32, scale_exp),
+        Kind::MuLaw { .. } => f64::NAN,
+    }
+}
+
+/// Quantizes `x` to a level (or minifloat code). `table`: minifloat magnitudes.
+pub fn quantize_value(kind: &Kind, x: f64, step: f32, table: &[f64]) -> i64 {
+    let s = step as f64;
+    let q = match *kind {
+        Kind::Midtread => uniform::midtread(x, s),
+        Kind::Midrise => uniform::midrise(x, s),
+        Kind::DeadZone { delta } => uniform::deadzone(x, s, delta as f64),
+        Kind::MuLaw { xmax, mu } => mulaw::quantize(x, s, xmax as f64, mu as f64),
+        Kind::Minifloat { layout, .. } => {
+            return minifloat::quantize(x, table, layout.magnitudes()) as i64
+        }
+    };
+    q.clamp(-(MAX_LEVEL as f64), MAX_LEVEL as f64) as i64
+}
+
+/// Quantizes a tensor's values (as f64, row-major) into levels.
+pub fn quantize(values: &[f64], params: &QuantParams, limit: Option<i64>) -> Vec<i64> {
+    let table = match params.kind {
+        Kind::Minifloat { layout, scale_exp } => layout.table(scale_exp),
+        _ => Vec::new(),
+    };
+    let per = if params.steps.len() > 1 {
+        values.len() / params.steps.len()
+    } else {
+        values.len().max(1)
+    };
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, &x)| {
+            let step = params.steps.get(i / per.max(1)).copied().unwrap_or(1.0);
+            let q = quantize_value(&params.kind, x, step, &table);
+            match limit {
+                Some(l) if !matches!(params.kind, Kind::Minifloat { .. }) => q.clamp(-l, l),
+                _ => q,
+            }
+        })
+        .collect()
+}
+
+/// Builds the payload of a quantized tensor (spec §7.6.2): for μ-law, `varint K` and
+/// `(K+1) × f32` reconstructed magnitudes of levels 0..=K; then the symbol stream of
+/// `zigzag(level)` (or the minifloat codes).
+pub fn encode_payload(levels: &[i64], params: &QuantParams, chunk: usize) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    if let Kind::MuLaw { xmax, mu } = params.kind {
+        let k = levels.iter().map(|q| q.unsigned_abs()).max().unwrap_or(0);
+        if k > 1 << 20 {
+            return Err(Error::Unsupported {
+                detail: format!("mu-law with {k} level magnitudes (at most 2^20)"),
+            });
+        }
+        put_varint(&mut out, k);
+        for i in 0..=k {
+            let v = mulaw::expand(i, params.steps[0] as f64, xmax as f64, mu as f64) as f32;
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    let symbols: Vec<u32> = match params.kind {
+        Kind::Minifloat { .. } => levels.iter().map(|&q| q as u32).collect(),
+        _ => levels.iter().map(|&q| zigzag(q)).collect(),
+    };
+    let width = if symbols.iter().all(|&s| s < 256) {
+        1
+    } else if symbols.iter().all(|&s| s < 65536) {
+        2
+    } else {
+        4
+    };
+    out.push(width as u8);
+    encode_stream(&symbols, StreamOptions { width, chunk }, &mut out)?;
+    Ok(out)
+}
+
+/// Decodes a quantized payload to canonical bytes of the header's data type.
+pub fn decode(h: &TensorHeader, payload: &[u8], base: u64, parallel: bool) -> Result<Vec<u8>> {
+    let params = QuantParams::parse(&h.params, base, &h.dims)?;
+    if !dtype::is_float(h.data_type) {
+        return Err(Error::format(
+            FormatRule::TensorHeader,
+            base,
+            format!("quantized coding of a {} tensor", dtype::name(h.data_type)),
+        ));
+    }
+    let n = usize::try_from(h.elements)
+        .map_err(|_| Error::format(FormatRule::TensorHeader, base, "too many elements"))?;
+    let mut c = Cursor::new(payload, base, FormatRule::Payload);
+    let mut table: Vec<f32> = Vec::new();
+    if let Kind::MuLaw { .. } = params.kind {
+        let k = c.varint_max((c.remaining() / 4) as u64, "mu-law table size")?;
+        for _ in 0..=k {
+            table.push(c.f32("mu-law magnitude")?);
+        }
+    }
+    let (alphabet, is_code) = match params.kind {
+        Kind::Minifloat { layout, .. } => (2 * layout.magnitudes() as u64, true),
+        Kind::MuLaw { .. } => (2 * table.len() as u64 - 1, false),
+        _ => (2 * MAX_LEVEL as u64 + 1, false),
+    };
+    let at = c.offset();
+    let width = c.u8("symbol width")? as usize;
+    if !matches!(width, 1 | 2 | 4) {
+        return Err(Error::format(
+            FormatRule::Payload,
+            at,
+            format!("symbol width {width}"),
+        ));
+    }
+    let value = |s: u32, step: f32| -> f64 {
+        let q = if is_code { s as i64 } else { unzigzag(s) };
+        match params.kind {
+            Kind::MuLaw { .. } => {
+                let m = table[q.unsigned_abs() as usize] as f64;
+                if q < 0 {
+                    -m
+                } else {
+                    m
+                }
+            }
+            _ => reconstruct(&params.kind, q, step),
+        }
+    };
+    let w = dtype::unit_bytes(h.data_type);
+    let mut out = vec![0u8; n * w];
+    let put = |o: &mut [u8], v: f64| match h.data_type {
+        dtype::DOUBLE => o.copy_from_slice(&v.to_le_bytes()),
+        dtype::FLOAT16 => o.copy_from_slice(&float::f32_to_f16(v as f32).to_le_bytes()),
+        dtype::BFLOAT16 => o.copy_from_slice(&float::f32_to_bf16(v as f32).to_le_bytes()),
+        _ => o.copy_from_slice(&(v as f32).to_le_bytes()),
+    };
+    if params.per_channel() {
+        let mut syms = vec![0u32; n];
+        decode_stream(&mut c, width, alphabet, |s| s, &mut syms, parallel)?;
+        let per = n / params.steps.len();
+        for (i, (o, &s)) in out.chunks_exact_mut(w).zip(&syms).enumerate() {
+            put(o, value(s, params.steps[i / per.max(1)]));
+        }
+    } else {
+        let step = params.steps.first().copied().unwrap_or(1.0);
+        match w {
+            2 => decode_into::<2>(&mut c, width, alphabet, &mut out, parallel, |s| {
+                let mut b = [0u8; 2];
+                put(&mut b, value(s, step));
+                b
+            })?,
+            4 => decode_into::<4>(&mut c, width, alphabet, &mut out, parallel, |s| {
+                let mut b = [0u8; 4];
+                put(&mut b, value(s, step));
+                b
+            })?,
+            _ => decode_into::<8>(&mut c, width, alphabet, &mut out, parallel, |s| {
+                let mut b = [0u8; 8];
+                put(&mut b, value(s, step));
+                b
+            })?,
+        }
+    }
+    if !c.is_empty() {
+        return Err(c.err(format!("{} bytes after the level stream", c.remaining())));
+    }
+    Ok(out)
+}
+
+/// Decodes a stream straight into byte groups of N (reconstruction fused into the table).
+fn decode_into<const N: usize>(
+    c: &mut Cursor<'_>,
+    width: usize,
+    alphabet: u64,
+    out: &mut [u8],
+    parallel: bool,
+    map: impl Fn(u32) -> [u8; N],
+) -> Result<()> {
+    let (groups, _) = out.as_chunks_mut::<N>();
+    decode_stream(c, width, alphabet, map, groups, parallel)
+}
+
+/// Histogram of the symbols (zigzag levels or minifloat codes) of a quantized payload, for
+/// reports: `(symbol, count)` sorted by symbol.
+pub fn level_histogram(
+    params: &[u8],
+    dims: &[u64],
+    elements: u64,
+    payload: &[u8],
+) -> Result<Vec<(u32, u64)>> {
+    let p = QuantParams::parse(params, 0, dims)?;
+    let mut c = Cursor::new(payload, 0, FormatRule::Payload);
+    if let Kind::MuLaw { .. } = p.kind {
+        let k = c.varint_max((c.remaining() / 4) as u64, "mu-law table size")?;
+        c.take(4 * (k + 1), "mu-law table")?;
+    }
+    let width = c.u8("symbol width")? as usize;
+    if !matches!(width, 1 | 2 | 4) {
+        return Err(c.err(format!("symbol width {width}")));
+    }
+    let n = usize::try_from(elements).map_err(|_| c.err("too many elements"))?;
+    let mut syms = vec![0u32; n];
+    decode_stream(&mut c, width, u32::MAX as u64 + 1, |s| s, &mut syms, false)?;
+    Ok(crate::entropy::histogram(&syms))
+}

@@ -1,0 +1,260 @@
+//! Which tensors are quantized, and with which parameters (spec leaves this to the encoder;
+//! README and `nnc encode --help` document it). Only floating-point weights of meaningful size
+//! that feed weight inputs of compute operators are quantized: scalars, small tensors,
+//! shape-like constants, normalization parameters and integer tensors stay exact.
+use std::collections::HashMap;
+
+use super::minifloat::Layout;
+use super::{Kind, QuantParams};
+use crate::onnx::proto::{GraphProto, ModelProto, NodeProto};
+
+/// The quantizer family chosen on the command line.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Family {
+    Midtread,
+    Midrise,
+    DeadZone { delta: f32 },
+    MuLaw { mu: f32 },
+    Minifloat { layout: Layout },
+}
+
+/// How the step is chosen.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum StepRule {
+    /// One fixed step for every quantized tensor.
+    Fixed(f32),
+    /// A fraction of the tensor's (or channel's) standard deviation.
+    StdFraction(f32),
+    /// The thesis's sweep: one range for the whole model and 2^k levels, Δ = (max − min)/2^k,
+    /// values clamped to the range.
+    Thesis {
+        min: f32,
+        max: f32,
+        levels_bits: u32,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LossyOptions {
+    pub family: Family,
+    pub step: StepRule,
+    /// One step per output channel (slice along axis 0).
+    pub per_channel: bool,
+    /// Tensors with fewer elements stay exact.
+    pub min_elements: u64,
+    /// Quantize every float tensor whatever it feeds (the thesis's setting; may break models).
+    pub all_tensors: bool,
+    /// Levels for μ-law outside thesis mode: 2^k over [−max|w|, max|w|].
+    pub mulaw_levels_bits: u32,
+}
+
+impl Default for LossyOptions {
+    fn default() -> Self {
+        LossyOptions {
+            family: Family::DeadZone { delta: 0.5 },
+            step: StepRule::StdFraction(1.0 / 16.0),
+            per_channel: true,
+            min_elements: 1024,
+            all_tensors: false,
+            mulaw_levels_bits: 8,
+        }
+    }
+}
+
+/// (operator, input index) pairs that take weights; `None` = every input.
+const WEIGHT_INPUTS: &[(&str, Option<usize>)] = &[
+    ("Conv", Some(1)),
+    ("ConvTranspose", Some(1)),
+    ("Gemm", Some(0)),
+    ("Gemm", Some(1)),
+    ("MatMul", None),
+    ("LSTM", Some(1)),
+    ("LSTM", Some(2)),
+    ("GRU", Some(1)),
+    ("GRU", Some(2)),
+    ("RNN", Some(1)),
+    ("RNN", Some(2)),
+    ("Gather", Some(0)),
+    ("Einsum", None),
+];
+
+/// Operators a weight may pass through (input 0) on its way to a weight input.
+const PASS_THROUGH: &[&str] = &[
+    "Identity",
+    "Transpose",
+    "Reshape",
+    "Cast",
+    "Squeeze",
+    "Unsqueeze",
+    "Flatten",
+];
+
+/// One use of a value: (op_type, input index, outputs of that node).
+type Use = (String, usize, Vec<String>);
+type UseMap = HashMap<String, Vec<Use>>;
+
+/// Who consumes each value name.
+pub struct Consumers {
+    map: UseMap,
+}
+
+impl Consumers {
+    pub fn of(model: &ModelProto) -> Consumers {
+        let mut map: UseMap = HashMap::new();
+        fn node(n: &NodeProto, map: &mut UseMap) {
+            let op = n.op_type.clone().unwrap_or_default();
+            for (i, inp) in n.input.iter().enumerate() {
+                if !inp.is_empty() {
+                    map.entry(inp.clone())
+                        .or_default()
+                        .push((op.clone(), i, n.output.clone()));
+                }
+            }
+            for a in &n.attribute {
+                if let Some(g) = &a.g {
+                    graph(g, map);
+                }
+                for g in &a.graphs {
+                    graph(g, map);
+                }
+            }
+        }
+        fn graph(g: &GraphProto, map: &mut UseMap) {
+            for n in &g.node {
+                node(n, map);
+            }
+            // A graph output is a consumer that is not a weight input.
+            for o in &g.output {
+                if let Some(name) = &o.name {
+                    map.entry(name.clone()).or_default().push((
+                        "<graph output>".into(),
+                        0,
+                        Vec::new(),
+                    ));
+                }
+            }
+        }
+        if let Some(g) = &model.graph {
+            graph(g, &mut map);
+        }
+        for f in &model.functions {
+            for n in &f.node {
+                node(n, &mut map);
+            }
+        }
+        Consumers { map }
+    }
+
+    /// True when `name` is consumed, and only as a weight (possibly through pass-through ops).
+    pub fn is_weight(&self, name: &str) -> bool {
+        self.weight_at(name, 0)
+    }
+
+    fn weight_at(&self, name: &str, depth: u32) -> bool {
+        let Some(uses) = self.map.get(name) else {
+            return false;
+        };
+        depth < 6
+            && uses.iter().all(|(op, i, outs)| {
+                WEIGHT_INPUTS
+                    .iter()
+                    .any(|(o, idx)| o == op && idx.is_none_or(|k| k == *i))
+                    || (*i == 0
+                        && PASS_THROUGH.contains(&op.as_str())
+                        && outs.iter().all(|o| self.weight_at(o, depth + 1)))
+            })
+    }
+}
+
+/// Mean and standard deviation of values.
+fn std_dev(v: &[f64]) -> f64 {
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    (v.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n).sqrt()
+}
+
+impl LossyOptions {
+    /// Parameters for one tensor (values row-major, `dims` its shape), or `None` to keep it
+    /// exact (a step of zero, a constant tensor).
+    pub fn params_for(&self, values: &[f64], dims: &[u64]) -> Option<(QuantParams, Option<i64>)> {
+        let max_abs = values.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let (kind, limit) = match self.family {
+            Family::Midtread => (Kind::Midtread, None),
+            Family::Midrise => (Kind::Midrise, None),
+            Family::DeadZone { delta } => (Kind::DeadZone { delta }, None),
+            Family::MuLaw { mu } => {
+                let xmax = match self.step {
+                    StepRule::Thesis { min, max, .. } => min.abs().max(max.abs()),
+                    _ => max_abs as f32,
+                };
+                if xmax <= 0.0 || !xmax.is_finite() {
+                    return None;
+                }
+                (Kind::MuLaw { xmax, mu }, None)
+            }
+            Family::Minifloat { layout } => {
+                let scale_exp = match self.step {
+                    StepRule::Thesis { .. } => 0,
+                    _ => layout.scale_for(max_abs),
+                };
+                return Some((
+                    QuantParams {
+                        kind: Kind::Minifloat { layout, scale_exp },
+                        steps: Vec::new(),
+                    },
+                    None,
+                ));
+            }
+        };
+        let (steps, limit) = match (self.step, kind) {
+            (StepRule::Thesis { levels_bits, .. }, Kind::MuLaw { xmax, .. }) => (
+                vec![2.0 * xmax / (1u64 << levels_bits) as f32],
+                Some(1i64 << (levels_bits - 1)),
+            ),
+            (_, Kind::MuLaw { xmax, .. }) => (
+                vec![2.0 * xmax / (1u64 << self.mulaw_levels_bits) as f32],
+                limit,
+            ),
+            (
+                StepRule::Thesis {
+                    min,
+                    max,
+                    levels_bits,
+                },
+                _,
+            ) => (
+                vec![(max - min) / (1u64 << levels_bits) as f32],
+                Some(1i64 << (levels_bits - 1)),
+            ),
+            (StepRule::Fixed(s), _) => (vec![s], None),
+            (StepRule::StdFraction(f), _) => {
+                let channels = if self.per_channel {
+                    dims.first().copied().unwrap_or(1) as usize
+                } else {
+                    1
+                };
+                if channels < 2 || !values.len().is_multiple_of(channels) {
+                    (vec![(std_dev(values) * f as f64) as f32], None)
+                } else {
+                    let per = values.len() / channels;
+                    let mut s: Vec<f32> = values
+                        .chunks(per)
+                        .map(|c| (std_dev(c) * f as f64) as f32)
+                        .collect();
+                    // A constant channel has σ = 0: give it the tensor's step.
+                    let fallback = (std_dev(values) * f as f64) as f32;
+                    for x in &mut s {
+                        if !(*x > 0.0 && x.is_finite()) {
+                            *x = fallback;
+                        }
+                    }
+                    (s, None)
+                }
+            }
+        };
+        if steps.iter().any(|s| !(*s > 0.0 && s.is_finite())) {
+            return None;
+        }
+        Some((QuantParams { kind, steps }, limit))
+    }
+}
