@@ -66,7 +66,7 @@ mod tests {
 
     #[test]
     fn special_cases_of_the_dead_zone() {
-        for &x in &[-3.7, -1.5, -0.5, -0.49, 0.0, 0.2, 0.5, 0.51, 1.0, 2.5, 7.25] {
+        for &x in &[-3.7f64, -1.5, -0.5, -0.49, 0.0, 0.2, 0.5, 0.51, 1.0, 2.5, 7.25] {
             // δ = 0.5 is midtread (up to the tie rule at exact half steps).
             let s = 0.5;
             if (x / s).fract().abs() != 0.5 {
