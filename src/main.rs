@@ -240,6 +240,9 @@ enum Cmd {
         /// weight MSE, SQNR and level entropy; then model totals (bits per weight, CR, RE).
         #[arg(long)]
         report: bool,
+        /// Print the report as one JSON object on stdout instead (per tensor and totals).
+        #[arg(long)]
+        json: bool,
     },
     /// Decode a .nnc container back into an ONNX model.
     Decode {
@@ -263,6 +266,9 @@ enum Cmd {
     /// Check a .nnc container completely (every CRC, every payload) without writing output.
     Verify {
         input: PathBuf,
+        /// Print one JSON object: tensors, decoded bytes, seconds spent decoding.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         limits: LimitArgs,
     },
@@ -297,6 +303,7 @@ fn run(cli: Cli) -> nnc::Result<()> {
             lossless,
             lossy,
             report,
+            json,
         } => {
             let t = Instant::now();
             let in_size = std::fs::metadata(&input).map(|m| m.len()).unwrap_or(0);
@@ -315,7 +322,9 @@ fn run(cli: Cli) -> nnc::Result<()> {
             };
             let r = nnc::encode_file(&input, &output, &opts)?;
             let secs = t.elapsed().as_secs_f64();
-            if report {
+            if json {
+                println!("{}", report_json(&r, in_size, secs));
+            } else if report {
                 print_report(&r);
             }
             eprintln!(
@@ -351,21 +360,80 @@ fn run(cli: Cli) -> nnc::Result<()> {
             json,
             limits,
         } => inspect(&input, json, limits.options()),
-        Cmd::Verify { input, limits } => {
+        Cmd::Verify {
+            input,
+            json,
+            limits,
+        } => {
+            let t = Instant::now();
             let mut d = open(&input, limits.options())?;
-            let mut n = 0usize;
-            while d.next_tensor()?.is_some() {
+            let (mut n, mut bytes, mut float_bytes) = (0usize, 0u64, 0u64);
+            while let Some(t) = d.next_tensor()? {
                 n += 1;
+                bytes += t.data.len() as u64;
+                if nnc::onnx::dtype::is_float(t.data_type) {
+                    float_bytes += t.data.len() as u64;
+                }
             }
-            println!(
-                "{}: OK ({} tensors, {} bytes)",
-                input.display(),
-                n,
-                d.total_bytes()
-            );
+            let secs = t.elapsed().as_secs_f64();
+            if json {
+                let v = serde_json::json!({
+                    "tensors": n, "total_bytes": d.total_bytes(), "decoded_bytes": bytes,
+                    "decoded_float_bytes": float_bytes, "seconds": secs,
+                    "decoded_MBps": bytes as f64 / 1e6 / secs,
+                });
+                println!("{v}");
+            } else {
+                println!(
+                    "{}: OK ({} tensors, {} bytes; {} bytes of tensor data decoded in {:.3} s, {:.0} MB/s)",
+                    input.display(),
+                    n,
+                    d.total_bytes(),
+                    bytes,
+                    secs,
+                    bytes as f64 / 1e6 / secs
+                );
+            }
             Ok(())
         }
     }
+}
+
+fn report_json(r: &nnc::EncodeReport, in_size: u64, secs: f64) -> serde_json::Value {
+    let tensors: Vec<serde_json::Value> = r
+        .tensors
+        .iter()
+        .map(|t| {
+            let mut v = serde_json::json!({
+                "name": t.name, "dtype": nnc::onnx::dtype::name(t.data_type), "elements": t.elements,
+                "storage": t.storage.name(), "coding": t.coding.name(), "data_bytes": t.data_bytes,
+                "payload_bytes": t.payload_bytes,
+            });
+            if let Some(q) = &t.quant {
+                v["quantizer"] = serde_json::json!(q.params.kind.name());
+                v["mse"] = serde_json::json!(q.mse);
+                v["sqnr_db"] = serde_json::json!(q.sqnr_db);
+                v["levels"] = serde_json::json!(q.levels);
+                v["entropy_bits"] = serde_json::json!(q.entropy_bits);
+            }
+            v
+        })
+        .collect();
+    let q: Vec<_> = r
+        .tensors
+        .iter()
+        .filter_map(|t| t.quant.as_ref().map(|q| (t, q)))
+        .collect();
+    let weights: u64 = q.iter().map(|(t, _)| t.elements).sum();
+    let ent: f64 = q.iter().map(|(_, q)| q.entropy_bits).sum();
+    let coded: u64 = q.iter().map(|(t, _)| t.payload_bytes).sum();
+    let se: f64 = q.iter().map(|(t, q)| q.mse * t.elements as f64).sum();
+    let w = weights.max(1) as f64;
+    serde_json::json!({
+        "input_bytes": in_size, "total_bytes": r.total_bytes, "graph_bytes": r.graph_bytes, "seconds": secs,
+        "quantized_weights": weights, "entropy_bits_per_weight": ent / w, "coded_bits_per_weight": 8.0 * coded as f64 / w,
+        "quantized_payload_bytes": coded, "entropy_bits": ent, "quantized_mse": se / w, "tensors": tensors,
+    })
 }
 
 fn print_report(r: &nnc::EncodeReport) {

@@ -32,28 +32,53 @@ pub fn encode_chunk(model: &FreqModel, indices: &[u32]) -> Result<Vec<u32>> {
     })
 }
 
-/// Decoder tables built once per model (spec §7.3): `slot[q]` is the index of the symbol
-/// whose cumulative interval holds `q`; `cdf[i]` the left cumulative frequency of symbol i.
+/// Decoder tables built once per model (spec §7.3): `cdf[i]` the left cumulative frequency
+/// of symbol i; for long streams also `slot[q]`, the index of the symbol whose interval
+/// holds `q` (short streams search `cdf` instead: same result, no 128 KiB table to fill).
 pub struct DecodeTables {
     slot: Vec<u16>,
     cdf: Vec<u32>,
     freq: Vec<u32>,
 }
 
+/// Streams shorter than this many symbols decode without a slot table.
+const SLOT_TABLE_MIN: usize = 1 << 14;
+
 impl DecodeTables {
     pub fn new(model: &FreqModel) -> Self {
-        let mut slot = vec![0u16; TOTAL as usize];
+        Self::for_len(model, usize::MAX)
+    }
+
+    /// Tables for decoding `symbols` symbols.
+    pub fn for_len(model: &FreqModel, symbols: usize) -> Self {
+        let mut slot = if symbols >= SLOT_TABLE_MIN {
+            vec![0u16; TOTAL as usize]
+        } else {
+            Vec::new()
+        };
         let mut cdf = Vec::with_capacity(model.freqs.len());
         let mut acc = 0u32;
         for (i, &f) in model.freqs.iter().enumerate() {
             cdf.push(acc);
-            slot[acc as usize..(acc + f) as usize].fill(i as u16);
+            if !slot.is_empty() {
+                slot[acc as usize..(acc + f) as usize].fill(i as u16);
+            }
             acc += f;
         }
         DecodeTables {
             slot,
             cdf,
             freq: model.freqs.clone(),
+        }
+    }
+
+    /// Index of the symbol whose cumulative interval holds quantile `q`.
+    #[inline(always)]
+    fn symbol_at(&self, q: u32) -> usize {
+        if self.slot.is_empty() {
+            self.cdf.partition_point(|&c| c <= q) - 1
+        } else {
+            self.slot[q as usize] as usize
         }
     }
 
@@ -92,7 +117,7 @@ impl DecodeTables {
         let mask = (TOTAL - 1) as u64;
         for o in out.iter_mut() {
             let q = (state & mask) as u32;
-            let i = self.slot[q as usize] as usize;
+            let i = self.symbol_at(q);
             state = (state >> PRECISION) * self.freq[i] as u64 + (q - self.cdf[i]) as u64;
             if state < (1u64 << 32) && pos > 0 {
                 pos -= 1;
@@ -104,6 +129,116 @@ impl DecodeTables {
             return Err(err(
                 "ANS chunk not fully consumed (corrupt payload or wrong symbol count)",
             ));
+        }
+        Ok(())
+    }
+}
+
+/// One rANS lane: its words, read position and state (spec §7.3).
+struct Lane<'a> {
+    words: &'a [u8],
+    pos: usize,
+    state: u64,
+    base: u64,
+}
+
+impl<'a> Lane<'a> {
+    fn word(&self, i: usize) -> u64 {
+        let w = &self.words[4 * i..4 * i + 4];
+        u32::from_le_bytes([w[0], w[1], w[2], w[3]]) as u64
+    }
+
+    fn new(words: &'a [u8], base: u64) -> Result<Self> {
+        let mut l = Lane {
+            words,
+            pos: words.len() / 4,
+            state: 0,
+            base,
+        };
+        if l.pos > 0 {
+            l.pos -= 1;
+            let w = l.word(l.pos);
+            if w == 0 {
+                return Err(Error::format(
+                    crate::error::FormatRule::Payload,
+                    base,
+                    "ANS chunk ends in a zero word",
+                ));
+            }
+            l.state = w;
+            if l.pos > 0 {
+                l.pos -= 1;
+                l.state = (l.state << 32) | l.word(l.pos);
+            }
+        }
+        Ok(l)
+    }
+
+    fn finish(&self) -> Result<()> {
+        if self.pos != 0 || self.state != 0 {
+            return Err(Error::format(
+                crate::error::FormatRule::Payload,
+                self.base,
+                "ANS chunk not fully consumed (corrupt payload or wrong symbol count)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl DecodeTables {
+    #[inline(always)]
+    fn step(&self, l: &mut Lane<'_>) -> usize {
+        let q = (l.state & (TOTAL as u64 - 1)) as u32;
+        let i = self.symbol_at(q);
+        l.state = (l.state >> PRECISION) * self.freq[i] as u64 + (q - self.cdf[i]) as u64;
+        if l.state < (1u64 << 32) && l.pos > 0 {
+            l.pos -= 1;
+            l.state = (l.state << 32) | l.word(l.pos);
+        }
+        i
+    }
+
+    /// Decodes up to four chunks at once, interleaving their symbols in one loop so the
+    /// processor overlaps the four dependency chains. The result is that of `decode_chunk` on
+    /// each chunk.
+    pub fn decode_group<T: Copy>(
+        &self,
+        chunks: &[(&[u8], u64)],
+        values: &[T],
+        outs: Vec<&mut [T]>,
+    ) -> Result<()> {
+        if chunks.len() != 4 || outs.len() != 4 {
+            for (o, (w, base)) in outs.into_iter().zip(chunks) {
+                self.decode_chunk(w, *base, values, o)?;
+            }
+            return Ok(());
+        }
+        let mut lanes = [
+            Lane::new(chunks[0].0, chunks[0].1)?,
+            Lane::new(chunks[1].0, chunks[1].1)?,
+            Lane::new(chunks[2].0, chunks[2].1)?,
+            Lane::new(chunks[3].0, chunks[3].1)?,
+        ];
+        let mut outs = outs.into_iter();
+        let (Some(o0), Some(o1), Some(o2), Some(o3)) =
+            (outs.next(), outs.next(), outs.next(), outs.next())
+        else {
+            return Ok(());
+        };
+        let common = o0.len().min(o1.len()).min(o2.len()).min(o3.len());
+        let [l0, l1, l2, l3] = &mut lanes;
+        for k in 0..common {
+            o0[k] = values[self.step(l0)];
+            o1[k] = values[self.step(l1)];
+            o2[k] = values[self.step(l2)];
+            o3[k] = values[self.step(l3)];
+        }
+        for (o, l) in [(o0, l0), (o1, l1), (o2, l2), (o3, l3)] {
+            for x in o[common..].iter_mut() {
+                *x = values[self.step(l)];
+            }
+            l.finish()?;
         }
         Ok(())
     }

@@ -14,10 +14,14 @@ pub use model::{entropy_bits, FreqModel};
 pub const MODE_STORED: u8 = 0;
 pub const MODE_CONSTANT: u8 = 1;
 pub const MODE_ANS: u8 = 2;
+pub const MODE_ANS_COMPACT: u8 = 3;
 
 /// Default symbols per independently decodable rANS chunk (spec §7.3; chosen by measurement:
 /// see tools/bench).
-pub const DEFAULT_CHUNK: usize = 1 << 18;
+pub const DEFAULT_CHUNK: usize = 1 << 15;
+
+/// Smallest chunk the encoder makes when it splits a stream for four-lane decoding.
+pub const MIN_CHUNK: usize = 1 << 12;
 
 /// Options the encoder uses for a stream.
 #[derive(Debug, Clone, Copy)]
@@ -64,12 +68,29 @@ pub fn encode_stream(symbols: &[u32], opt: StreamOptions, out: &mut Vec<u8>) -> 
         return Ok(());
     }
     let stored_len = symbols.len() * opt.width;
-    if let Some(model) = FreqModel::from_counts(&hist) {
-        let estimate = model.written_len() + (model.cost_bits(&hist) / 8.0) as usize;
+    // Candidate models: exact frequencies (§7.2.1) and compact 1-byte codes (§7.2.2).
+    let mut best: Option<(usize, Vec<u8>, FreqModel)> = None;
+    if let Some(m) = FreqModel::from_counts(&hist) {
+        let mut d = vec![MODE_ANS];
+        m.write(&mut d);
+        best = Some((d.len() + (m.cost_bits(&hist) / 8.0) as usize, d, m));
+    }
+    if let Some((m, codes)) = FreqModel::compact_from_counts(&hist) {
+        let mut d = vec![MODE_ANS_COMPACT];
+        m.write_compact(&codes, &mut d);
+        let est = d.len() + (m.cost_bits(&hist) / 8.0) as usize;
+        if best.as_ref().is_none_or(|b| est < b.0) {
+            best = Some((est, d, m));
+        }
+    }
+    if let Some((estimate, mut buf, model)) = best {
         if estimate < stored_len {
-            let mut buf = vec![MODE_ANS];
-            model.write(&mut buf);
-            let chunk = opt.chunk.max(1);
+            // At least four chunks when the stream is long enough, so a decoder can interleave
+            // four lanes (spec §7.3); never below MIN_CHUNK symbols.
+            let chunk = opt
+                .chunk
+                .min(symbols.len().div_ceil(4).max(MIN_CHUNK))
+                .max(1);
             put_varint(&mut buf, chunk as u64);
             let index = symbol_index(&model.symbols);
             let idx: Vec<u32> = symbols.iter().map(|&s| index(s)).collect();
@@ -151,8 +172,12 @@ pub fn decode_stream<T: Copy + Send + Sync>(
             out.fill(map(s as u32));
             Ok(())
         }
-        MODE_ANS => {
-            let model = FreqModel::read(c, alphabet)?;
+        m @ (MODE_ANS | MODE_ANS_COMPACT) => {
+            let model = if m == MODE_ANS {
+                FreqModel::read(c, alphabet)?
+            } else {
+                FreqModel::read_compact(c, alphabet)?
+            };
             let chunk = c.varint_max(u32::MAX as u64, "chunk length")?;
             if chunk == 0 {
                 return Err(c.err("chunk length 0"));
@@ -160,16 +185,20 @@ pub fn decode_stream<T: Copy + Send + Sync>(
             let n_chunks = out.len().div_ceil(chunk);
             let chunks = ans::read_chunks(c, n_chunks)?;
             let values: Vec<T> = model.symbols.iter().map(|&s| map(s)).collect();
-            let tables = ans::DecodeTables::new(&model);
-            let work = |(o, (w, base)): (&mut [T], &(&[u8], u64))| {
-                tables.decode_chunk(w, *base, &values, o)
+            let tables = ans::DecodeTables::for_len(&model, out.len());
+            // Groups of four chunks decode interleaved (same result as one at a time).
+            let group = 4 * chunk;
+            let work = |(o, g): (&mut [T], &[(&[u8], u64)])| {
+                tables.decode_group(g, &values, o.chunks_mut(chunk).collect())
             };
-            if parallel && n_chunks > 1 {
-                out.par_chunks_mut(chunk)
-                    .zip(chunks.par_iter())
+            if parallel && n_chunks > 4 {
+                out.par_chunks_mut(group)
+                    .zip(chunks.par_chunks(4))
                     .try_for_each(work)
             } else {
-                out.chunks_mut(chunk).zip(chunks.iter()).try_for_each(work)
+                out.chunks_mut(group)
+                    .zip(chunks.chunks(4))
+                    .try_for_each(work)
             }
         }
         m => Err(crate::error::Error::format(

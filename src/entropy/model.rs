@@ -191,3 +191,216 @@ mod tests {
         assert!(FreqModel::from_counts(&[(1, 5)]).is_none());
     }
 }
+
+/// Approximate count of a compact frequency code `v` in 1..=255 (spec §7.2.2): `v` itself
+/// below 16, else `(8 + (v & 7)) << ((v >> 3) - 1)`; relative spacing 1/8.
+pub fn code_value(v: u8) -> u64 {
+    if v < 16 {
+        v as u64
+    } else {
+        (8 + (v & 7) as u64) << ((v >> 3) - 1)
+    }
+}
+
+/// The code whose value is nearest to `count` (count >= 1), saturating at 255.
+pub fn nearest_code(count: u64) -> u8 {
+    if count < 16 {
+        return count.max(1) as u8;
+    }
+    let mut best = (u64::MAX, 255u8);
+    // Codes are monotonic: search around the exponent of `count`.
+    let e = 63 - count.leading_zeros() as i32 - 3;
+    for v in [(e + 1) * 8, (e + 1) * 8 + 8]
+        .into_iter()
+        .flat_map(|b| b.max(16)..(b + 8).min(256))
+    {
+        let d = code_value(v as u8).abs_diff(count);
+        if d < best.0 {
+            best = (d, v as u8);
+        }
+    }
+    best.1
+}
+
+/// Spec §7.2.2 normalization: frequencies summing to `TOTAL`, each >= 1, from approximate
+/// counts `a` (n >= 2). `f_i = max(1, floor(a_i·TOTAL/A))`; a shortfall goes to the first
+/// symbol with the largest `a_i`; an excess is taken one unit at a time from symbols with
+/// `f_i > 1`, visiting them by decreasing `a_i` (ties: lower index first), in repeated passes.
+pub fn normalize(a: &[u64]) -> Vec<u32> {
+    let total: u128 = a.iter().map(|&x| x as u128).sum();
+    let mut f: Vec<u32> = a
+        .iter()
+        .map(|&x| ((x as u128 * TOTAL as u128 / total) as u32).max(1))
+        .collect();
+    let sum: u64 = f.iter().map(|&x| x as u64).sum();
+    let mut order: Vec<usize> = (0..a.len()).collect();
+    order.sort_by(|&i, &j| a[j].cmp(&a[i]).then(i.cmp(&j)));
+    if sum < TOTAL as u64 {
+        f[order[0]] += (TOTAL as u64 - sum) as u32;
+    } else {
+        let mut excess = sum - TOTAL as u64;
+        while excess > 0 {
+            for &i in &order {
+                if excess == 0 {
+                    break;
+                }
+                if f[i] > 1 {
+                    f[i] -= 1;
+                    excess -= 1;
+                }
+            }
+        }
+    }
+    f
+}
+
+impl FreqModel {
+    /// The compact model (spec §7.2.2) for counts: 1-byte approximate counts, normalized by
+    /// the decoder's rule. `None` outside 2..=TOTAL symbols.
+    pub fn compact_from_counts(counts: &[(u32, u64)]) -> Option<(FreqModel, Vec<u8>)> {
+        let n = counts.len();
+        if n < 2 || n > TOTAL as usize {
+            return None;
+        }
+        let max = counts.iter().map(|c| c.1).max().unwrap_or(1);
+        let top = code_value(255);
+        let shift = if max > top {
+            64 - (max / top).leading_zeros()
+        } else {
+            0
+        };
+        let codes: Vec<u8> = counts
+            .iter()
+            .map(|c| nearest_code((c.1 >> shift).max(1)))
+            .collect();
+        let approx: Vec<u64> = codes.iter().map(|&v| code_value(v)).collect();
+        let freqs = normalize(&approx);
+        Some((
+            FreqModel {
+                symbols: counts.iter().map(|c| c.0).collect(),
+                freqs,
+            },
+            codes,
+        ))
+    }
+
+    /// Compact serialized form (spec §7.2.2): `varint r`, then per run of consecutive symbols
+    /// `varint skip` and `varint length − 1` (the first run starts at `skip`; a later run at
+    /// the previous run's end + 1 + `skip`), then one frequency code byte per symbol.
+    pub fn write_compact(&self, codes: &[u8], out: &mut Vec<u8>) {
+        let runs = runs(&self.symbols);
+        put_varint(out, runs.len() as u64);
+        let mut next = 0u64;
+        for &(start, len) in &runs {
+            put_varint(out, start as u64 - next);
+            put_varint(out, len as u64 - 1);
+            next = start as u64 + len as u64 + 1;
+        }
+        out.extend_from_slice(codes);
+    }
+
+    pub fn compact_len(&self) -> usize {
+        let runs = runs(&self.symbols);
+        let mut n = varint_len(runs.len() as u64) + self.symbols.len();
+        let mut next = 0u64;
+        for &(start, len) in &runs {
+            n += varint_len(start as u64 - next) + varint_len(len as u64 - 1);
+            next = start as u64 + len as u64 + 1;
+        }
+        n
+    }
+
+    /// Parses a compact model with symbols below `alphabet`.
+    pub fn read_compact(c: &mut Cursor<'_>, alphabet: u64) -> Result<FreqModel> {
+        let nruns = c.varint_max(TOTAL as u64, "run count")?;
+        if 2 * nruns > c.remaining() {
+            return Err(c.err(format!(
+                "{nruns} runs claimed, {} bytes remain",
+                c.remaining()
+            )));
+        }
+        let mut symbols: Vec<u32> = Vec::new();
+        let mut next = 0u64;
+        for _ in 0..nruns {
+            let start = next.saturating_add(c.varint("run gap")?);
+            let len = c.varint_max(TOTAL as u64 - 1, "run length")? as u64 + 1;
+            let end = start.saturating_add(len);
+            if end > alphabet || symbols.len() as u64 + len > TOTAL as u64 {
+                return Err(c.err(format!(
+                    "run {start}..{end} outside the alphabet of {alphabet} or over {TOTAL} symbols"
+                )));
+            }
+            symbols.extend((start..end).map(|s| s as u32));
+            next = end + 1;
+        }
+        if symbols.len() < 2 {
+            return Err(c.err("compact model needs at least 2 symbols"));
+        }
+        let codes = c.take(symbols.len(), "frequency codes")?;
+        if let Some(p) = codes.iter().position(|&v| v == 0) {
+            return Err(c.err(format!("frequency code 0 for symbol {}", symbols[p])));
+        }
+        let approx: Vec<u64> = codes.iter().map(|&v| code_value(v)).collect();
+        Ok(FreqModel {
+            symbols,
+            freqs: normalize(&approx),
+        })
+    }
+}
+
+/// Maximal runs of consecutive values: (start, length).
+fn runs(symbols: &[u32]) -> Vec<(u32, u32)> {
+    let mut out: Vec<(u32, u32)> = Vec::new();
+    for &s in symbols {
+        match out.last_mut() {
+            Some((start, len)) if *start + *len == s => *len += 1,
+            _ => out.push((s, 1)),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod compact_tests {
+    use super::*;
+    use crate::error::FormatRule;
+
+    #[test]
+    fn codes_are_monotonic_and_nearest() {
+        let mut prev = 0;
+        for v in 1..=255u8 {
+            assert!(code_value(v) > prev);
+            prev = code_value(v);
+        }
+        for c in [1u64, 15, 16, 17, 31, 1000, 65535, 1 << 40] {
+            let v = nearest_code(c);
+            let best = (1..=255u8)
+                .min_by_key(|&w| code_value(w).abs_diff(c))
+                .unwrap();
+            assert_eq!(
+                code_value(v).abs_diff(c),
+                code_value(best).abs_diff(c),
+                "count {c}"
+            );
+        }
+    }
+
+    #[test]
+    fn compact_round_trip() {
+        let counts: Vec<(u32, u64)> = (0..300)
+            .filter(|i| i % 37 != 5)
+            .map(|i| (i, 1 + 100_000 / (1 + i as u64 * i as u64)))
+            .collect();
+        let (m, codes) = FreqModel::compact_from_counts(&counts).unwrap();
+        assert_eq!(m.freqs.iter().map(|&f| f as u64).sum::<u64>(), TOTAL as u64);
+        let mut b = Vec::new();
+        m.write_compact(&codes, &mut b);
+        assert_eq!(b.len(), m.compact_len());
+        let mut c = Cursor::new(&b, 0, FormatRule::Payload);
+        assert_eq!(FreqModel::read_compact(&mut c, 1 << 32).unwrap(), m);
+        assert!(c.is_empty());
+        // Near-optimal: the coding loss against exact frequencies is small.
+        let exact = FreqModel::from_counts(&counts).unwrap();
+        assert!(m.cost_bits(&counts) < exact.cost_bits(&counts) * 1.003);
+    }
+}

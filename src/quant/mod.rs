@@ -206,6 +206,7 @@ pub const MAX_LEVEL: i64 = (1 << 30) - 1;
 
 /// Reconstructs level (or minifloat code) `q` of a slice with step `step` in binary64
 /// (spec §7.6.3–7.6.5). μ-law uses its table instead.
+#[inline]
 pub fn reconstruct(kind: &Kind, q: i64, step: f32) -> f64 {
     let s = step as f64;
     match *kind {
@@ -350,9 +351,35 @@ pub fn decode(h: &TensorHeader, payload: &[u8], base: u64, parallel: bool) -> Re
     if params.per_channel() {
         let mut syms = vec![0u32; n];
         decode_stream(&mut c, width, alphabet, |s| s, &mut syms, parallel)?;
-        let per = n / params.steps.len();
-        for (i, (o, &s)) in out.chunks_exact_mut(w).zip(&syms).enumerate() {
-            put(o, value(s, params.steps[i / per.max(1)]));
+        let per = (n / params.steps.len()).max(1);
+        let max_sym = syms.iter().copied().max().unwrap_or(0) as usize;
+        if (max_sym + 1) * w <= per * 4 {
+            // A table of each channel's reconstructions, when smaller than the channel.
+            let steps = &params.steps;
+            let rec = |k: u32, ch: usize, t: &mut [u8]| put(t, value(k, steps[ch]));
+            match w {
+                2 => map_channels::<2>(&mut out, &syms, per, max_sym, rec),
+                4 => map_channels::<4>(&mut out, &syms, per, max_sym, rec),
+                _ => map_channels::<8>(&mut out, &syms, per, max_sym, rec),
+            }
+        } else if h.data_type == dtype::FLOAT && !matches!(params.kind, Kind::MuLaw { .. }) {
+            let steps = &params.steps;
+            match params.kind {
+                Kind::Midtread => map_f32(&mut out, &syms, per, steps, uniform::midtread_rec),
+                Kind::Midrise => map_f32(&mut out, &syms, per, steps, uniform::midrise_rec),
+                Kind::DeadZone { delta } => map_f32(&mut out, &syms, per, steps, |q, s| {
+                    uniform::deadzone_rec(q, s, delta as f64)
+                }),
+                _ => {
+                    for (i, (o, &s)) in out.chunks_exact_mut(w).zip(&syms).enumerate() {
+                        put(o, value(s, params.steps[i / per]));
+                    }
+                }
+            }
+        } else {
+            for (i, (o, &s)) in out.chunks_exact_mut(w).zip(&syms).enumerate() {
+                put(o, value(s, params.steps[i / per]));
+            }
         }
     } else {
         let step = params.steps.first().copied().unwrap_or(1.0);
@@ -378,6 +405,38 @@ pub fn decode(h: &TensorHeader, payload: &[u8], base: u64, parallel: bool) -> Re
         return Err(c.err(format!("{} bytes after the level stream", c.remaining())));
     }
     Ok(out)
+}
+
+/// Reconstructs f32 output element by element (small channels), with the kind's formula
+/// monomorphized into the loop.
+fn map_f32(out: &mut [u8], syms: &[u32], per: usize, steps: &[f32], rec: impl Fn(i64, f64) -> f64) {
+    let (groups, _) = out.as_chunks_mut::<4>();
+    for ((o, s), &step) in groups.chunks_mut(per).zip(syms.chunks(per)).zip(steps) {
+        let step = step as f64;
+        for (o, &s) in o.iter_mut().zip(s) {
+            *o = (rec(unzigzag(s), step) as f32).to_le_bytes();
+        }
+    }
+}
+
+/// Writes `table_ch[sym]` for every element, channel by channel (`per` elements each).
+fn map_channels<const N: usize>(
+    out: &mut [u8],
+    syms: &[u32],
+    per: usize,
+    max_sym: usize,
+    rec: impl Fn(u32, usize, &mut [u8]),
+) {
+    let mut table = vec![[0u8; N]; max_sym + 1];
+    let (groups, _) = out.as_chunks_mut::<N>();
+    for (ch, (o, s)) in groups.chunks_mut(per).zip(syms.chunks(per)).enumerate() {
+        for (k, t) in table.iter_mut().enumerate() {
+            rec(k as u32, ch, t);
+        }
+        for (o, &s) in o.iter_mut().zip(s) {
+            *o = table[s as usize];
+        }
+    }
 }
 
 /// Decodes a stream straight into byte groups of N (reconstruction fused into the table).

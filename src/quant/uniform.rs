@@ -3,6 +3,7 @@
 //! 2.26). δ = 0.5 is midtread, δ = 0 is midrise. Reconstruction is spec §7.6.3.
 
 /// s(x) of the thesis: +1 for x >= 0, −1 otherwise.
+#[inline]
 fn sign(x: f64) -> f64 {
     if x < 0.0 {
         -1.0
@@ -22,6 +23,7 @@ pub fn midtread(x: f64, step: f64) -> f64 {
 }
 
 /// Midtread reconstruction, eq. 2.22: `x̂ = Δ·q`.
+#[inline]
 pub fn midtread_rec(q: i64, step: f64) -> f64 {
     q as f64 * step
 }
@@ -33,6 +35,7 @@ pub fn midrise(x: f64, step: f64) -> f64 {
 }
 
 /// Midrise reconstruction, eq. 2.24: `x̂ = s(q)·Δ·(|q| − 1/2)`, and 0 for q = 0.
+#[inline]
 pub fn midrise_rec(q: i64, step: f64) -> f64 {
     if q == 0 {
         return 0.0;
@@ -51,6 +54,7 @@ pub fn deadzone(x: f64, step: f64, delta: f64) -> f64 {
 
 /// Dead-zone reconstruction, eq. 2.26: `x̂ = 0 if q = 0, else s(q)·Δ·(|q| + δ − 1/2)`,
 /// evaluated in this order in binary64: `t = δ − 0.5; u = |q| + t; v = u·Δ` (spec §7.6.3).
+#[inline]
 pub fn deadzone_rec(q: i64, step: f64, delta: f64) -> f64 {
     if q == 0 {
         return 0.0;
@@ -66,7 +70,9 @@ mod tests {
 
     #[test]
     fn special_cases_of_the_dead_zone() {
-        for &x in &[-3.7f64, -1.5, -0.5, -0.49, 0.0, 0.2, 0.5, 0.51, 1.0, 2.5, 7.25] {
+        for &x in &[
+            -3.7f64, -1.5, -0.5, -0.49, 0.0, 0.2, 0.5, 0.51, 1.0, 2.5, 7.25,
+        ] {
             // δ = 0.5 is midtread (up to the tie rule at exact half steps).
             let s = 0.5;
             if (x / s).fract().abs() != 0.5 {

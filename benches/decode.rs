@@ -1,0 +1,102 @@
+//! Payload decoder alone (levels to f32) against this machine's memcpy ceiling.
+//! Run: `cargo bench --bench decode` (prints a table; no timing assertions).
+use std::time::Instant;
+
+use nnc::container::tensor_header::{Coding, Storage, TensorHeader};
+use nnc::quant::{self, Kind, QuantParams};
+
+/// Deterministic discretized-Laplace levels with scale `b` (in steps).
+fn levels(n: usize, b: f64, seed: u64) -> Vec<i64> {
+    let mut x = seed;
+    (0..n)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let u = ((x >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+            let v = if u < 0.5 {
+                b * (2.0 * u).ln()
+            } else {
+                -b * (2.0 * (1.0 - u)).ln()
+            };
+            v.round() as i64
+        })
+        .collect()
+}
+
+fn best_of<F: FnMut()>(reps: usize, mut f: F) -> f64 {
+    (0..reps)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+fn main() {
+    let n = 1 << 22;
+    println!("payload decoder, {n} levels, f32 output (best of 5); MB/s of f32 written");
+    println!(
+        "{:<34} {:>8} {:>10} {:>12} {:>10}",
+        "case", "H bits", "coded bits", "MB/s", "vs memcpy"
+    );
+    let src = vec![1.0f32; n];
+    let mut dst = vec![0.0f32; n];
+    let memcpy = best_of(5, || {
+        dst.copy_from_slice(std::hint::black_box(&src));
+        std::hint::black_box(&mut dst);
+    });
+    let memcpy_mbs = 4.0 * n as f64 / 1e6 / memcpy;
+    println!(
+        "{:<34} {:>8} {:>10} {:>12.0} {:>10.3}",
+        "memcpy (ceiling)", "", "", memcpy_mbs, 1.0
+    );
+    for (b, per_channel) in [(0.5, false), (4.0, false), (20.0, false), (4.0, true)] {
+        let lv = levels(n, b, 7);
+        let dims = vec![256u64, (n / 256) as u64];
+        let steps = if per_channel {
+            (0..256).map(|i| 1e-3 * (1.0 + i as f32 / 256.0)).collect()
+        } else {
+            vec![1e-3]
+        };
+        let params = QuantParams {
+            kind: Kind::Midtread,
+            steps,
+        };
+        let payload =
+            quant::encode_payload(&lv, &params, nnc::entropy::DEFAULT_CHUNK).expect("encode");
+        let h = TensorHeader {
+            data_type: 1,
+            storage: Storage::RawData,
+            coding: Coding::Quantized,
+            name: "w".into(),
+            dims,
+            elements: n as u64,
+            data_bytes: 4 * n as u64,
+            params: params.to_bytes(),
+        };
+        let hist =
+            nnc::entropy::histogram(&lv.iter().map(|&q| quant::zigzag(q)).collect::<Vec<_>>());
+        let hbits = nnc::entropy::entropy_bits(&hist) / n as f64;
+        for parallel in [false, true] {
+            let t = best_of(5, || {
+                std::hint::black_box(quant::decode(&h, &payload, 0, parallel).expect("decode"));
+            });
+            let mbs = 4.0 * n as f64 / 1e6 / t;
+            let case = format!(
+                "laplace b={b}{} {}",
+                if per_channel { " per-channel" } else { "" },
+                if parallel { "2 threads" } else { "1 thread" }
+            );
+            println!(
+                "{:<34} {:>8.3} {:>10.3} {:>12.0} {:>10.3}",
+                case,
+                hbits,
+                8.0 * payload.len() as f64 / n as f64,
+                mbs,
+                mbs / memcpy_mbs
+            );
+        }
+    }
+}
