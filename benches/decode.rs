@@ -65,7 +65,7 @@ fn main() {
             steps,
         };
         let payload =
-            quant::encode_payload(&lv, &params, nnc::entropy::DEFAULT_CHUNK).expect("encode");
+            quant::encode_payload(&lv, &params, nnc::entropy::DEFAULT_CHUNK, 0).expect("encode");
         let h = TensorHeader {
             data_type: 1,
             storage: Storage::RawData,

@@ -192,7 +192,12 @@ fn quantize_tensor(
         }
     }
     let levels = quant::quantize(&values, &params, limit);
-    let payload = quant::encode_payload(&levels, &params, opts.lossless.chunk)?;
+    // Channel-class contexts over output channels (slices along axis 0).
+    let segment = match t.dims.first() {
+        Some(&d) if d >= 2 => (t.elements / d) as usize,
+        _ => 0,
+    };
+    let payload = quant::encode_payload(&levels, &params, opts.lossless.chunk, segment)?;
     // Measure what a decoder will reconstruct, through the decoder itself.
     let header = TensorHeader {
         data_type: t.data_type,

@@ -59,6 +59,7 @@ fn encode_planes(dt: i32, data: &[u8], opt: &LosslessOptions) -> Result<Vec<u8>>
     let w = dtype::unit_bytes(dt);
     let mut out = Vec::new();
     let so = StreamOptions {
+        segment: 0,
         width: 1,
         chunk: opt.chunk,
     };

@@ -130,17 +130,21 @@ impl TensorHeader {
         let mut c = Cursor::new(bytes, base, FormatRule::TensorHeader);
         let at = c.offset();
         let data_type = c.u32("data_type")?;
-        if data_type == 0 || data_type > i32::MAX as u32 {
+        let type_at = at;
+        let at = c.offset();
+        let storage = Storage::from_u8(c.u8("storage")?)
+            .ok_or_else(|| Error::format(FormatRule::TensorHeader, at, "unknown storage"))?;
+        // An inline record describes a tensor left in the graph as it was, whatever its
+        // data_type field holds (unset, UNDEFINED or negative: written as the i32's bits); the
+        // decoder checks it against the graph. Records carrying data need a real type.
+        if storage != Storage::Inline && (data_type == 0 || data_type > i32::MAX as u32) {
             return Err(Error::format(
                 FormatRule::TensorHeader,
-                at,
+                type_at,
                 format!("invalid data_type {data_type}"),
             ));
         }
         let data_type = data_type as i32;
-        let at = c.offset();
-        let storage = Storage::from_u8(c.u8("storage")?)
-            .ok_or_else(|| Error::format(FormatRule::TensorHeader, at, "unknown storage"))?;
         let at = c.offset();
         let coding = Coding::from_u8(c.u8("coding")?)
             .ok_or_else(|| Error::format(FormatRule::TensorHeader, at, "unknown coding"))?;
@@ -199,7 +203,8 @@ impl TensorHeader {
                 format!("elements {elements} is not the product of dims {dims:?}"),
             ));
         }
-        if elements > limits.max_elements {
+        // Inline records carry no data: nothing is allocated for their elements.
+        if elements > limits.max_elements && storage != Storage::Inline {
             return Err(Error::Limit {
                 what: "elements",
                 value: elements,

@@ -135,7 +135,7 @@ impl DecodeTables {
 }
 
 /// One rANS lane: its words, read position and state (spec §7.3).
-struct Lane<'a> {
+pub struct Lane<'a> {
     words: &'a [u8],
     pos: usize,
     state: u64,
@@ -148,7 +148,7 @@ impl<'a> Lane<'a> {
         u32::from_le_bytes([w[0], w[1], w[2], w[3]]) as u64
     }
 
-    fn new(words: &'a [u8], base: u64) -> Result<Self> {
+    pub fn new(words: &'a [u8], base: u64) -> Result<Self> {
         let mut l = Lane {
             words,
             pos: words.len() / 4,
@@ -174,7 +174,7 @@ impl<'a> Lane<'a> {
         Ok(l)
     }
 
-    fn finish(&self) -> Result<()> {
+    pub fn finish(&self) -> Result<()> {
         if self.pos != 0 || self.state != 0 {
             return Err(Error::format(
                 crate::error::FormatRule::Payload,
@@ -188,7 +188,7 @@ impl<'a> Lane<'a> {
 
 impl DecodeTables {
     #[inline(always)]
-    fn step(&self, l: &mut Lane<'_>) -> usize {
+    pub fn step(&self, l: &mut Lane<'_>) -> usize {
         let q = (l.state & (TOTAL as u64 - 1)) as u32;
         let i = self.symbol_at(q);
         l.state = (l.state >> PRECISION) * self.freq[i] as u64 + (q - self.cdf[i]) as u64;

@@ -2,6 +2,7 @@
 //! one constant, or rANS chunks under a transmitted frequency model. The coder sees integers
 //! only, never tensors or ONNX.
 pub mod ans;
+pub mod classes;
 pub mod model;
 
 use rayon::prelude::*;
@@ -15,6 +16,7 @@ pub const MODE_STORED: u8 = 0;
 pub const MODE_CONSTANT: u8 = 1;
 pub const MODE_ANS: u8 = 2;
 pub const MODE_ANS_COMPACT: u8 = 3;
+pub const MODE_ANS_CLASSES: u8 = 4;
 
 /// Default symbols per independently decodable rANS chunk (spec §7.3; chosen by measurement:
 /// see tools/bench).
@@ -30,6 +32,8 @@ pub struct StreamOptions {
     pub width: usize,
     /// Symbols per rANS chunk.
     pub chunk: usize,
+    /// Segment length for channel-class contexts (spec §7.3.2); 0: none.
+    pub segment: usize,
 }
 
 /// Counts of each distinct symbol, sorted by symbol.
@@ -82,6 +86,12 @@ pub fn encode_stream(symbols: &[u32], opt: StreamOptions, out: &mut Vec<u8>) -> 
         if best.as_ref().is_none_or(|b| est < b.0) {
             best = Some((est, d, m));
         }
+    }
+    let single = best.as_ref().map_or(usize::MAX, |b| b.0);
+    if let Some(p) = classes::plan(symbols, opt.segment, single.min(stored_len)) {
+        out.push(MODE_ANS_CLASSES);
+        let chunk = opt.chunk.min(symbols.len().div_ceil(4).max(MIN_CHUNK)).max(1);
+        return classes::encode(symbols, &p, chunk, out);
     }
     if let Some((estimate, mut buf, model)) = best {
         if estimate < stored_len {
@@ -201,6 +211,7 @@ pub fn decode_stream<T: Copy + Send + Sync>(
                     .try_for_each(work)
             }
         }
+        MODE_ANS_CLASSES => classes::decode(c, alphabet, &map, out, parallel),
         m => Err(crate::error::Error::format(
             crate::error::FormatRule::Payload,
             at,
@@ -215,8 +226,12 @@ mod tests {
     use crate::error::FormatRule;
 
     fn round_trip(symbols: &[u32], width: usize, chunk: usize) -> usize {
+        round_trip_seg(symbols, width, chunk, 0)
+    }
+
+    fn round_trip_seg(symbols: &[u32], width: usize, chunk: usize, segment: usize) -> usize {
         let mut buf = Vec::new();
-        encode_stream(symbols, StreamOptions { width, chunk }, &mut buf).unwrap();
+        encode_stream(symbols, StreamOptions { width, chunk, segment }, &mut buf).unwrap();
         for parallel in [false, true] {
             let mut c = Cursor::new(&buf, 0, FormatRule::Payload);
             let mut out = vec![0u32; symbols.len()];
@@ -248,5 +263,24 @@ mod tests {
         assert!(round_trip(&uniform, 1, 1 << 18) <= 1001);
         let wide: Vec<u32> = (0..5000u32).map(|i| (i % 300) * 1000).collect();
         round_trip(&wide, 4, 777);
+    }
+
+    #[test]
+    fn channel_classes_round_trip_and_beat_one_model() {
+        // 64 channels of 1000 symbols whose spread depends on the channel.
+        let mut x = 99u64;
+        let syms: Vec<u32> = (0..64_000u32)
+            .map(|i| {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                let spread = 1 + (i / 1000) % 8 * 6;
+                ((x >> 40) % spread as u64) as u32
+            })
+            .collect();
+        let plain = round_trip_seg(&syms, 1, 1 << 15, 0);
+        let classed = round_trip_seg(&syms, 1, 5000, 1000);
+        let mut buf = Vec::new();
+        encode_stream(&syms, StreamOptions { width: 1, chunk: 5000, segment: 1000 }, &mut buf).unwrap();
+        assert_eq!(buf[0], MODE_ANS_CLASSES);
+        assert!(classed < plain * 95 / 100, "{classed} vs {plain}");
     }
 }

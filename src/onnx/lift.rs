@@ -88,15 +88,22 @@ pub fn lift(
     Ok(out)
 }
 
-fn inline(name: String, t: &TensorProto) -> Lifted {
-    Lifted {
+/// A tensor left in the graph. Its record still describes it: `elements` must be the product
+/// of `dims` (negative dims count as 0), which the decoder checks for every record.
+fn inline(name: String, t: &TensorProto) -> Result<Lifted> {
+    let dims: Vec<u64> = t.dims.iter().map(|&d| d.max(0) as u64).collect();
+    let elements = dims
+        .iter()
+        .try_fold(1u64, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| Error::input(Some(&name), "dims product overflows 64 bits"))?;
+    Ok(Lifted {
         name,
         data_type: t.data_type.unwrap_or(0),
-        dims: t.dims.iter().map(|&d| d.max(0) as u64).collect(),
-        elements: 0,
+        dims,
+        elements,
         storage: Storage::Inline,
         data: Data::Owned(Vec::new()),
-    }
+    })
 }
 
 fn lift_tensor(
@@ -117,7 +124,7 @@ fn lift_tensor(
                 "external tensor with negative dims or no data type",
             ));
         }
-        return Ok(inline(name, t));
+        return inline(name, t);
     };
     let dims: Vec<u64> = t.dims.iter().map(|&d| d as u64).collect();
     let expected = dtype::byte_len(dt, elements);
@@ -150,13 +157,13 @@ fn lift_tensor(
             let data = t.raw_data.take().unwrap_or_default();
             return Ok(make(Storage::RawData, Data::Owned(data)));
         }
-        return Ok(inline(name, t));
+        return inline(name, t);
     }
     if dt == dtype::STRING && t.string_data.len() as u64 != elements {
-        return Ok(inline(name, t));
+        return inline(name, t);
     }
     if dt != dtype::STRING && expected.is_none() {
-        return Ok(inline(name, t));
+        return inline(name, t);
     }
     match dtype::typed_to_bytes(t) {
         Some(bytes) if dt == dtype::STRING || Some(bytes.len() as u64) == expected => {
@@ -170,7 +177,7 @@ fn lift_tensor(
         }
         // Empty typed field with a nonzero element count, a non-canonical field, or values
         // out of range: keep the tensor as it is.
-        _ => Ok(inline(name, t)),
+        _ => inline(name, t),
     }
 }
 
