@@ -13,6 +13,9 @@ use super::{encode_stream, histogram, StreamOptions};
 use crate::bytes::{put_varint, Cursor};
 use crate::error::{Error, FormatRule, Result};
 
+/// One chunk's words and their file offset.
+type ChunkWords<'a> = (&'a [u8], u64);
+
 /// Most classes a stream may use.
 pub const MAX_CLASSES: usize = 16;
 
@@ -172,7 +175,8 @@ pub fn decode<T: Copy + Send + Sync>(c: &mut Cursor<'_>, alphabet: u64, map: &im
         return Err(c.err("chunk length 0"));
     }
     let chunks = super::ans::read_chunks(c, out.len().div_ceil(chunk))?;
-    let work = |(ci, (o, (w, base))): (usize, (&mut [T], &(&[u8], u64)))| {
+    let work = |(ci, (o, chunk_words)): (usize, (&mut [T], &ChunkWords))| {
+        let (w, base) = chunk_words;
         let start = ci * chunk;
         let mut lane = super::ans::Lane::new(w, *base)?;
         let mut pos = 0;
