@@ -123,6 +123,14 @@ fn code_tensor(t: &Lifted, opts: &EncodeOptions, consumers: &Consumers) -> Resul
     {
         quant = Some(report);
         (Coding::Quantized, payload, p.to_bytes())
+    } else if let Some((rounded, report)) = opts
+        .lossy
+        .as_ref()
+        .and_then(|l| round_fine(t, l, consumers))
+    {
+        quant = Some(report);
+        let (c, p) = lossless::encode(t.data_type, &rounded, &opts.lossless)?;
+        (c, p, Vec::new())
     } else {
         let (c, p) = lossless::encode(t.data_type, &t.data, &opts.lossless)?;
         (c, p, Vec::new())
@@ -138,6 +146,59 @@ fn code_tensor(t: &Lifted, opts: &EncodeOptions, consumers: &Consumers) -> Resul
         params,
     };
     Ok((header, payload, quant))
+}
+
+/// `--fine-bits`: a float32 tensor that is not quantized but feeds only arithmetic inputs,
+/// with its mantissas rounded; coded losslessly afterwards (the decoder sees plain data).
+fn round_fine(
+    t: &Lifted,
+    l: &LossyOptions,
+    consumers: &Consumers,
+) -> Option<(Vec<u8>, QuantReport)> {
+    let bits = l.fine_bits?;
+    if t.data_type != dtype::FLOAT
+        || t.elements < crate::quant::policy::FINE_MIN_ELEMENTS
+        || !consumers.is_numeric(&t.name)
+    {
+        return None;
+    }
+    if !matches!(
+        t.storage,
+        Storage::RawData | Storage::Typed | Storage::External
+    ) {
+        return None;
+    }
+    let (mut se, mut sx) = (0.0f64, 0.0f64);
+    let mut out = Vec::with_capacity(t.data.len());
+    let mut levels = Vec::with_capacity(t.elements as usize);
+    for b in t.data.chunks_exact(4) {
+        let x = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        let y = crate::quant::policy::round_mantissa(x, bits);
+        if x.is_finite() {
+            se += (x as f64 - y as f64).powi(2);
+            sx += (x as f64).powi(2);
+        }
+        levels.push(y.to_bits());
+        out.extend_from_slice(&y.to_le_bytes());
+    }
+    let hist = crate::entropy::histogram(&levels);
+    let report = QuantReport {
+        params: QuantParams {
+            kind: quant::Kind::Minifloat {
+                layout: quant::minifloat::Layout {
+                    exp_bits: 8,
+                    man_bits: bits,
+                },
+                scale_exp: 0,
+            },
+            steps: Vec::new(),
+        },
+        mse: se / t.elements as f64,
+        sqnr_db: 10.0 * (sx / se.max(f64::MIN_POSITIVE)).log10(),
+        levels: hist.len(),
+        entropy_bits: crate::entropy::entropy_bits(&hist),
+    };
+    Some((out, report))
 }
 
 /// Values of a float tensor's canonical bytes, widened to f64.
@@ -191,7 +252,8 @@ fn quantize_tensor(
             *v = v.clamp(min as f64, max as f64);
         }
     }
-    let levels = quant::quantize(&values, &params, limit);
+    let mut levels = quant::quantize(&values, &params, limit);
+    quant::rdo::refine(&values, &mut levels, &params, l.rdo);
     // Channel-class contexts over output channels (slices along axis 0).
     let segment = match t.dims.first() {
         Some(&d) if d >= 2 => (t.elements / d) as usize,

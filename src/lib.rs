@@ -9,6 +9,7 @@ pub mod onnx;
 
 pub use error::{Error, FormatRule, Result};
 pub use limits::Limits;
+pub mod analysis;
 pub mod container;
 pub mod decoder;
 pub mod encoder;

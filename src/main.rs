@@ -129,6 +129,15 @@ struct LossyArgs {
     /// the whole tensor. Fixed and thesis-mode steps are per tensor.
     #[arg(long, value_enum, default_value = "channel")]
     granularity: GranularityArg,
+    /// Rate–distortion optimized levels: move a level toward zero when that lowers
+    /// (x − x̂)² + λ·bits, λ = R·Δ² (0 = plain rounding; 0.1155 is the high-rate optimum).
+    #[arg(long, value_name = "R", default_value_t = 0.0)]
+    rdo: f64,
+    /// Near-lossless coding of float32 tensors that are not quantized but feed only arithmetic
+    /// inputs (biases, normalization parameters, at least 16 elements): round each mantissa to
+    /// M bits (relative error <= 2^-(M+1)), then code losslessly. Off by default: they stay exact.
+    #[arg(long, value_name = "M", value_parser = clap::value_parser!(u8).range(0..=22))]
+    fine_bits: Option<u8>,
     /// Tensors with fewer elements stay exact.
     #[arg(long, default_value_t = 1024)]
     min_elements: u64,
@@ -221,6 +230,12 @@ impl LossyArgs {
             min_elements: self.min_elements,
             all_tensors: self.all_tensors,
             mulaw_levels_bits: self.levels_bits.unwrap_or(8),
+            fine_bits: self.fine_bits,
+            rdo: if self.rdo >= 0.0 && self.rdo.is_finite() {
+                self.rdo
+            } else {
+                return Err(format!("--rdo {} must be >= 0", self.rdo));
+            },
         })
     }
 }

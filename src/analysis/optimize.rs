@@ -101,6 +101,9 @@ mod tests {
     fn rosenbrock() {
         let f = |x: &[f64]| (1.0 - x[0]).powi(2) + 100.0 * (x[1] - x[0] * x[0]).powi(2);
         let x = nelder_mead(f, &[-1.2, 1.0], &[0.5, 0.5], 5000, 1e-14);
-        assert!((x[0] - 1.0).abs() < 1e-3 && (x[1] - 1.0).abs() < 1e-3, "{x:?}");
+        assert!(
+            (x[0] - 1.0).abs() < 1e-3 && (x[1] - 1.0).abs() < 1e-3,
+            "{x:?}"
+        );
     }
 }

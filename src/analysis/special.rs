@@ -30,29 +30,28 @@ pub fn ln_gamma(x: f64) -> f64 {
     0.5 * (2.0 * PI).ln() + (x + 0.5) * t.ln() - t + a.ln()
 }
 
-/// Digamma ψ(x) = d ln Γ(x)/dx for x > 0 (recurrence up to 6, then the asymptotic series).
+/// Digamma ψ(x) = d ln Γ(x)/dx for x > 0 (recurrence up to 10, then the asymptotic series).
 pub fn digamma(mut x: f64) -> f64 {
     let mut acc = 0.0;
-    while x < 6.0 {
+    while x < 10.0 {
         acc -= 1.0 / x;
         x += 1.0;
     }
     let f = 1.0 / (x * x);
-    acc + x.ln() - 0.5 / x
+    acc + x.ln()
+        - 0.5 / x
         - f * (1.0 / 12.0 - f * (1.0 / 120.0 - f * (1.0 / 252.0 - f * (1.0 / 240.0 - f / 132.0))))
 }
 
 /// Trigamma ψ′(x) for x > 0.
 pub fn trigamma(mut x: f64) -> f64 {
     let mut acc = 0.0;
-    while x < 6.0 {
+    while x < 10.0 {
         acc += 1.0 / (x * x);
         x += 1.0;
     }
     let f = 1.0 / (x * x);
-    acc + 1.0 / x
-        + f / 2.0
-        + f / x * (1.0 / 6.0 - f * (1.0 / 30.0 - f * (1.0 / 42.0 - f / 30.0)))
+    acc + 1.0 / x + f / 2.0 + f / x * (1.0 / 6.0 - f * (1.0 / 30.0 - f * (1.0 / 42.0 - f / 30.0)))
 }
 
 /// Regularized lower incomplete gamma P(a, x) = γ(a, x)/Γ(a), a > 0, x ≥ 0 (series below

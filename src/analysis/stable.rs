@@ -220,7 +220,11 @@ mod tests {
         let s = StandardStable::new(1.0, 20.0);
         for z in [-10.0, -1.0, 0.0, 0.3, 2.0, 15.0] {
             let want = 0.5 + f64::atan(z) / PI;
-            assert!((s.cdf(z) - want).abs() < 1e-6, "z {z}: {} vs {want}", s.cdf(z));
+            assert!(
+                (s.cdf(z) - want).abs() < 1e-6,
+                "z {z}: {} vs {want}",
+                s.cdf(z)
+            );
             let dens = 1.0 / (PI * (1.0 + z * z));
             assert!((s.pdf(z) - dens).abs() < 1e-6);
         }

@@ -43,7 +43,10 @@ pub fn plan(symbols: &[u32], segment: usize, single_estimate: usize) -> Option<P
     }
     let segs: Vec<&[u32]> = symbols.chunks(segment).collect();
     let mut order: Vec<usize> = (0..segs.len()).collect();
-    let mean: Vec<f64> = segs.iter().map(|s| s.iter().map(|&x| x as f64).sum::<f64>() / s.len() as f64).collect();
+    let mean: Vec<f64> = segs
+        .iter()
+        .map(|s| s.iter().map(|&x| x as f64).sum::<f64>() / s.len() as f64)
+        .collect();
     order.sort_by(|&a, &b| mean[a].total_cmp(&mean[b]).then(a.cmp(&b)));
     let mut best: Option<Plan> = None;
     for k in [2usize, 4, 8, 16] {
@@ -58,7 +61,12 @@ pub fn plan(symbols: &[u32], segment: usize, single_estimate: usize) -> Option<P
         let mut models = Vec::with_capacity(k);
         let mut ok = true;
         for class in 0..k as u8 {
-            let syms: Vec<u32> = segs.iter().zip(&classes).filter(|(_, &c)| c == class).flat_map(|(s, _)| s.iter().copied()).collect();
+            let syms: Vec<u32> = segs
+                .iter()
+                .zip(&classes)
+                .filter(|(_, &c)| c == class)
+                .flat_map(|(s, _)| s.iter().copied())
+                .collect();
             let h = histogram(&syms);
             let m = if h.len() == 1 {
                 // A class with one symbol still needs two for a categorical model.
@@ -85,7 +93,12 @@ pub fn plan(symbols: &[u32], segment: usize, single_estimate: usize) -> Option<P
             models.push((m, codes));
         }
         if ok && est < best.as_ref().map_or(single_estimate, |b| b.estimate) {
-            best = Some(Plan { segment, classes, models, estimate: est });
+            best = Some(Plan {
+                segment,
+                classes,
+                models,
+                estimate: est,
+            });
         }
     }
     best
@@ -101,8 +114,11 @@ pub fn encode(symbols: &[u32], p: &Plan, chunk: usize, out: &mut Vec<u8>) -> Res
     for (m, codes) in &p.models {
         out.extend_from_slice(&model_bytes(m, codes));
         cms.push(
-            Model::from_nonzero_fixed_point_probabilities(&m.freqs, false)
-                .map_err(|()| Error::Unsupported { detail: "class model rejected by the ANS coder".into() })?,
+            Model::from_nonzero_fixed_point_probabilities(&m.freqs, false).map_err(|()| {
+                Error::Unsupported {
+                    detail: "class model rejected by the ANS coder".into(),
+                }
+            })?,
         );
         let max = *m.symbols.last().unwrap_or(&0) as usize;
         let mut t = vec![u32::MAX; max + 1];
@@ -113,7 +129,15 @@ pub fn encode(symbols: &[u32], p: &Plan, chunk: usize, out: &mut Vec<u8>) -> Res
     }
     put_varint(out, p.segment as u64);
     let cls: Vec<u32> = p.classes.iter().map(|&c| c as u32).collect();
-    encode_stream(&cls, StreamOptions { width: 1, chunk: 1 << 20, segment: 0 }, out)?;
+    encode_stream(
+        &cls,
+        StreamOptions {
+            width: 1,
+            chunk: 1 << 20,
+            segment: 0,
+        },
+        out,
+    )?;
     put_varint(out, chunk as u64);
     let mut all_words = Vec::new();
     for (ci, c) in symbols.chunks(chunk).enumerate() {
@@ -121,12 +145,19 @@ pub fn encode(symbols: &[u32], p: &Plan, chunk: usize, out: &mut Vec<u8>) -> Res
         let mut coder = AnsCoder::<u32, u64>::new();
         let items = c.iter().enumerate().map(|(k, &s)| {
             let class = p.classes[(start + k) / p.segment] as usize;
-            (index[class].get(s as usize).copied().unwrap_or(0) as usize, &cms[class])
+            (
+                index[class].get(s as usize).copied().unwrap_or(0) as usize,
+                &cms[class],
+            )
         });
         coder
             .encode_symbols_reverse(items)
-            .map_err(|e| Error::Unsupported { detail: format!("ANS encoding failed: {e:?}") })?;
-        all_words.push(coder.into_compressed().map_err(|e| Error::Unsupported { detail: format!("ANS flush failed: {e:?}") })?);
+            .map_err(|e| Error::Unsupported {
+                detail: format!("ANS encoding failed: {e:?}"),
+            })?;
+        all_words.push(coder.into_compressed().map_err(|e| Error::Unsupported {
+            detail: format!("ANS flush failed: {e:?}"),
+        })?);
     }
     for w in &all_words {
         put_varint(out, w.len() as u64);
@@ -140,7 +171,13 @@ pub fn encode(symbols: &[u32], p: &Plan, chunk: usize, out: &mut Vec<u8>) -> Res
 }
 
 /// Decodes a class-mode stream body (after the mode byte) into `out`.
-pub fn decode<T: Copy + Send + Sync>(c: &mut Cursor<'_>, alphabet: u64, map: &impl Fn(u32) -> T, out: &mut [T], parallel: bool) -> Result<()> {
+pub fn decode<T: Copy + Send + Sync>(
+    c: &mut Cursor<'_>,
+    alphabet: u64,
+    map: &impl Fn(u32) -> T,
+    out: &mut [T],
+    parallel: bool,
+) -> Result<()> {
     use rayon::prelude::*;
     let k = c.varint_max(MAX_CLASSES as u64, "class count")?;
     if k < 2 {
@@ -153,7 +190,13 @@ pub fn decode<T: Copy + Send + Sync>(c: &mut Cursor<'_>, alphabet: u64, map: &im
         let m = match c.u8("class model kind")? {
             super::MODE_ANS => FreqModel::read(c, alphabet)?,
             super::MODE_ANS_COMPACT => FreqModel::read_compact(c, alphabet)?,
-            x => return Err(Error::format(FormatRule::Payload, at, format!("class model kind {x}"))),
+            x => {
+                return Err(Error::format(
+                    FormatRule::Payload,
+                    at,
+                    format!("class model kind {x}"),
+                ))
+            }
         };
         values.push(m.symbols.iter().map(|&s| map(s)).collect());
         tables.push(DecodeTables::for_len(&m, out.len()));
@@ -193,8 +236,14 @@ pub fn decode<T: Copy + Send + Sync>(c: &mut Cursor<'_>, alphabet: u64, map: &im
         lane.finish()
     };
     if parallel && chunks.len() > 1 {
-        out.par_chunks_mut(chunk).zip(chunks.par_iter()).enumerate().try_for_each(work)
+        out.par_chunks_mut(chunk)
+            .zip(chunks.par_iter())
+            .enumerate()
+            .try_for_each(work)
     } else {
-        out.chunks_mut(chunk).zip(chunks.iter()).enumerate().try_for_each(work)
+        out.chunks_mut(chunk)
+            .zip(chunks.iter())
+            .enumerate()
+            .try_for_each(work)
     }
 }

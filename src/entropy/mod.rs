@@ -90,7 +90,10 @@ pub fn encode_stream(symbols: &[u32], opt: StreamOptions, out: &mut Vec<u8>) -> 
     let single = best.as_ref().map_or(usize::MAX, |b| b.0);
     if let Some(p) = classes::plan(symbols, opt.segment, single.min(stored_len)) {
         out.push(MODE_ANS_CLASSES);
-        let chunk = opt.chunk.min(symbols.len().div_ceil(4).max(MIN_CHUNK)).max(1);
+        let chunk = opt
+            .chunk
+            .min(symbols.len().div_ceil(4).max(MIN_CHUNK))
+            .max(1);
         return classes::encode(symbols, &p, chunk, out);
     }
     if let Some((estimate, mut buf, model)) = best {
@@ -231,7 +234,16 @@ mod tests {
 
     fn round_trip_seg(symbols: &[u32], width: usize, chunk: usize, segment: usize) -> usize {
         let mut buf = Vec::new();
-        encode_stream(symbols, StreamOptions { width, chunk, segment }, &mut buf).unwrap();
+        encode_stream(
+            symbols,
+            StreamOptions {
+                width,
+                chunk,
+                segment,
+            },
+            &mut buf,
+        )
+        .unwrap();
         for parallel in [false, true] {
             let mut c = Cursor::new(&buf, 0, FormatRule::Payload);
             let mut out = vec![0u32; symbols.len()];
@@ -271,7 +283,9 @@ mod tests {
         let mut x = 99u64;
         let syms: Vec<u32> = (0..64_000u32)
             .map(|i| {
-                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 let spread = 1 + (i / 1000) % 8 * 6;
                 ((x >> 40) % spread as u64) as u32
             })
@@ -279,7 +293,16 @@ mod tests {
         let plain = round_trip_seg(&syms, 1, 1 << 15, 0);
         let classed = round_trip_seg(&syms, 1, 5000, 1000);
         let mut buf = Vec::new();
-        encode_stream(&syms, StreamOptions { width: 1, chunk: 5000, segment: 1000 }, &mut buf).unwrap();
+        encode_stream(
+            &syms,
+            StreamOptions {
+                width: 1,
+                chunk: 5000,
+                segment: 1000,
+            },
+            &mut buf,
+        )
+        .unwrap();
         assert_eq!(buf[0], MODE_ANS_CLASSES);
         assert!(classed < plain * 95 / 100, "{classed} vs {plain}");
     }

@@ -4,6 +4,7 @@ pub mod float;
 pub mod minifloat;
 pub mod mulaw;
 pub mod policy;
+pub mod rdo;
 pub mod uniform;
 
 use crate::bytes::{put_varint, Cursor};
@@ -261,7 +262,12 @@ pub fn quantize(values: &[f64], params: &QuantParams, limit: Option<i64>) -> Vec
 /// Builds the payload of a quantized tensor (spec §7.6.2): for μ-law, `varint K` and
 /// `(K+1) × f32` reconstructed magnitudes of levels 0..=K; then the symbol stream of
 /// `zigzag(level)` (or the minifloat codes).
-pub fn encode_payload(levels: &[i64], params: &QuantParams, chunk: usize, segment: usize) -> Result<Vec<u8>> {
+pub fn encode_payload(
+    levels: &[i64],
+    params: &QuantParams,
+    chunk: usize,
+    segment: usize,
+) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     if let Kind::MuLaw { xmax, mu } = params.kind {
         let k = levels.iter().map(|q| q.unsigned_abs()).max().unwrap_or(0);
@@ -288,7 +294,15 @@ pub fn encode_payload(levels: &[i64], params: &QuantParams, chunk: usize, segmen
         4
     };
     out.push(width as u8);
-    encode_stream(&symbols, StreamOptions { width, chunk, segment }, &mut out)?;
+    encode_stream(
+        &symbols,
+        StreamOptions {
+            width,
+            chunk,
+            segment,
+        },
+        &mut out,
+    )?;
     Ok(out)
 }
 

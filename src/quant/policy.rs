@@ -46,6 +46,34 @@ pub struct LossyOptions {
     pub all_tensors: bool,
     /// Levels for μ-law outside thesis mode: 2^k over [−max|w|, max|w|].
     pub mulaw_levels_bits: u32,
+    /// Rate–distortion optimized level choice with λ = factor·Δ² (0: plain rounding).
+    pub rdo: f64,
+    /// Round the mantissa of float32 tensors that are not quantized but feed only arithmetic
+    /// inputs (biases, normalization parameters; at least `FINE_MIN_ELEMENTS`) to this many
+    /// bits before lossless coding (`None`: keep them exact, the default).
+    pub fine_bits: Option<u8>,
+}
+
+/// Smallest tensor `fine_bits` touches: scalars and tiny constants always stay exact.
+pub const FINE_MIN_ELEMENTS: u64 = 16;
+
+/// Rounds the binary32 mantissa to `bits` bits, to nearest with ties to even; infinities
+/// and NaN unchanged, finite values never round to infinity.
+pub fn round_mantissa(x: f32, bits: u8) -> f32 {
+    if bits >= 23 || !x.is_finite() {
+        return x;
+    }
+    let shift = 23 - bits as u32;
+    let b = x.to_bits();
+    let sign = b & 0x8000_0000;
+    let mag = b & 0x7fff_ffff;
+    let half = 1u32 << (shift - 1);
+    let odd = (mag >> shift) & 1;
+    let mut r = ((mag + half - 1 + odd) >> shift) << shift;
+    if r >= 0x7f80_0000 {
+        r = 0x7f7f_ffff >> shift << shift;
+    }
+    f32::from_bits(sign | r)
 }
 
 impl Default for LossyOptions {
@@ -57,6 +85,8 @@ impl Default for LossyOptions {
             min_elements: 1024,
             all_tensors: false,
             mulaw_levels_bits: 8,
+            rdo: 0.0,
+            fine_bits: None,
         }
     }
 }
@@ -76,6 +106,28 @@ const WEIGHT_INPUTS: &[(&str, Option<usize>)] = &[
     ("RNN", Some(2)),
     ("Gather", Some(0)),
     ("Einsum", None),
+];
+
+/// Arithmetic inputs that `--fine-bits` may round (besides the weight inputs).
+const NUMERIC_INPUTS: &[(&str, Option<usize>)] = &[
+    ("Conv", Some(2)),
+    ("ConvTranspose", Some(2)),
+    ("Gemm", Some(2)),
+    ("BatchNormalization", Some(1)),
+    ("BatchNormalization", Some(2)),
+    ("BatchNormalization", Some(3)),
+    ("BatchNormalization", Some(4)),
+    ("LayerNormalization", Some(1)),
+    ("LayerNormalization", Some(2)),
+    ("InstanceNormalization", Some(1)),
+    ("InstanceNormalization", Some(2)),
+    ("PRelu", Some(1)),
+    ("LSTM", Some(3)),
+    ("GRU", Some(3)),
+    ("RNN", Some(3)),
+    ("Add", None),
+    ("Sub", None),
+    ("Mul", None),
 ];
 
 /// Operators a weight may pass through (input 0) on its way to a weight input.
@@ -147,21 +199,28 @@ impl Consumers {
 
     /// True when `name` is consumed, and only as a weight (possibly through pass-through ops).
     pub fn is_weight(&self, name: &str) -> bool {
-        self.weight_at(name, 0)
+        self.weight_at(name, 0, WEIGHT_INPUTS)
     }
 
-    fn weight_at(&self, name: &str, depth: u32) -> bool {
+    /// True when `name` feeds only arithmetic inputs (weights, biases, normalization
+    /// parameters, elementwise operands), never a shape, index, scale or count input.
+    pub fn is_numeric(&self, name: &str) -> bool {
+        self.weight_at(name, 0, WEIGHT_INPUTS) || self.weight_at(name, 0, NUMERIC_INPUTS)
+    }
+
+    fn weight_at(&self, name: &str, depth: u32, allowed: &[(&str, Option<usize>)]) -> bool {
         let Some(uses) = self.map.get(name) else {
             return false;
         };
         depth < 6
             && uses.iter().all(|(op, i, outs)| {
-                WEIGHT_INPUTS
+                allowed
                     .iter()
+                    .chain(WEIGHT_INPUTS)
                     .any(|(o, idx)| o == op && idx.is_none_or(|k| k == *i))
                     || (*i == 0
                         && PASS_THROUGH.contains(&op.as_str())
-                        && outs.iter().all(|o| self.weight_at(o, depth + 1)))
+                        && outs.iter().all(|o| self.weight_at(o, depth + 1, allowed)))
             })
     }
 }
