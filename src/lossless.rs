@@ -2,7 +2,7 @@
 //! zstd frame, or the raw bytes. The encoder tries them and keeps the smallest.
 use crate::bytes::Cursor;
 use crate::container::tensor_header::Coding;
-use crate::entropy::{decode_stream, encode_stream, StreamOptions};
+use crate::entropy::{decode_stream_ctx, encode_stream_ctx, StreamOptions};
 use crate::error::{Error, FormatRule, Result};
 use crate::onnx::dtype;
 
@@ -63,9 +63,12 @@ fn encode_planes(dt: i32, data: &[u8], opt: &LosslessOptions) -> Result<Vec<u8>>
         width: 1,
         chunk: opt.chunk,
     };
+    let top: Vec<u8> = data.iter().skip(w - 1).step_by(w).copied().collect();
     for k in (0..w).rev() {
         let plane: Vec<u32> = data.iter().skip(k).step_by(w).map(|&b| b as u32).collect();
-        encode_stream(&plane, so, &mut out)?;
+        // The plane below the top one may take its classes from the top byte (spec §7.4).
+        let ctx = (w >= 2 && k == w - 2).then_some(top.as_slice());
+        encode_stream_ctx(&plane, so, ctx, &mut out)?;
     }
     Ok(out)
 }
@@ -122,8 +125,13 @@ pub fn decode(
             let mut out = vec![0u8; data_bytes];
             let mut plane = vec![0u8; n];
             let mut c = Cursor::new(payload, base, FormatRule::Payload);
+            let mut top = Vec::new();
             for k in (0..w).rev() {
-                decode_stream(&mut c, 1, 256, |s| s as u8, &mut plane, parallel)?;
+                let ctx = (w >= 2 && k == w - 2).then_some(top.as_slice());
+                decode_stream_ctx(&mut c, 1, 256, |s| s as u8, ctx, &mut plane, parallel)?;
+                if k == w - 1 {
+                    top = plane.clone();
+                }
                 for (o, &b) in out.iter_mut().skip(k).step_by(w).zip(&plane) {
                     *o = b;
                 }

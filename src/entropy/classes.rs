@@ -1,13 +1,19 @@
-//! Channel-class contexts (spec §7.3.2): a stream cut into segments of equal length (for
-//! weights: output channels), each segment assigned one of K classes, each class with its own
-//! frequency model. The rANS chunks are coded as usual, but every symbol uses the model of its
-//! segment's class. Real weights are not stationary across channels: grouping channels of
-//! similar spread codes them below the order-0 entropy of the whole tensor while keeping the
-//! static-table rANS decoding speed.
+//! Class contexts (spec §7.3.2, §7.3.3): every symbol of a stream belongs to one of K classes,
+//! each class with its own frequency model; the rANS chunks are coded as usual but every
+//! symbol uses the model of its class. Two ways of assigning classes:
+//! - segment classes (mode 4): the stream is cut into segments of equal length (for weights:
+//!   output channels) and the class of each segment is transmitted. Real weights are not
+//!   stationary across channels; grouping channels of similar spread codes them below the
+//!   order-0 entropy of the whole tensor.
+//! - context classes (mode 5): the class of symbol i comes from a context byte the decoder
+//!   already has (for float byte planes: the sign-and-exponent byte of the same element),
+//!   ranked by frequency; nothing is transmitted for it.
+//!
+//! Both keep static-table rANS decoding speed.
 use constriction::stream::model::ContiguousCategoricalEntropyModel;
 use constriction::stream::stack::AnsCoder;
 
-use super::ans::DecodeTables;
+use super::ans::{DecodeTables, Lane};
 use super::model::{FreqModel, PRECISION};
 use super::{encode_stream, histogram, StreamOptions};
 use crate::bytes::{put_varint, Cursor};
@@ -21,98 +27,153 @@ pub const MAX_CLASSES: usize = 16;
 
 type Model = ContiguousCategoricalEntropyModel<u32, Vec<u32>, { PRECISION as usize }>;
 
-/// A candidate class coding of a stream: the class of each segment and each class's model.
+/// A candidate class coding: the class of each symbol and each class's model.
 pub struct Plan {
-    pub segment: usize,
-    pub classes: Vec<u8>,
+    /// Class of every symbol.
+    pub class_of: Vec<u8>,
     pub models: Vec<(FreqModel, Vec<u8>)>,
+    /// Estimated bytes of models and payload (without the class assignment).
     pub estimate: usize,
 }
 
-fn model_bytes(m: &FreqModel, codes: &[u8]) -> Vec<u8> {
-    let mut d = vec![super::MODE_ANS_COMPACT];
-    m.write_compact(codes, &mut d);
-    d
+/// Models for the given class assignment (K classes); `None` if a model cannot be built.
+fn models_for(
+    symbols: &[u32],
+    class_of: &[u8],
+    k: usize,
+) -> Option<(Vec<(FreqModel, Vec<u8>)>, usize)> {
+    let mut per: Vec<Vec<u32>> = vec![Vec::new(); k];
+    for (&s, &c) in symbols.iter().zip(class_of) {
+        per[c as usize].push(s);
+    }
+    let mut est = 0usize;
+    let mut models = Vec::with_capacity(k);
+    for syms in &per {
+        let mut h = histogram(syms);
+        if h.len() < 2 {
+            // A class with fewer than two symbols still needs a two-symbol model.
+            let a = h.first().map_or(0, |x| x.0);
+            let b = if a == 0 { 1 } else { a - 1 };
+            h = vec![(a.min(b), 1), (a.max(b), 1)];
+        }
+        let (m, codes) = FreqModel::compact_from_counts(&h)?;
+        let real = histogram(syms);
+        let cost: f64 = real
+            .iter()
+            .map(|&(s, c)| {
+                let i = m.symbols.binary_search(&s).unwrap_or(0);
+                c as f64 * (PRECISION as f64 - (m.freqs[i] as f64).log2())
+            })
+            .sum();
+        est += m.compact_len() + 1 + (cost / 8.0) as usize;
+        models.push((m, codes));
+    }
+    Some((models, est))
 }
 
-/// Finds the best class plan with 2, 4 or 8 classes (segments ranked by mean symbol and cut
-/// into equal-count groups); `None` when no plan beats `single_estimate` bytes.
-pub fn plan(symbols: &[u32], segment: usize, single_estimate: usize) -> Option<Plan> {
+/// Segment classes: segments ranked by mean symbol and cut into 2, 4, 8 or 16 equal-count
+/// groups; returns the plan and the segment classes when one beats `single_estimate` bytes.
+pub fn plan_segments(
+    symbols: &[u32],
+    segment: usize,
+    single_estimate: usize,
+) -> Option<(Plan, Vec<u8>)> {
     if segment == 0 || symbols.len() < 2 * segment || symbols.len() < 4096 {
         return None;
     }
     let segs: Vec<&[u32]> = symbols.chunks(segment).collect();
-    let mut order: Vec<usize> = (0..segs.len()).collect();
     let mean: Vec<f64> = segs
         .iter()
         .map(|s| s.iter().map(|&x| x as f64).sum::<f64>() / s.len() as f64)
         .collect();
+    let mut order: Vec<usize> = (0..segs.len()).collect();
     order.sort_by(|&a, &b| mean[a].total_cmp(&mean[b]).then(a.cmp(&b)));
-    let mut best: Option<Plan> = None;
+    let mut best: Option<(Plan, Vec<u8>)> = None;
     for k in [2usize, 4, 8, 16] {
         if segs.len() < 2 * k {
             break;
         }
-        let mut classes = vec![0u8; segs.len()];
+        let mut seg_class = vec![0u8; segs.len()];
         for (rank, &s) in order.iter().enumerate() {
-            classes[s] = (rank * k / segs.len()) as u8;
+            seg_class[s] = (rank * k / segs.len()) as u8;
         }
-        let mut est = 8 + segs.len() * (k.trailing_zeros() as usize).max(1) / 8;
-        let mut models = Vec::with_capacity(k);
-        let mut ok = true;
-        for class in 0..k as u8 {
-            let syms: Vec<u32> = segs
-                .iter()
-                .zip(&classes)
-                .filter(|(_, &c)| c == class)
-                .flat_map(|(s, _)| s.iter().copied())
-                .collect();
-            let h = histogram(&syms);
-            let m = if h.len() == 1 {
-                // A class with one symbol still needs two for a categorical model.
-                let other = if h[0].0 == 0 { 1 } else { h[0].0 - 1 };
-                let mut h2 = vec![(other, 1u64), h[0]];
-                h2.sort();
-                FreqModel::compact_from_counts(&h2)
-            } else {
-                FreqModel::compact_from_counts(&h)
-            };
-            let Some((m, codes)) = m else {
-                ok = false;
-                break;
-            };
-            let hh = histogram(&syms);
-            let cost: f64 = hh
-                .iter()
-                .map(|&(s, c)| {
-                    let i = m.symbols.binary_search(&s).unwrap_or(0);
-                    c as f64 * (PRECISION as f64 - (m.freqs[i] as f64).log2())
-                })
-                .sum();
-            est += m.compact_len() + 1 + (cost / 8.0) as usize;
-            models.push((m, codes));
-        }
-        if ok && est < best.as_ref().map_or(single_estimate, |b| b.estimate) {
-            best = Some(Plan {
-                segment,
-                classes,
-                models,
-                estimate: est,
-            });
+        let class_of: Vec<u8> = (0..symbols.len()).map(|i| seg_class[i / segment]).collect();
+        let Some((models, est)) = models_for(symbols, &class_of, k) else {
+            continue;
+        };
+        let est = est + 8 + segs.len() * k.trailing_zeros() as usize / 8;
+        if est < best.as_ref().map_or(single_estimate, |b| b.0.estimate) {
+            best = Some((
+                Plan {
+                    class_of,
+                    models,
+                    estimate: est,
+                },
+                seg_class,
+            ));
         }
     }
     best
 }
 
-/// Writes a class-mode stream (spec §7.3.2) after the mode byte: `varint K`, K compact models
-/// (each with its mode byte 3), `varint segment`, the class of each segment as a nested symbol
-/// stream, `varint chunk`, the chunk table and the words.
-pub fn encode(symbols: &[u32], p: &Plan, chunk: usize, out: &mut Vec<u8>) -> Result<()> {
+/// Spec §7.3.3: the class of context value v when the stream uses K context classes: the
+/// K − 1 most frequent context values (ties: smaller value first) get classes 0..K−2 in that
+/// order; every other value gets class K − 1.
+pub fn context_classes(ctx: &[u8], k: usize) -> [u8; 256] {
+    let mut counts = [0u64; 256];
+    for &c in ctx {
+        counts[c as usize] += 1;
+    }
+    let mut order: Vec<usize> = (0..256).collect();
+    order.sort_by(|&a, &b| counts[b].cmp(&counts[a]).then(a.cmp(&b)));
+    let mut map = [(k - 1) as u8; 256];
+    for (rank, &v) in order.iter().take(k - 1).enumerate() {
+        map[v] = rank as u8;
+    }
+    map
+}
+
+/// Context classes with K = 4, 8 or 16; `None` unless one beats `single_estimate`.
+pub fn plan_context(symbols: &[u32], ctx: &[u8], single_estimate: usize) -> Option<(Plan, usize)> {
+    if symbols.len() < 4096 || ctx.len() != symbols.len() {
+        return None;
+    }
+    let mut best: Option<(Plan, usize)> = None;
+    for k in [4usize, 8, 16] {
+        let map = context_classes(ctx, k);
+        let class_of: Vec<u8> = ctx.iter().map(|&c| map[c as usize]).collect();
+        let Some((models, est)) = models_for(symbols, &class_of, k) else {
+            continue;
+        };
+        if est + 4 < best.as_ref().map_or(single_estimate, |b| b.0.estimate) {
+            best = Some((
+                Plan {
+                    class_of,
+                    models,
+                    estimate: est + 4,
+                },
+                k,
+            ));
+        }
+    }
+    best
+}
+
+/// Writes `varint K` and the K models (each with its kind byte, 3 = compact).
+fn write_models(p: &Plan, out: &mut Vec<u8>) {
     put_varint(out, p.models.len() as u64);
+    for (m, codes) in &p.models {
+        out.push(super::MODE_ANS_COMPACT);
+        m.write_compact(codes, out);
+    }
+}
+
+/// Writes `varint chunk`, the chunk table and the words, each symbol coded with the model of
+/// its class.
+fn write_chunks(symbols: &[u32], p: &Plan, chunk: usize, out: &mut Vec<u8>) -> Result<()> {
     let mut cms = Vec::with_capacity(p.models.len());
     let mut index = Vec::with_capacity(p.models.len());
-    for (m, codes) in &p.models {
-        out.extend_from_slice(&model_bytes(m, codes));
+    for (m, _) in &p.models {
         cms.push(
             Model::from_nonzero_fixed_point_probabilities(&m.freqs, false).map_err(|()| {
                 Error::Unsupported {
@@ -121,33 +182,21 @@ pub fn encode(symbols: &[u32], p: &Plan, chunk: usize, out: &mut Vec<u8>) -> Res
             })?,
         );
         let max = *m.symbols.last().unwrap_or(&0) as usize;
-        let mut t = vec![u32::MAX; max + 1];
+        let mut t = vec![0u32; max + 1];
         for (i, &s) in m.symbols.iter().enumerate() {
             t[s as usize] = i as u32;
         }
         index.push(t);
     }
-    put_varint(out, p.segment as u64);
-    let cls: Vec<u32> = p.classes.iter().map(|&c| c as u32).collect();
-    encode_stream(
-        &cls,
-        StreamOptions {
-            width: 1,
-            chunk: 1 << 20,
-            segment: 0,
-        },
-        out,
-    )?;
     put_varint(out, chunk as u64);
     let mut all_words = Vec::new();
-    for (ci, c) in symbols.chunks(chunk).enumerate() {
-        let start = ci * chunk;
+    for (c, cls) in symbols.chunks(chunk).zip(p.class_of.chunks(chunk)) {
         let mut coder = AnsCoder::<u32, u64>::new();
-        let items = c.iter().enumerate().map(|(k, &s)| {
-            let class = p.classes[(start + k) / p.segment] as usize;
+        let items = c.iter().zip(cls).map(|(&s, &k)| {
+            let k = k as usize;
             (
-                index[class].get(s as usize).copied().unwrap_or(0) as usize,
-                &cms[class],
+                index[k].get(s as usize).copied().unwrap_or(0) as usize,
+                &cms[k],
             )
         });
         coder
@@ -170,21 +219,50 @@ pub fn encode(symbols: &[u32], p: &Plan, chunk: usize, out: &mut Vec<u8>) -> Res
     Ok(())
 }
 
-/// Decodes a class-mode stream body (after the mode byte) into `out`.
-pub fn decode<T: Copy + Send + Sync>(
+/// Segment-class stream body (after mode byte 4): `varint K`, K models, `varint segment`,
+/// the class of each segment as a nested symbol stream (not itself mode 4), then the chunks.
+pub fn encode_segments(
+    symbols: &[u32],
+    p: &Plan,
+    seg_class: &[u8],
+    segment: usize,
+    chunk: usize,
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    write_models(p, out);
+    put_varint(out, segment as u64);
+    let cls: Vec<u32> = seg_class.iter().map(|&c| c as u32).collect();
+    encode_stream(
+        &cls,
+        StreamOptions {
+            width: 1,
+            chunk: 1 << 20,
+            segment: 0,
+        },
+        out,
+    )?;
+    write_chunks(symbols, p, chunk, out)
+}
+
+/// Context-class stream body (after mode byte 5): `varint K`, K models, then the chunks.
+pub fn encode_context(symbols: &[u32], p: &Plan, chunk: usize, out: &mut Vec<u8>) -> Result<()> {
+    write_models(p, out);
+    write_chunks(symbols, p, chunk, out)
+}
+
+/// Reads `varint K` and K models; returns decode tables and mapped values per class.
+fn read_models<T: Copy>(
     c: &mut Cursor<'_>,
     alphabet: u64,
+    n: usize,
     map: &impl Fn(u32) -> T,
-    out: &mut [T],
-    parallel: bool,
-) -> Result<()> {
-    use rayon::prelude::*;
+) -> Result<(Vec<DecodeTables>, Vec<Vec<T>>)> {
     let k = c.varint_max(MAX_CLASSES as u64, "class count")?;
     if k < 2 {
-        return Err(c.err("class mode needs at least 2 classes"));
+        return Err(c.err("class modes need at least 2 classes"));
     }
     let mut tables = Vec::with_capacity(k);
-    let mut values: Vec<Vec<T>> = Vec::with_capacity(k);
+    let mut values = Vec::with_capacity(k);
     for _ in 0..k {
         let at = c.offset();
         let m = match c.u8("class model kind")? {
@@ -199,39 +277,32 @@ pub fn decode<T: Copy + Send + Sync>(
             }
         };
         values.push(m.symbols.iter().map(|&s| map(s)).collect());
-        tables.push(DecodeTables::for_len(&m, out.len()));
+        tables.push(DecodeTables::for_len(&m, n));
     }
-    let segment = c.varint_max(u32::MAX as u64, "segment length")?;
-    if segment == 0 {
-        return Err(c.err("segment length 0"));
-    }
-    let mut classes = vec![0u8; out.len().div_ceil(segment)];
-    // The class stream may not itself use classes (bounded nesting).
-    let mut peek = c.clone();
-    if peek.u8("class stream mode")? == super::MODE_ANS_CLASSES {
-        return Err(c.err("the class stream of a class-mode stream uses classes"));
-    }
-    let to_u8: fn(u32) -> u8 = |s| s as u8;
-    super::decode_stream(c, 1, k as u64, to_u8, &mut classes, false)?;
+    Ok((tables, values))
+}
+
+/// Decodes the chunks: symbol i uses the model of class `class_of(i)` (already checked < K).
+fn read_chunks_into<T: Copy + Send + Sync>(
+    c: &mut Cursor<'_>,
+    tables: &[DecodeTables],
+    values: &[Vec<T>],
+    class_of: &(impl Fn(usize) -> usize + Sync),
+    out: &mut [T],
+    parallel: bool,
+) -> Result<()> {
+    use rayon::prelude::*;
     let chunk = c.varint_max(u32::MAX as u64, "chunk length")?;
     if chunk == 0 {
         return Err(c.err("chunk length 0"));
     }
     let chunks = super::ans::read_chunks(c, out.len().div_ceil(chunk))?;
-    let work = |(ci, (o, chunk_words)): (usize, (&mut [T], &ChunkWords))| {
-        let (w, base) = chunk_words;
+    let work = |(ci, (o, cw)): (usize, (&mut [T], &ChunkWords))| {
         let start = ci * chunk;
-        let mut lane = super::ans::Lane::new(w, *base)?;
-        let mut pos = 0;
-        while pos < o.len() {
-            let g = start + pos;
-            let class = classes[g / segment] as usize;
-            let run = (segment - g % segment).min(o.len() - pos);
-            let (t, v) = (&tables[class], &values[class]);
-            for x in &mut o[pos..pos + run] {
-                *x = v[t.step(&mut lane)];
-            }
-            pos += run;
+        let mut lane = Lane::new(cw.0, cw.1)?;
+        for (k, x) in o.iter_mut().enumerate() {
+            let class = class_of(start + k);
+            *x = values[class][tables[class].step(&mut lane)];
         }
         lane.finish()
     };
@@ -246,4 +317,62 @@ pub fn decode<T: Copy + Send + Sync>(
             .enumerate()
             .try_for_each(work)
     }
+}
+
+/// Decodes a segment-class stream body (after mode byte 4) into `out`.
+pub fn decode_segments<T: Copy + Send + Sync>(
+    c: &mut Cursor<'_>,
+    alphabet: u64,
+    map: &impl Fn(u32) -> T,
+    out: &mut [T],
+    parallel: bool,
+) -> Result<()> {
+    let (tables, values) = read_models(c, alphabet, out.len(), map)?;
+    let segment = c.varint_max(u32::MAX as u64, "segment length")?;
+    if segment == 0 {
+        return Err(c.err("segment length 0"));
+    }
+    let mut classes = vec![0u8; out.len().div_ceil(segment)];
+    // The class stream may not itself use classes (bounded nesting).
+    let mut peek = c.clone();
+    if matches!(
+        peek.u8("class stream mode")?,
+        super::MODE_ANS_CLASSES | super::MODE_ANS_CONTEXT
+    ) {
+        return Err(c.err("the class stream of a class-mode stream uses classes"));
+    }
+    let to_u8: fn(u32) -> u8 = |s| s as u8;
+    super::decode_stream(c, 1, tables.len() as u64, to_u8, &mut classes, false)?;
+    read_chunks_into(
+        c,
+        &tables,
+        &values,
+        &|i| classes[i / segment] as usize,
+        out,
+        parallel,
+    )
+}
+
+/// Decodes a context-class stream body (after mode byte 5) with context bytes `ctx`.
+pub fn decode_context<T: Copy + Send + Sync>(
+    c: &mut Cursor<'_>,
+    alphabet: u64,
+    map: &impl Fn(u32) -> T,
+    ctx: Option<&[u8]>,
+    out: &mut [T],
+    parallel: bool,
+) -> Result<()> {
+    let Some(ctx) = ctx.filter(|x| x.len() == out.len()) else {
+        return Err(c.err("context-class stream where no context exists"));
+    };
+    let (tables, values) = read_models(c, alphabet, out.len(), map)?;
+    let map_ctx = context_classes(ctx, tables.len());
+    read_chunks_into(
+        c,
+        &tables,
+        &values,
+        &|i| map_ctx[ctx[i] as usize] as usize,
+        out,
+        parallel,
+    )
 }

@@ -17,6 +17,7 @@ pub const MODE_CONSTANT: u8 = 1;
 pub const MODE_ANS: u8 = 2;
 pub const MODE_ANS_COMPACT: u8 = 3;
 pub const MODE_ANS_CLASSES: u8 = 4;
+pub const MODE_ANS_CONTEXT: u8 = 5;
 
 /// Default symbols per independently decodable rANS chunk (spec §7.3; chosen by measurement:
 /// see tools/bench).
@@ -65,6 +66,17 @@ pub fn histogram(symbols: &[u32]) -> Vec<(u32, u64)> {
 
 /// Encodes `symbols` as the smallest of the modes and appends it to `out`.
 pub fn encode_stream(symbols: &[u32], opt: StreamOptions, out: &mut Vec<u8>) -> Result<()> {
+    encode_stream_ctx(symbols, opt, None, out)
+}
+
+/// `encode_stream` with context bytes (one per symbol) that the decoder will also have: the
+/// encoder may then use context classes (spec §7.3.3).
+pub fn encode_stream_ctx(
+    symbols: &[u32],
+    opt: StreamOptions,
+    ctx: Option<&[u8]>,
+    out: &mut Vec<u8>,
+) -> Result<()> {
     let hist = histogram(symbols);
     if hist.len() == 1 {
         out.push(MODE_CONSTANT);
@@ -88,22 +100,26 @@ pub fn encode_stream(symbols: &[u32], opt: StreamOptions, out: &mut Vec<u8>) -> 
         }
     }
     let single = best.as_ref().map_or(usize::MAX, |b| b.0);
-    if let Some(p) = classes::plan(symbols, opt.segment, single.min(stored_len)) {
+    let chunk = opt
+        .chunk
+        .min(symbols.len().div_ceil(4).max(MIN_CHUNK))
+        .max(1);
+    if let Some((p, _)) =
+        ctx.and_then(|c| classes::plan_context(symbols, c, single.min(stored_len)))
+    {
+        out.push(MODE_ANS_CONTEXT);
+        return classes::encode_context(symbols, &p, chunk, out);
+    }
+    if let Some((p, seg_class)) =
+        classes::plan_segments(symbols, opt.segment, single.min(stored_len))
+    {
         out.push(MODE_ANS_CLASSES);
-        let chunk = opt
-            .chunk
-            .min(symbols.len().div_ceil(4).max(MIN_CHUNK))
-            .max(1);
-        return classes::encode(symbols, &p, chunk, out);
+        return classes::encode_segments(symbols, &p, &seg_class, opt.segment, chunk, out);
     }
     if let Some((estimate, mut buf, model)) = best {
         if estimate < stored_len {
             // At least four chunks when the stream is long enough, so a decoder can interleave
             // four lanes (spec §7.3); never below MIN_CHUNK symbols.
-            let chunk = opt
-                .chunk
-                .min(symbols.len().div_ceil(4).max(MIN_CHUNK))
-                .max(1);
             put_varint(&mut buf, chunk as u64);
             let index = symbol_index(&model.symbols);
             let idx: Vec<u32> = symbols.iter().map(|&s| index(s)).collect();
@@ -155,6 +171,19 @@ pub fn decode_stream<T: Copy + Send + Sync>(
     width: usize,
     alphabet: u64,
     map: impl Fn(u32) -> T,
+    out: &mut [T],
+    parallel: bool,
+) -> Result<()> {
+    decode_stream_ctx(c, width, alphabet, map, None, out, parallel)
+}
+
+/// `decode_stream` with the context bytes of a context-class stream (spec §7.3.3).
+pub fn decode_stream_ctx<T: Copy + Send + Sync>(
+    c: &mut Cursor<'_>,
+    width: usize,
+    alphabet: u64,
+    map: impl Fn(u32) -> T,
+    ctx: Option<&[u8]>,
     out: &mut [T],
     parallel: bool,
 ) -> Result<()> {
@@ -214,7 +243,8 @@ pub fn decode_stream<T: Copy + Send + Sync>(
                     .try_for_each(work)
             }
         }
-        MODE_ANS_CLASSES => classes::decode(c, alphabet, &map, out, parallel),
+        MODE_ANS_CLASSES => classes::decode_segments(c, alphabet, &map, out, parallel),
+        MODE_ANS_CONTEXT => classes::decode_context(c, alphabet, &map, ctx, out, parallel),
         m => Err(crate::error::Error::format(
             crate::error::FormatRule::Payload,
             at,
