@@ -239,9 +239,8 @@ fn read_external(
             let path = base_dir.map(|d| d.join(&rel)).unwrap_or(rel);
             let f = std::fs::File::open(&path)
                 .map_err(|e| Error::io(format!("opening external data {}", path.display()), e))?;
-            // SAFETY-free: memmap2's `Mmap::map` is unsafe because another process may change
-            // the file; we read it once, copy-free, and tolerate that risk like every mmap
-            // reader. It is the only such call and lives in the encoder, not the decoder.
+                        // The encoder's only mapping (the decoder never maps): see `map_file`.
+
             let m = Arc::new(
                 map_file(&f).map_err(|e| Error::io(format!("mapping {}", path.display()), e))?,
             );
