@@ -100,7 +100,7 @@ impl<R: Read> Decoder<R> {
     /// Reads the file header and the GRAPH record.
     pub fn new(r: R, opts: DecodeOptions) -> Result<Self> {
         let mut records = RecordReader::new(r, opts.limits)?;
-        let minor_version = 0;
+        let minor_version = records.minor_version();
         let rec = next_known(&mut records)?;
         if rec.prefix.kind != kind::GRAPH {
             return Err(Error::format(

@@ -31,6 +31,7 @@ pub struct RecordReader<R: Read> {
     r: R,
     offset: u64,
     limits: Limits,
+    minor_version: u16,
 }
 
 impl<R: Read> RecordReader<R> {
@@ -38,12 +39,18 @@ impl<R: Read> RecordReader<R> {
     pub fn new(mut r: R, limits: Limits) -> Result<Self> {
         let mut h = [0u8; FILE_HEADER_LEN];
         read_full(&mut r, &mut h, 0, "file header")?;
-        check_file_header(&h)?;
+        let minor_version = check_file_header(&h)?;
         Ok(RecordReader {
             r,
             offset: FILE_HEADER_LEN as u64,
             limits,
+            minor_version,
         })
+    }
+
+    /// The file's minor format version (spec §3).
+    pub fn minor_version(&self) -> u16 {
+        self.minor_version
     }
 
     /// Bytes consumed so far.
