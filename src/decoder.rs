@@ -55,6 +55,8 @@ pub struct Tensor {
     pub payload_bytes: u64,
     /// Coding parameters from the header.
     pub params: Vec<u8>,
+    /// The coded payload, kept only with `DecodeOptions::keep_payload` (for reports).
+    pub payload: Vec<u8>,
 }
 
 /// Decoder settings.
@@ -63,6 +65,8 @@ pub struct DecodeOptions {
     pub limits: Limits,
     /// Decode the chunks of a tensor on all cores. The output does not depend on it.
     pub parallel: bool,
+    /// Keep each tensor's coded payload in `Tensor::payload` (reports such as `inspect`).
+    pub keep_payload: bool,
 }
 
 impl Default for DecodeOptions {
@@ -70,6 +74,7 @@ impl Default for DecodeOptions {
         DecodeOptions {
             limits: Limits::default(),
             parallel: true,
+            keep_payload: false,
         }
     }
 }
@@ -263,6 +268,11 @@ impl<R: Read> Decoder<R> {
             data,
             payload_bytes: rec.payload.len() as u64,
             params: h.params,
+            payload: if self.opts.keep_payload {
+                rec.payload
+            } else {
+                Vec::new()
+            },
         };
         self.next += 1;
         Ok(Some(t))

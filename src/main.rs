@@ -523,7 +523,35 @@ fn truncate(s: &str, n: usize) -> String {
     }
 }
 
-fn inspect(input: &PathBuf, json: bool, opts: DecodeOptions) -> nnc::Result<()> {
+/// Quantizer parameters, distinct levels and level entropy of a quantized tensor.
+fn quant_json(t: &nnc::Tensor) -> nnc::Result<serde_json::Value> {
+    use nnc::quant::{Kind, QuantParams};
+    let p = QuantParams::parse(&t.params, 0, &t.dims)?;
+    let mut q = serde_json::json!({ "kind": p.kind.name(), "steps": p.steps });
+    match p.kind {
+        Kind::DeadZone { delta } => q["delta"] = delta.into(),
+        Kind::MuLaw { xmax, mu } => {
+            q["xmax"] = xmax.into();
+            q["mu"] = mu.into();
+        }
+        Kind::Minifloat { layout, scale_exp } => {
+            q["exp_bits"] = layout.exp_bits.into();
+            q["man_bits"] = layout.man_bits.into();
+            q["scale_exp"] = scale_exp.into();
+        }
+        Kind::Midtread | Kind::Midrise => {}
+    }
+    let elements: u64 = t.dims.iter().product();
+    let hist = nnc::quant::level_histogram(&t.params, &t.dims, elements, &t.payload)?;
+    Ok(serde_json::json!({
+        "quantizer": q,
+        "levels": hist.len(),
+        "entropy_bits": nnc::entropy::entropy_bits(&hist),
+    }))
+}
+
+fn inspect(input: &PathBuf, json: bool, mut opts: DecodeOptions) -> nnc::Result<()> {
+    opts.keep_payload = true;
     let mut d = open(input, opts)?;
     let graph_bytes = d.graph_bytes();
     let mut rows = Vec::new();
@@ -537,8 +565,16 @@ fn inspect(input: &PathBuf, json: bool, opts: DecodeOptions) -> nnc::Result<()> 
             "coding": if t.coding == nnc::container::tensor_header::Coding::Quantized { "quantized" } else if t.storage == nnc::container::tensor_header::Storage::Inline { "inline" } else { "lossless" },
             "method": t.coding.name(),
             "elements": elements,
-            "payload_bytes": t.payload_bytes,
+                        "payload_bytes": t.payload_bytes,
         }));
+        if t.coding == nnc::container::tensor_header::Coding::Quantized {
+            let q = quant_json(&t).map_err(|e| e.with_tensor(&t.name))?;
+            if let (Some(row), serde_json::Value::Object(extra)) =
+                (rows.last_mut().and_then(|r| r.as_object_mut()), q)
+            {
+                row.extend(extra);
+            }
+        }
     }
     let total = d.total_bytes();
     if json {
@@ -559,18 +595,29 @@ fn inspect(input: &PathBuf, json: bool, opts: DecodeOptions) -> nnc::Result<()> 
             rows.len()
         );
         println!(
-            "{:<48} {:>10} {:>18} {:>10} {:>10} {:>12}",
-            "tensor", "dtype", "dims", "coding", "elements", "payload"
+            "{:<44} {:>9} {:>18} {:>10} {:>10} {:>10} {:>7} {:>7}",
+            "tensor", "dtype", "dims", "coding", "elements", "payload", "levels", "H/elem"
         );
         for r in &rows {
+            let elements = r["elements"].as_u64().unwrap_or(0);
+            let (levels, h) = match (r["levels"].as_u64(), r["entropy_bits"].as_f64()) {
+                (Some(l), Some(h)) => (l.to_string(), format!("{:.3}", h / elements.max(1) as f64)),
+                _ => (String::new(), String::new()),
+            };
+            let coding = r["quantizer"]["kind"]
+                .as_str()
+                .or(r["method"].as_str())
+                .unwrap_or("");
             println!(
-                "{:<48} {:>10} {:>18} {:>10} {:>10} {:>12}",
-                truncate(r["name"].as_str().unwrap_or(""), 48),
+                "{:<44} {:>9} {:>18} {:>10} {:>10} {:>10} {:>7} {:>7}",
+                truncate(r["name"].as_str().unwrap_or(""), 44),
                 r["dtype"].as_str().unwrap_or(""),
                 truncate(&r["dims"].to_string(), 18),
-                r["method"].as_str().unwrap_or(""),
-                r["elements"],
-                r["payload_bytes"]
+                coding,
+                elements,
+                r["payload_bytes"].as_u64().unwrap_or(0),
+                levels,
+                h
             );
         }
     }
