@@ -256,6 +256,17 @@ impl<R: Read> Decoder<R> {
         )?;
         let data = decode_payload(&h, &rec.payload, rec.payload_offset(), self.opts.parallel)
             .map_err(|e| e.with_tensor(&h.name))?;
+        if h.storage == Storage::Typed && !dtype::typed_fits(h.data_type, &data) {
+            return Err(format_err(
+                FormatRule::Payload,
+                rec.payload_offset(),
+                &h.name,
+                format!(
+                    "decoded values do not fit the typed field of a {} tensor",
+                    dtype::name(h.data_type)
+                ),
+            ));
+        }
         self.decoded += h.data_bytes;
         self.offsets.push(rec.offset);
         let t = Tensor {
@@ -312,9 +323,17 @@ impl<R: Read> Decoder<R> {
                         tp.external_data.clear();
                     } else {
                         let loc = external_key(tp, "location").unwrap_or_default();
-                        let offset = external_key(tp, "offset")
-                            .and_then(|v| v.trim().parse::<u64>().ok())
-                            .unwrap_or(0);
+                        let offset = match external_key(tp, "offset") {
+                            None => 0,
+                            Some(v) => v.trim().parse::<u64>().map_err(|_| {
+                                format_err(
+                                    FormatRule::Graph,
+                                    0,
+                                    &name,
+                                    format!("external offset {v:?} is not a number"),
+                                )
+                            })?,
+                        };
                         let location = safe_location(loc).ok_or_else(|| {
                             format_err(
                                 FormatRule::Graph,

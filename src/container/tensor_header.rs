@@ -255,7 +255,7 @@ impl TensorHeader {
                 }
                 _ => {}
             }
-            if data_type == dtype::STRING && data_bytes < 4 * elements {
+            if data_type == dtype::STRING && data_bytes < elements.saturating_mul(4) {
                 return Err(err(
                     FormatRule::TensorHeader,
                     at,

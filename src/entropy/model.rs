@@ -238,16 +238,31 @@ pub fn normalize(a: &[u64]) -> Vec<u32> {
     if sum < TOTAL as u64 {
         f[order[0]] += (TOTAL as u64 - sum) as u32;
     } else {
+        // The same result as repeated passes taking one unit each, in O(m log m): apply the
+        // largest number p of full passes with Σ min(p, f_i − 1) <= excess, then one partial
+        // pass in `order` (spec §7.2.2, informative note).
         let mut excess = sum - TOTAL as u64;
-        while excess > 0 {
-            for &i in &order {
-                if excess == 0 {
-                    break;
-                }
-                if f[i] > 1 {
-                    f[i] -= 1;
-                    excess -= 1;
-                }
+        let taken = |p: u64| f.iter().map(|&x| (x as u64 - 1).min(p)).sum::<u64>();
+        let (mut lo, mut hi) = (0u64, TOTAL as u64);
+        while lo < hi {
+            let mid = (lo + hi).div_ceil(2);
+            if taken(mid) <= excess {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        excess -= taken(lo);
+        for x in f.iter_mut() {
+            *x -= (*x - 1).min(lo as u32);
+        }
+        for &i in &order {
+            if excess == 0 {
+                break;
+            }
+            if f[i] > 1 {
+                f[i] -= 1;
+                excess -= 1;
             }
         }
     }
@@ -383,6 +398,58 @@ mod compact_tests {
                 "count {c}"
             );
         }
+    }
+
+    /// The naive normalization of spec §7.2.2, step 4 as written.
+    fn normalize_naive(a: &[u64]) -> Vec<u32> {
+        let total: u128 = a.iter().map(|&x| x as u128).sum();
+        let mut f: Vec<u32> = a
+            .iter()
+            .map(|&x| ((x as u128 * TOTAL as u128 / total) as u32).max(1))
+            .collect();
+        let sum: u64 = f.iter().map(|&x| x as u64).sum();
+        let mut order: Vec<usize> = (0..a.len()).collect();
+        order.sort_by(|&i, &j| a[j].cmp(&a[i]).then(i.cmp(&j)));
+        if sum < TOTAL as u64 {
+            f[order[0]] += (TOTAL as u64 - sum) as u32;
+        } else {
+            let mut excess = sum - TOTAL as u64;
+            while excess > 0 {
+                for &i in &order {
+                    if excess > 0 && f[i] > 1 {
+                        f[i] -= 1;
+                        excess -= 1;
+                    }
+                }
+            }
+        }
+        f
+    }
+
+    #[test]
+    fn fast_normalization_equals_the_spec_loop() {
+        let mut x = 5u64;
+        for m in [2usize, 3, 17, 300, 5000, 40000] {
+            for _ in 0..3 {
+                let a: Vec<u64> = (0..m)
+                    .map(|_| {
+                        x = x
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
+                        code_value(1 + ((x >> 33) % 255) as u8) >> ((x >> 20) % 30)
+                    })
+                    .map(|v| v.max(1))
+                    .collect();
+                assert_eq!(normalize(&a), normalize_naive(&a), "m={m}");
+            }
+        }
+        // The worst case of the review: one huge count and 65535 ones.
+        let mut a = vec![1u64; 65536];
+        a[0] = code_value(255);
+        let t = std::time::Instant::now();
+        let f = normalize(&a);
+        assert_eq!(f.iter().map(|&v| v as u64).sum::<u64>(), TOTAL as u64);
+        assert!(t.elapsed().as_secs_f64() < 0.5);
     }
 
     #[test]

@@ -210,6 +210,32 @@ pub fn typed_to_bytes(t: &TensorProto) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// Whether canonical bytes can go back into the typed field of a `dt` tensor (what
+/// `bytes_to_typed` accepts), checked without building the field (spec §6.3).
+pub fn typed_fits(dt: i32, bytes: &[u8]) -> bool {
+    match field(dt) {
+        None => false,
+        Some(Field::String) => count_strings(bytes).is_some(),
+        Some(Field::Float) => bytes.len().is_multiple_of(4),
+        Some(Field::Double | Field::Int64) => bytes.len().is_multiple_of(8),
+        Some(Field::Uint64 { bytes: w }) => bytes.len().is_multiple_of(w),
+        Some(Field::Int32 {
+            bytes: w,
+            signed,
+            max,
+        }) => {
+            bytes.len().is_multiple_of(w)
+                && (signed
+                    || w == 4
+                    || bytes.chunks_exact(w).all(|b| {
+                        let mut a = [0u8; 4];
+                        a[..w].copy_from_slice(b);
+                        u32::from_le_bytes(a) as i64 <= max
+                    }))
+        }
+    }
+}
+
 /// Puts canonical bytes back into the typed field of `t` (the inverse of `typed_to_bytes`).
 /// Returns false when the bytes do not fit the type (a decoder reports that as corrupt).
 pub fn bytes_to_typed(t: &mut TensorProto, bytes: &[u8]) -> bool {
