@@ -252,6 +252,18 @@ fn quantize_tensor(
             *v = v.clamp(min as f64, max as f64);
         }
     }
+    // Levels beyond the format's range (a tensor far from zero with a tiny spread, or a tiny
+    // fixed step) would be clamped: such a tensor stays lossless instead.
+    if limit.is_none() && !params.steps.is_empty() {
+        let per = (values.len() / params.steps.len()).max(1);
+        let too_far = values.chunks(per).zip(&params.steps).any(|(c, &step)| {
+            let max_abs = c.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            max_abs / step as f64 >= (quant::MAX_LEVEL - 1) as f64
+        });
+        if too_far {
+            return Ok(None);
+        }
+    }
     let mut levels = quant::quantize(&values, &params, limit);
     quant::rdo::refine(&values, &mut levels, &params, l.rdo);
     // Channel-class contexts over output channels (slices along axis 0).
@@ -260,6 +272,10 @@ fn quantize_tensor(
         _ => 0,
     };
     let payload = quant::encode_payload(&levels, &params, opts.lossless.chunk, segment)?;
+    // Never spend more than the raw data (e.g. a μ-law table with more entries than weights).
+    if payload.len() >= t.data.len() {
+        return Ok(None);
+    }
     // Measure what a decoder will reconstruct, through the decoder itself.
     let header = TensorHeader {
         data_type: t.data_type,

@@ -54,6 +54,9 @@ pub struct LossyOptions {
     pub fine_bits: Option<u8>,
 }
 
+/// Fewest elements per output channel for per-channel steps.
+pub const MIN_CHANNEL: u64 = 8;
+
 /// Smallest tensor `fine_bits` touches: scalars and tiny constants always stay exact.
 pub const FINE_MIN_ELEMENTS: u64 = 16;
 
@@ -225,6 +228,12 @@ impl Consumers {
     }
 }
 
+/// `f·σ` of the values, but at least `max|x|·2^-24` (see `params_for`).
+fn sigma_step(v: &[f64], f: f32) -> f32 {
+    let max_abs = v.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    (std_dev(v) * f as f64).max(max_abs * (1.0 / (1u64 << 24) as f64)) as f32
+}
+
 /// Mean and standard deviation of values.
 fn std_dev(v: &[f64]) -> f64 {
     let n = v.len() as f64;
@@ -281,25 +290,35 @@ impl LossyOptions {
                     levels_bits,
                 },
                 _,
-            ) => (
-                vec![(max - min) / (1u64 << levels_bits) as f32],
-                Some(1i64 << (levels_bits - 1)),
-            ),
+            ) => {
+                // Levels are centred on zero; they must reach both ends of the range.
+                let step = (max - min) / (1u64 << levels_bits) as f32;
+                let reach = (min.abs().max(max.abs()) / step).ceil() as i64;
+                (vec![step], Some(reach.max(1i64 << (levels_bits - 1))))
+            }
             (StepRule::Fixed(s), _) => (vec![s], None),
+            // σ-derived steps, floored at 2^-24 of the largest magnitude: a channel of nearly
+            // equal values (tiny σ, far from zero) keeps f32-level precision without levels
+            // beyond the format's range.
             (StepRule::StdFraction(f), _) => {
-                let channels = if self.per_channel {
-                    dims.first().copied().unwrap_or(1) as usize
-                } else {
-                    1
+                // Per channel only for rank >= 2 with channels of at least MIN_CHANNEL elements
+                // (a bias or a tiny kernel takes one step for the whole tensor).
+                let channels = match dims.first() {
+                    Some(&d)
+                        if self.per_channel
+                            && dims.len() >= 2
+                            && d >= 2
+                            && values.len() as u64 / d >= MIN_CHANNEL =>
+                    {
+                        d as usize
+                    }
+                    _ => 1,
                 };
                 if channels < 2 || !values.len().is_multiple_of(channels) {
-                    (vec![(std_dev(values) * f as f64) as f32], None)
+                    (vec![sigma_step(values, f)], None)
                 } else {
                     let per = values.len() / channels;
-                    let mut s: Vec<f32> = values
-                        .chunks(per)
-                        .map(|c| (std_dev(c) * f as f64) as f32)
-                        .collect();
+                    let mut s: Vec<f32> = values.chunks(per).map(|c| sigma_step(c, f)).collect();
                     // A constant channel has σ = 0: give it the tensor's step.
                     let fallback = (std_dev(values) * f as f64) as f32;
                     for x in &mut s {
