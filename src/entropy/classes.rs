@@ -19,6 +19,9 @@ use super::{encode_stream, histogram, StreamOptions};
 use crate::bytes::{put_varint, Cursor};
 use crate::error::{Error, FormatRule, Result};
 
+/// A class's model and its compact frequency codes.
+pub type ClassModel = (FreqModel, Vec<u8>);
+
 /// One chunk's words and their file offset.
 type ChunkWords<'a> = (&'a [u8], u64);
 
@@ -31,7 +34,7 @@ type Model = ContiguousCategoricalEntropyModel<u32, Vec<u32>, { PRECISION as usi
 pub struct Plan {
     /// Class of every symbol.
     pub class_of: Vec<u8>,
-    pub models: Vec<(FreqModel, Vec<u8>)>,
+    pub models: Vec<ClassModel>,
     /// Estimated bytes of models and payload (without the class assignment).
     pub estimate: usize,
 }
@@ -41,7 +44,7 @@ fn models_for(
     symbols: &[u32],
     class_of: &[u8],
     k: usize,
-) -> Option<(Vec<(FreqModel, Vec<u8>)>, usize)> {
+) -> Option<(Vec<ClassModel>, usize)> {
     let mut per: Vec<Vec<u32>> = vec![Vec::new(); k];
     for (&s, &c) in symbols.iter().zip(class_of) {
         per[c as usize].push(s);
