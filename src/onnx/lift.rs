@@ -239,7 +239,7 @@ fn read_external(
             let path = base_dir.map(|d| d.join(&rel)).unwrap_or(rel);
             let f = std::fs::File::open(&path)
                 .map_err(|e| Error::io(format!("opening external data {}", path.display()), e))?;
-                        // The encoder's only mapping (the decoder never maps): see `map_file`.
+            // The encoder's only mapping (the decoder never maps): see `map_file`.
 
             let m = Arc::new(
                 map_file(&f).map_err(|e| Error::io(format!("mapping {}", path.display()), e))?,
