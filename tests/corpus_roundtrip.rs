@@ -1,0 +1,126 @@
+//! Lossless round trip of every real corpus model: encode (lossless), decode, compare the
+//! ModelProto with the original, and run both in onnxruntime (tools/evaluate.py --exact),
+//! which must report bit-identical outputs.
+mod common;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+
+use common::*;
+use nnc::DecodeOptions;
+
+/// Runs `tools/evaluate.py ORIG CAND --exact` for every (name, orig, cand), two at a time
+/// (output to files, not pipes, so no child can block on a full pipe); returns the failures.
+fn evaluate_exact(jobs: &[(String, PathBuf, PathBuf)], logs: &Path) -> Vec<String> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/evaluate.py");
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let mut failures = Vec::new();
+    let mut running: Vec<(usize, Child, Instant)> = Vec::new();
+    let mut next = 0usize;
+    while next < jobs.len() || !running.is_empty() {
+        while running.len() < 2 && next < jobs.len() {
+            let (name, orig, cand) = &jobs[next];
+            let out = File::create(logs.join(format!("{name}.stdout"))).unwrap();
+            let err = File::create(logs.join(format!("{name}.stderr"))).unwrap();
+            let child = Command::new(&python)
+                .arg(&script)
+                .arg(orig)
+                .arg(cand)
+                .arg("--exact")
+                .stdin(Stdio::null())
+                .stdout(out)
+                .stderr(err)
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot run {python} {}: {e}", script.display()));
+            running.push((next, child, Instant::now()));
+            next += 1;
+        }
+        let (i, mut child, t) = running.remove(0);
+        let status = child.wait().unwrap();
+        let name = &jobs[i].0;
+        say(&format!(
+            "{name}: evaluate.py --exact: {status} ({:.1} s)",
+            t.elapsed().as_secs_f64()
+        ));
+        if !status.success() {
+            let read = |ext: &str| {
+                std::fs::read_to_string(logs.join(format!("{name}.{ext}"))).unwrap_or_default()
+            };
+            let stdout = read("stdout");
+            let tail: Vec<&str> = stdout.lines().rev().take(15).collect();
+            failures.push(format!(
+                "{name}: evaluate.py --exact exited with {status}\n--- stderr ---\n{}\n\
+                 --- stdout (last lines) ---\n{}",
+                read("stderr"),
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            ));
+        }
+    }
+    failures
+}
+
+#[test]
+fn every_corpus_model_round_trips_bit_exactly() {
+    let models = corpus_models();
+    let dir = tempfile::tempdir().unwrap();
+    let mut jobs = Vec::new();
+    say(&format!(
+        "{:<36} {:>11} {:>11} {:>7} {:>8} {:>8}",
+        "model", "onnx bytes", "nnc bytes", "ratio", "enc s", "dec s"
+    ));
+    for path in &models {
+        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+        let nnc_path = dir.path().join(format!("{name}.nnc"));
+        let out = dir.path().join(&name);
+        std::fs::create_dir(&out).unwrap();
+        let decoded = out.join(format!("{name}.onnx"));
+
+        let t = Instant::now();
+        let report = nnc::encode_file(path, &nnc_path, &lossless())
+            .unwrap_or_else(|e| panic!("{name}: encode failed: {e}"));
+        let enc_s = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        nnc::decode_file(&nnc_path, &decoded, DecodeOptions::default(), false)
+            .unwrap_or_else(|e| panic!("{name}: decode failed: {e}"));
+        let dec_s = t.elapsed().as_secs_f64();
+
+        let onnx_len = std::fs::metadata(path).unwrap().len();
+        let nnc_len = std::fs::metadata(&nnc_path).unwrap().len();
+        assert_eq!(report.total_bytes, nnc_len, "{name}: report total_bytes");
+        say(&format!(
+            "{:<36} {:>11} {:>11} {:>7.3} {:>8.2} {:>8.2}",
+            name,
+            onnx_len,
+            nnc_len,
+            onnx_len as f64 / nnc_len as f64,
+            enc_s,
+            dec_s
+        ));
+        assert!(
+            nnc_len < onnx_len,
+            "{name}: .nnc ({nnc_len} bytes) is not smaller than the .onnx ({onnx_len} bytes)"
+        );
+
+        let original = read_model(path);
+        assert_models_equal(&original, &read_model(&decoded), &name);
+        // Nothing but the model beside it (the corpus models have no external data).
+        let entries: Vec<_> = std::fs::read_dir(&out).unwrap().collect();
+        assert_eq!(
+            entries.len(),
+            1,
+            "{name}: stray files in the output directory"
+        );
+
+        jobs.push((name, path.clone(), decoded));
+    }
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let failures = evaluate_exact(&jobs, &logs);
+    assert!(
+        failures.is_empty(),
+        "onnxruntime outputs differ:\n{}",
+        failures.join("\n\n")
+    );
+}
