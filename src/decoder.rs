@@ -258,7 +258,7 @@ impl<R: Read> Decoder<R> {
             .map_err(|e| e.with_tensor(&h.name))?;
         if h.storage == Storage::Typed && !dtype::typed_fits(h.data_type, &data) {
             return Err(format_err(
-                FormatRule::Payload,
+                FormatRule::TensorHeader,
                 rec.payload_offset(),
                 &h.name,
                 format!(

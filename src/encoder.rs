@@ -271,6 +271,13 @@ fn quantize_tensor(
         Some(&d) if d >= 2 => (t.elements / d) as usize,
         _ => 0,
     };
+    // μ-law ships one table entry per level magnitude, at most 2^20 (spec §7.6.2): beyond
+    // that the tensor stays lossless.
+    if matches!(params.kind, quant::Kind::MuLaw { .. })
+        && levels.iter().any(|q| q.unsigned_abs() > 1 << 20)
+    {
+        return Ok(None);
+    }
     let payload = quant::encode_payload(&levels, &params, opts.lossless.chunk, segment)?;
     // Never spend more than the raw data (e.g. a μ-law table with more entries than weights).
     if payload.len() >= t.data.len() {

@@ -323,7 +323,16 @@ pub fn decode(h: &TensorHeader, payload: &[u8], base: u64, parallel: bool) -> Re
     if let Kind::MuLaw { .. } = params.kind {
         let k = c.varint_max((c.remaining() / 4) as u64, "mu-law table size")?;
         for _ in 0..=k {
-            table.push(c.f32("mu-law magnitude")?);
+            let at = c.offset();
+            let m = c.f32("mu-law magnitude")?;
+            if !(m.is_finite() && m >= 0.0) {
+                return Err(Error::format(
+                    FormatRule::Payload,
+                    at,
+                    format!("mu-law magnitude {m} is not finite and non-negative"),
+                ));
+            }
+            table.push(m);
         }
     }
     let (alphabet, is_code) = match params.kind {

@@ -265,6 +265,10 @@ impl LossyOptions {
                     StepRule::Thesis { .. } => 0,
                     _ => layout.scale_for(max_abs),
                 };
+                // The format allows scale exponents in [-400, 400] (spec §7.6.2).
+                if !(-400..=400).contains(&scale_exp) {
+                    return None;
+                }
                 return Some((
                     QuantParams {
                         kind: Kind::Minifloat { layout, scale_exp },
