@@ -242,6 +242,11 @@ impl LossyArgs {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Weight statistics and distribution fits of an ONNX model (thesis Tables 3.2, 3.3, 3.8).
+    Analyze(nnc::analysis::cli::AnalyzeArgs),
+    /// Rate-distortion sweep over the thesis's quantizers, optionally evaluating each setting
+    /// (thesis sections 3.5-3.7, Tables 3.9/3.10).
+    Sweep(nnc::analysis::cli::SweepArgs),
     /// Encode an ONNX model into a .nnc container.
     Encode {
         input: PathBuf,
@@ -312,6 +317,8 @@ fn open(
 
 fn run(cli: Cli) -> nnc::Result<()> {
     match cli.cmd {
+        Cmd::Analyze(args) => args.run(),
+        Cmd::Sweep(args) => args.run(),
         Cmd::Encode {
             input,
             output,

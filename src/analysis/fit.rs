@@ -304,7 +304,7 @@ pub fn fit(
         return None;
     }
     let (min, max) = (sorted[0], sorted[sorted.len() - 1]);
-    if !(max > min) {
+    if max <= min {
         return None;
     }
     let mean = values.iter().sum::<f64>() / n;
@@ -323,7 +323,7 @@ pub fn fit(
         },
         Candidate::Laplace => {
             let b = values.iter().map(|v| (v - median).abs()).sum::<f64>() / n;
-            if !(b > 0.0) {
+            if b.is_nan() || b <= 0.0 {
                 return None;
             }
             Density::Laplace { mu: median, b }
@@ -340,7 +340,7 @@ pub fn fit(
             }
             let m = s1 / k_n;
             let s = m.ln() - sl / k_n;
-            if !(s > 0.0) {
+            if s.is_nan() || s <= 0.0 {
                 return None;
             }
             // Minka's start, then Newton on ln k − ψ(k) = s.
@@ -420,7 +420,7 @@ pub fn fit(
 /// MLE of scipy's alpha(a, loc, scale) (thesis eq. 2.39 with location and scale), over
 /// (ln a, ln(min − loc), ln scale) so that every sample stays in the support y > 0.
 fn fit_alpha(values: &[f64], min: f64, max: f64, mean: f64, std: f64) -> Option<Density> {
-    if !(std > 0.0) {
+    if std.is_nan() || std <= 0.0 {
         return None;
     }
     let sample = subsample(values, min, max);
@@ -487,13 +487,26 @@ pub fn compare(h: &Histogram, d: &Density) -> (f64, f64) {
     (sse, kl)
 }
 
+/// Bins of a histogram of `sorted` values over a window of width `span` by the
+/// Freedman–Diaconis rule (bin width 2·IQR·n^(−1/3)), clamped to 50..=5000.
+pub fn auto_bins(sorted: &[f64], span: f64) -> usize {
+    let iqr = quantile(sorted, 0.75) - quantile(sorted, 0.25);
+    let width = 2.0 * iqr / (sorted.len().max(1) as f64).cbrt();
+    if width.is_nan() || width <= 0.0 || span.is_nan() || span <= 0.0 {
+        return 50;
+    }
+    ((span / width).ceil() as usize).clamp(50, 5000)
+}
+
 /// Fits every candidate to `values` (non-finite values are ignored) and ranks them against
-/// a histogram of `bins` bins over mean ± `sigmas`·σ.
-pub fn fit_all(values: &[f64], bins: usize, sigmas: f64) -> DistributionFit {
+/// a histogram of `bins` bins (default [`auto_bins`]) over mean ± `sigmas`·σ.
+pub fn fit_all(values: &[f64], bins: Option<usize>, sigmas: f64) -> DistributionFit {
     let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
-    let histogram = Histogram::around_mean(&finite, bins, sigmas);
     let mut sorted = finite.clone();
     sorted.sort_unstable_by(f64::total_cmp);
+    let (lo, hi) = Histogram::window(&finite, sigmas);
+    let bins = bins.unwrap_or_else(|| auto_bins(&sorted, hi - lo));
+    let histogram = Histogram::new(&finite, bins, lo, hi);
     let window = (histogram.lo, histogram.hi);
     let fits: Vec<Fitted> = std::thread::scope(|s| {
         let handles: Vec<_> = Candidate::ALL
@@ -551,7 +564,7 @@ mod tests {
     #[test]
     fn laplace_data_ranks_laplace_first() {
         let v = laplace_sample(100_000);
-        let f = fit_all(&v, 200, 6.0);
+        let f = fit_all(&v, Some(200), 6.0);
         assert_eq!(f.fits.len(), 9);
         let best = f.fits[f.by_kl[0]].candidate;
         assert_eq!(best, Candidate::Laplace, "{:?}", f.by_kl);
@@ -591,7 +604,7 @@ mod tests {
                 0.1 + 0.2 * lo
             })
             .collect();
-        let f = fit_all(&v, 100, 6.0);
+        let f = fit_all(&v, None, 6.0);
         let top = f.fits[f.by_kl[0]].candidate;
         // α-stable with α = 2 is the Gaussian.
         assert!(

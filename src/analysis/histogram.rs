@@ -12,8 +12,15 @@ pub struct Histogram {
 }
 
 impl Histogram {
-    /// Histogram of `values` with `bins` bins over mean ± `sigmas`·σ ∩ [min, max].
+    /// Histogram of `values` with `bins` bins over [`Histogram::window`].
     pub fn around_mean(values: &[f64], bins: usize, sigmas: f64) -> Histogram {
+        let (lo, hi) = Histogram::window(values, sigmas);
+        Histogram::new(values, bins, lo, hi)
+    }
+
+    /// The window mean ± `sigmas`·σ ∩ [min, max] of `values` (σ the population standard
+    /// deviation); a unit window around the value for constant data.
+    pub fn window(values: &[f64], sigmas: f64) -> (f64, f64) {
         let n = values.len().max(1) as f64;
         let mean = values.iter().sum::<f64>() / n;
         let std = (values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n).sqrt();
@@ -23,12 +30,12 @@ impl Histogram {
                 (a.min(v), b.max(v))
             });
         let (mut lo, mut hi) = (min.max(mean - sigmas * std), max.min(mean + sigmas * std));
-        if !(lo < hi) {
+        if lo.is_nan() || hi.is_nan() || lo >= hi {
             // Constant data (or none): one unit-wide window around it.
             let c = if mean.is_finite() { mean } else { 0.0 };
             (lo, hi) = (c - 0.5, c + 0.5);
         }
-        Histogram::new(values, bins, lo, hi)
+        (lo, hi)
     }
 
     /// Histogram of `values` with `bins` bins over `[lo, hi]` (the last bin is closed).

@@ -77,9 +77,10 @@ pub fn nelder_mead(
                 vals[n] = fc;
             } else {
                 // Shrink towards the best point.
+                let best = pts[0].clone();
                 for i in 1..=n {
-                    for j in 0..n {
-                        pts[i][j] = pts[0][j] + 0.5 * (pts[i][j] - pts[0][j]);
+                    for (x, b) in pts[i].iter_mut().zip(&best) {
+                        *x = b + 0.5 * (*x - b);
                     }
                     vals[i] = eval(&pts[i]);
                 }

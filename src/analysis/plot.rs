@@ -29,7 +29,7 @@ fn esc(s: &str) -> String {
 
 /// About `n` round tick values covering [lo, hi].
 pub fn ticks(lo: f64, hi: f64, n: usize) -> Vec<f64> {
-    if !(hi > lo) || !lo.is_finite() || !hi.is_finite() {
+    if !lo.is_finite() || !hi.is_finite() || hi <= lo {
         return vec![lo];
     }
     let raw = (hi - lo) / n.max(1) as f64;
@@ -186,16 +186,23 @@ pub fn histogram_svg(fit: &DistributionFit, title: &str) -> String {
         log_y: false,
     };
     let mut s = f.open(title, "weight value", "density");
+    // The bars as one filled step outline.
+    let base = H - BOTTOM;
+    let mut d = format!("M{:.2},{base:.2}", f.px(h.lo));
     for i in 0..h.bins() {
-        let (xa, xb) = (f.px(h.edge(i)), f.px(h.edge(i + 1)));
         let y = f.py(h.density(i));
-        let _ = writeln!(
-            s,
-            r##"<rect x="{xa:.2}" y="{y:.2}" width="{:.2}" height="{:.2}" fill="#c8c8c8"/>"##,
-            (xb - xa).max(0.5),
-            (H - BOTTOM - y).max(0.0)
+        let _ = write!(
+            d,
+            " L{:.2},{y:.2} L{:.2},{y:.2}",
+            f.px(h.edge(i)),
+            f.px(h.edge(i + 1))
         );
     }
+    let _ = write!(d, " L{:.2},{base:.2} Z", f.px(h.hi));
+    let _ = writeln!(
+        s,
+        r##"<path d="{d}" fill="#c8c8c8" stroke="#a0a0a0" stroke-width="0.5"/>"##
+    );
     legend(&mut s, 0, "histogram", "#c8c8c8", "");
     let n = 480;
     for (rank, &i) in fit.by_kl.iter().enumerate() {
@@ -298,11 +305,18 @@ pub fn rate_distortion_svg(
         "order-0 entropy H of the quantized weights (bits/weight)",
         ylabel,
     );
-    let mut curves: Vec<String> = Vec::new();
+    // Colour by quantizer, dash pattern by mode (thesis solid, thesis-w dashed, per-channel
+    // dotted).
+    let mut families: Vec<String> = Vec::new();
+    let mut curves: Vec<(String, String, &'static str)> = Vec::new();
     for (p, _) in &usable {
+        let fam = p.setting.family_label();
+        if !families.contains(&fam) {
+            families.push(fam.clone());
+        }
         let c = p.setting.curve();
-        if !curves.contains(&c) {
-            curves.push(c);
+        if !curves.iter().any(|x| x.0 == c) {
+            curves.push((c, fam, p.setting.mode_name()));
         }
     }
     let mut row = 0;
@@ -316,7 +330,7 @@ pub fn rate_distortion_svg(
         legend(&mut s, 0, "original model", "black", "4,4");
         row = 1;
     }
-    for (i, c) in curves.iter().enumerate() {
+    for (i, (c, fam, mode)) in curves.iter().enumerate() {
         let mut pts: Vec<(f64, f64)> = usable
             .iter()
             .filter(|(p, _)| &p.setting.curve() == c)
@@ -324,7 +338,13 @@ pub fn rate_distortion_svg(
             .collect();
         pts.sort_by(|a, b| a.0.total_cmp(&b.0));
         let px: Vec<(f64, f64)> = pts.iter().map(|(x, y)| (f.px(*x), f.py(*y))).collect();
-        let (color, dash) = (COLORS[i % COLORS.len()], DASHES[i / COLORS.len() % 3]);
+        let k = families.iter().position(|x| x == fam).unwrap_or(0);
+        let color = COLORS[k % COLORS.len()];
+        let dash = match *mode {
+            "thesis" => DASHES[0],
+            "thesis-w" => DASHES[1],
+            _ => DASHES[2],
+        };
         polyline(&mut s, &px, color, dash, true);
         legend(&mut s, row + i, c, color, dash);
     }
@@ -342,7 +362,8 @@ mod tests {
         assert_eq!(t.len(), 6);
         assert!((t[3] - 0.6).abs() < 1e-12 && t[5] == 1.0);
         let t = ticks(-0.37, 0.52, 8);
-        assert!(t.first().unwrap() >= &-0.37 && t.last().unwrap() <= &0.52 && t.len() >= 5);
+        assert_eq!(t.len(), 4);
+        assert!(t.first().unwrap() >= &-0.37 && t.last().unwrap() <= &0.52);
         assert_eq!(label(0.25), "0.25");
         assert_eq!(label(2e-5), "2.0e-5");
     }
@@ -352,7 +373,7 @@ mod tests {
         let v: Vec<f64> = (0..5000)
             .map(|i| ((i as f64) * 0.618).fract() - 0.5)
             .collect();
-        let fit = super::super::fit::fit_all(&v, 50, 6.0);
+        let fit = super::super::fit::fit_all(&v, Some(50), 6.0);
         let svg = histogram_svg(&fit, "test <model>");
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
         assert!(svg.contains("test &lt;model&gt;") && svg.contains("laplace"));

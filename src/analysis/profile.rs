@@ -16,8 +16,9 @@ use crate::quant::policy::Consumers;
 /// Settings of the analysis.
 #[derive(Debug, Clone, Copy)]
 pub struct ProfileOptions {
-    /// Histogram bins for the distribution comparison.
-    pub bins: usize,
+    /// Histogram bins for the distribution comparison (`None`: Freedman–Diaconis, see
+    /// [`super::fit::auto_bins`]).
+    pub bins: Option<usize>,
     /// Histogram window: mean ± this many standard deviations (clipped to the data's range).
     pub sigmas: f64,
     /// Model totals and the distribution fit over tensors that feed weight inputs only
@@ -31,7 +32,7 @@ pub struct ProfileOptions {
 impl Default for ProfileOptions {
     fn default() -> Self {
         ProfileOptions {
-            bins: 200,
+            bins: None,
             sigmas: 6.0,
             weights_only: false,
             max_depth: None,

@@ -181,7 +181,7 @@ pub struct StableFit {
 /// McCulloch's quantile fit from the sample quantiles x₀.₀₅, x₀.₂₅, x₀.₅₀, x₀.₇₅, x₀.₉₅.
 pub fn mcculloch(q05: f64, q25: f64, q50: f64, q75: f64, q95: f64) -> Option<StableFit> {
     let iqr = q75 - q25;
-    if !(iqr > 0.0) {
+    if iqr.is_nan() || iqr <= 0.0 {
         return None;
     }
     let nu = (q95 - q05) / iqr;

@@ -4,16 +4,21 @@
 //! CR = 32/H, eq. 3.1; RE = (32 − H)/32, eq. 3.2; and the real coded size) and distortion
 //! (weight MSE, SQNR, and optionally a task metric of the decoded model) are reported.
 //!
-//! Two kinds of settings:
-//! - **thesis** ([`Mode::Thesis`]): as in §3.5, one range [−1, 1] for the whole model,
-//!   2^k levels (Δ = 2/2^k, values clamped to the range), and every float tensor quantized
-//!   (`all_tensors`), weights, biases and normalization parameters alike;
+//! Three kinds of settings:
+//! - **thesis** ([`Mode::Thesis`] with `all_tensors`): as in §3.5, one range [−1, 1] for the
+//!   whole model, 2^k levels (Δ = 2/2^k, values clamped to the range), and every float tensor
+//!   quantized, weights, biases and normalization parameters alike (models whose batch
+//!   normalization is not folded into the convolutions break: a running variance of 300 is
+//!   clamped to 1);
+//! - **thesis-w** ([`Mode::Thesis`] without `all_tensors`): the same quantizers and global
+//!   grid, applied only to the tensors nnc's policy quantizes (weight inputs of Conv, Gemm,
+//!   MatMul, ... with at least 1024 elements); the rest stays lossless;
 //! - **per-channel** ([`Mode::PerChannel`]): nnc's default policy, Δ = σ/d of each output
-//!   channel, weight tensors of at least 1024 elements only (the rest stays lossless).
+//!   channel, on the same weight tensors.
 use std::path::Path;
 
-use super::stats::{entropy_per_symbol, run_counts};
-use crate::container::tensor_header::Storage;
+use super::stats::{bit_patterns, entropy_per_symbol, run_counts};
+use crate::container::tensor_header::{Coding, Storage};
 use crate::encoder::{float_values, parse_model, EncodeOptions, EncodeReport};
 use crate::error::{Error, Result};
 use crate::onnx::dtype;
@@ -26,8 +31,9 @@ use crate::quant::{self, Kind};
 /// How a setting chooses the step.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Mode {
-    /// Thesis §3.5: range [−1, 1], 2^`levels_bits` levels, every float tensor.
-    Thesis { levels_bits: u32 },
+    /// Thesis §3.5: range [−1, 1], 2^`levels_bits` levels; every float tensor when
+    /// `all_tensors` (as the thesis), else the weight tensors of the default policy.
+    Thesis { levels_bits: u32, all_tensors: bool },
     /// Default policy: Δ = σ/`denominator` per output channel, weights only.
     PerChannel { denominator: u32 },
 }
@@ -73,10 +79,13 @@ impl Setting {
         }
     }
 
-    /// "thesis" or "per-channel".
+    /// "thesis" (every float tensor), "thesis-w" (weight tensors) or "per-channel".
     pub fn mode_name(&self) -> &'static str {
         match self.mode {
-            Mode::Thesis { .. } => "thesis",
+            Mode::Thesis {
+                all_tensors: true, ..
+            } => "thesis",
+            Mode::Thesis { .. } => "thesis-w",
             Mode::PerChannel { .. } => "per-channel",
         }
     }
@@ -87,7 +96,7 @@ impl Setting {
             (Mode::Thesis { .. }, Family::Minifloat { layout }) => {
                 format!("{} bits", 1 + layout.exp_bits + layout.man_bits)
             }
-            (Mode::Thesis { levels_bits }, _) => format!("2^{levels_bits}"),
+            (Mode::Thesis { levels_bits, .. }, _) => format!("2^{levels_bits}"),
             (Mode::PerChannel { denominator }, _) => format!("sigma/{denominator}"),
         }
     }
@@ -95,17 +104,24 @@ impl Setting {
     /// The curve this setting belongs to in a rate–distortion plot (minifloat layouts form
     /// one curve, as in the thesis's figures).
     pub fn curve(&self) -> String {
-        let m = match self.family {
+        format!("{} ({})", self.family_label(), self.mode_name())
+    }
+
+    /// The quantizer with minifloat layouts collapsed: "deadzone 0.4", "minifloat", ...
+    pub fn family_label(&self) -> String {
+        match self.family {
             Family::Minifloat { .. } => "minifloat".to_owned(),
             _ => self.method(),
-        };
-        format!("{m} ({})", self.mode_name())
+        }
     }
 
     /// The encoder options of this setting.
     pub fn options(&self) -> LossyOptions {
         match self.mode {
-            Mode::Thesis { levels_bits } => LossyOptions {
+            Mode::Thesis {
+                levels_bits,
+                all_tensors,
+            } => LossyOptions {
                 family: self.family,
                 step: StepRule::Thesis {
                     min: -1.0,
@@ -113,7 +129,7 @@ impl Setting {
                     levels_bits,
                 },
                 per_channel: false,
-                all_tensors: true,
+                all_tensors,
                 ..LossyOptions::default()
             },
             Mode::PerChannel { denominator } => LossyOptions {
@@ -128,9 +144,10 @@ impl Setting {
 /// Which grid to sweep.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Grid {
-    /// Thesis mode: midtread, midrise, dead zone δ ∈ {0.1, 0.25, 0.4, 0.7} and μ-law (μ = 255)
-    /// at 2^k levels for k = 2..=16, and the 13 minifloat layouts of Table 3.5; per-channel
-    /// mode: midtread, midrise and each dead zone at σ/4, σ/8, σ/16, σ/32, σ/64.
+    /// Thesis and thesis-w modes: midtread, midrise, dead zone δ ∈ {0.1, 0.25, 0.4, 0.7} and
+    /// μ-law (μ = 255) at 2^k levels for k = 2..=16, and the 13 minifloat layouts of Table
+    /// 3.5; per-channel mode: midtread, midrise and each dead zone at σ/4, σ/8, σ/16, σ/32,
+    /// σ/64. 266 settings.
     Thesis,
     /// A handful of settings (for a first look, and tests).
     Quick,
@@ -149,9 +166,12 @@ fn thesis_families() -> Vec<Family> {
 /// The settings of a grid, in sweep order.
 pub fn grid(g: Grid) -> Vec<Setting> {
     let mut out = Vec::new();
-    let thesis = |family, levels_bits| Setting {
+    let thesis = |family, levels_bits, all_tensors| Setting {
         family,
-        mode: Mode::Thesis { levels_bits },
+        mode: Mode::Thesis {
+            levels_bits,
+            all_tensors,
+        },
     };
     let channel = |family, denominator| Setting {
         family,
@@ -167,13 +187,15 @@ pub fn grid(g: Grid) -> Vec<Setting> {
         Grid::Thesis => {
             let mut families = thesis_families();
             families.push(Family::MuLaw { mu: 255.0 });
-            for f in families {
-                for k in 2..=16 {
-                    out.push(thesis(f, k));
+            for all in [true, false] {
+                for &f in &families {
+                    for k in 2..=16 {
+                        out.push(thesis(f, k, all));
+                    }
                 }
-            }
-            for l in THESIS_MINIFLOATS {
-                out.push(thesis(minifloat(l), 1 + (l.0 + l.1) as u32));
+                for l in THESIS_MINIFLOATS {
+                    out.push(thesis(minifloat(l), 1 + (l.0 + l.1) as u32, all));
+                }
             }
             for f in thesis_families() {
                 for d in [4, 8, 16, 32, 64] {
@@ -183,13 +205,14 @@ pub fn grid(g: Grid) -> Vec<Setting> {
         }
         Grid::Quick => {
             for k in [4, 8, 12] {
-                out.push(thesis(Family::Midtread, k));
+                out.push(thesis(Family::Midtread, k, true));
             }
+            out.push(thesis(Family::DeadZone { delta: 0.4 }, 8, true));
+            out.push(thesis(Family::MuLaw { mu: 255.0 }, 8, true));
+            out.push(thesis(minifloat((4, 3)), 8, true));
             for k in [6, 10] {
-                out.push(thesis(Family::DeadZone { delta: 0.4 }, k));
+                out.push(thesis(Family::DeadZone { delta: 0.4 }, k, false));
             }
-            out.push(thesis(Family::MuLaw { mu: 255.0 }, 8));
-            out.push(thesis(minifloat((4, 3)), 8));
             for d in [8, 16] {
                 out.push(channel(Family::DeadZone { delta: 0.5 }, d));
             }
@@ -264,6 +287,8 @@ pub struct Prepared {
     floats: Vec<FloatTensor>,
     /// Float values in the model.
     pub float_params: u64,
+    /// Order-0 entropy of the raw bit patterns of every float value, bits/value (Table 3.8).
+    pub raw_entropy: f64,
     /// Size of the ONNX file (or bytes) given.
     pub original_bytes: u64,
 }
@@ -293,10 +318,23 @@ impl Prepared {
                 })
             })
             .collect();
+        // Raw patterns, one histogram per float type (their symbols never mix).
+        let mut counts = Vec::new();
+        for dt in [dtype::FLOAT, dtype::DOUBLE, dtype::FLOAT16, dtype::BFLOAT16] {
+            let mut p: Vec<u64> = lifted
+                .iter()
+                .filter(|t| t.data_type == dt && t.storage != Storage::Inline)
+                .filter_map(|t| bit_patterns(dt, &t.data))
+                .flatten()
+                .collect();
+            p.sort_unstable();
+            counts.extend(run_counts(&p));
+        }
         Ok(Prepared {
             model,
             base_dir: base_dir.map(Path::to_path_buf),
             float_params: floats.iter().map(|f| f.values.len() as u64).sum(),
+            raw_entropy: entropy_per_symbol(counts),
             floats,
             original_bytes,
         })
@@ -340,7 +378,11 @@ impl Prepared {
             let Some(t) = r.tensors.get(f.ordinal) else {
                 continue;
             };
-            let Some(q) = &t.quant else { continue };
+            // Quantized payloads only (not tensors the encoder merely rounded and stored
+            // losslessly).
+            let (Some(q), Coding::Quantized) = (&t.quant, t.coding) else {
+                continue;
+            };
             tensors += 1;
             n += t.elements;
             ent += q.entropy_bits;
@@ -348,7 +390,8 @@ impl Prepared {
             let e = q.mse * t.elements as f64;
             se += e;
             sx += e * 10f64.powf(q.sqnr_db / 10.0);
-            // The levels again, through the encoder's own policy, for the model-wide H.
+            // The levels again, through the encoder's own policy, for the model-wide H (the
+            // settings of a sweep use plain rounding: no rate-distortion refinement).
             if let Some((params, limit)) = lossy.params_for(&f.values, &f.dims) {
                 let mut v = f.values.clone();
                 if let StepRule::Thesis { min, max, .. } = lossy.step {
@@ -427,14 +470,16 @@ mod tests {
     #[test]
     fn grids() {
         let g = grid(Grid::Thesis);
-        assert_eq!(g.len(), 7 * 15 + 13 + 6 * 5);
+        assert_eq!(g.len(), 2 * (7 * 15 + 13) + 6 * 5);
         assert_eq!(g[0].levels(), "2^2");
         let mf = g.iter().find(|s| s.method() == "minifloat E4M3").unwrap();
         assert_eq!(mf.levels(), "8 bits");
-        assert!(grid(Grid::Quick).len() < 12);
+        assert!(grid(Grid::Quick).len() <= 10);
         let o = g.last().unwrap().options();
         assert!(o.per_channel && !o.all_tensors);
         assert!(g[0].options().all_tensors);
+        let w = g.iter().find(|s| s.mode_name() == "thesis-w").unwrap();
+        assert!(!w.options().all_tensors && !w.options().per_channel);
     }
 
     #[test]
