@@ -40,11 +40,7 @@ pub struct Plan {
 }
 
 /// Models for the given class assignment (K classes); `None` if a model cannot be built.
-fn models_for(
-    symbols: &[u32],
-    class_of: &[u8],
-    k: usize,
-) -> Option<(Vec<ClassModel>, usize)> {
+fn models_for(symbols: &[u32], class_of: &[u8], k: usize) -> Option<(Vec<ClassModel>, usize)> {
     let mut per: Vec<Vec<u32>> = vec![Vec::new(); k];
     for (&s, &c) in symbols.iter().zip(class_of) {
         per[c as usize].push(s);

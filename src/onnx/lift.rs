@@ -192,7 +192,10 @@ pub fn external_key<'a>(t: &'a TensorProto, key: &str) -> Option<&'a str> {
 /// Checks an external `location` is a relative path inside the model's directory.
 pub fn safe_location(loc: &str) -> Option<PathBuf> {
     let p = Path::new(loc);
-    if loc.is_empty() || p.components().any(|c| !matches!(c, Component::Normal(_) | Component::CurDir)) {
+    if loc.is_empty()
+        || p.components()
+            .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+    {
         return None;
     }
     Some(p.to_path_buf())
