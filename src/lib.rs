@@ -10,6 +10,7 @@ pub mod onnx;
 pub use error::{Error, FormatRule, Result};
 pub use limits::Limits;
 pub mod analysis;
+pub mod conformance;
 pub mod container;
 pub mod decoder;
 pub mod encoder;

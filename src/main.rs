@@ -283,6 +283,14 @@ enum Cmd {
         #[command(flatten)]
         limits: LimitArgs,
     },
+    /// Run a conformance suite (see conformance/README.md): decode every vector listed in
+    /// DIR/manifest.json and compare with the expected hashes and error classes. Prints one
+    /// line per vector; exits with status 1 if any vector fails.
+    Conformance {
+        /// The suite directory, holding manifest.json.
+        #[arg(default_value = "conformance")]
+        dir: PathBuf,
+    },
     /// Check a .nnc container completely (every CRC, every payload) without writing output.
     Verify {
         input: PathBuf,
@@ -318,6 +326,19 @@ fn open(
 fn run(cli: Cli) -> nnc::Result<()> {
     match cli.cmd {
         Cmd::Analyze(args) => args.run(),
+        Cmd::Conformance { dir } => {
+            let report = nnc::conformance::run(&dir)?;
+            print!("{}", report.table());
+            if !report.all_passed() {
+                eprintln!(
+                    "nnc: {} of {} conformance vectors failed",
+                    report.failed(),
+                    report.cases.len()
+                );
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Cmd::Sweep(args) => args.run(),
         Cmd::Encode {
             input,

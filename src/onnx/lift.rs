@@ -198,7 +198,12 @@ pub fn safe_location(loc: &str) -> Option<PathBuf> {
     {
         return None;
     }
-    Some(p.to_path_buf())
+    // `.` components are dropped: `./w.bin` and `w.bin` are one file (spec §6.3).
+    let clean: PathBuf = p
+        .components()
+        .filter(|c| matches!(c, Component::Normal(_)))
+        .collect();
+    (!clean.as_os_str().is_empty()).then_some(clean)
 }
 
 fn parse_num(t: &TensorProto, key: &str, name: &str) -> Result<Option<u64>> {

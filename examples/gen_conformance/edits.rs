@@ -1,0 +1,222 @@
+//! Edits of encoder output: the tools shared by the invalid vectors, and the valid-but-edited
+//! vectors (files a conforming encoder may write although the reference encoder does not).
+use nnc::bytes::put_varint;
+use nnc::container::kind;
+use nnc::onnx::proto::ModelProto;
+use prost::Message;
+
+use super::container::{header_name, NncFile, RawHeader, Rec};
+use super::inspect::{self, PayloadInfo};
+
+/// Position in `recs` of the TENSOR record named `name`.
+pub fn tensor_named(f: &NncFile, name: &str) -> usize {
+    f.find(kind::TENSOR)
+        .into_iter()
+        .find(|&i| header_name(&f.recs[i].header) == name)
+        .unwrap_or_else(|| panic!("no tensor record {name:?}"))
+}
+
+/// Changes a tensor record's header fields.
+pub fn edit_header(f: &mut NncFile, rec: usize, edit: impl FnOnce(&mut RawHeader)) {
+    let mut h = RawHeader::parse(&f.recs[rec].header);
+    edit(&mut h);
+    f.recs[rec].header = h.bytes();
+}
+
+pub fn payload_info(f: &NncFile, rec: usize) -> PayloadInfo {
+    inspect::parse_payload(&f.recs[rec].header, &f.recs[rec].payload)
+}
+
+/// The lifted model of the GRAPH record.
+pub fn graph_model(f: &NncFile) -> ModelProto {
+    let g = &f.recs[f.find(kind::GRAPH)[0]];
+    let bytes = zstd::bulk::decompress(&g.payload, 1 << 30).expect("graph zstd");
+    ModelProto::decode(bytes.as_slice()).expect("graph ModelProto")
+}
+
+/// Replaces the lifted model (one zstd frame at level 19, header length updated).
+pub fn set_graph_model(f: &mut NncFile, m: &ModelProto) {
+    set_graph_bytes(f, &m.encode_to_vec());
+}
+
+pub fn set_graph_bytes(f: &mut NncFile, bytes: &[u8]) {
+    let i = f.find(kind::GRAPH)[0];
+    f.recs[i].payload = zstd::bulk::compress(bytes, 19).expect("zstd");
+    f.recs[i].header = graph_header(bytes.len() as u64);
+}
+
+pub fn graph_header(len: u64) -> Vec<u8> {
+    let mut h = vec![1u8];
+    h.extend_from_slice(&len.to_le_bytes());
+    h
+}
+
+pub fn varint(v: u64) -> Vec<u8> {
+    let mut b = Vec::new();
+    put_varint(&mut b, v);
+    b
+}
+
+/// `v` as a varint of exactly `len` bytes (non-shortest when longer than needed; `len` at
+/// most 10).
+pub fn varint_padded(v: u64, len: usize) -> Vec<u8> {
+    let mut b = Vec::with_capacity(len);
+    let mut x = v;
+    for i in 0..len {
+        let more = i + 1 < len;
+        b.push((x & 0x7f) as u8 | if more { 0x80 } else { 0 });
+        x >>= 7;
+    }
+    assert_eq!(x, 0, "{v} does not fit {len} varint bytes");
+    b
+}
+
+/// Replaces `bytes[range]` with `with`.
+pub fn splice(bytes: &mut Vec<u8>, range: std::ops::Range<usize>, with: &[u8]) {
+    bytes.splice(range, with.iter().copied());
+}
+
+/// A zstd skippable frame (RFC 8878 §3.1.2) holding `content`.
+pub fn skippable_frame(content: &[u8]) -> Vec<u8> {
+    let mut b = 0x184D_2A50u32.to_le_bytes().to_vec();
+    b.extend_from_slice(&(content.len() as u32).to_le_bytes());
+    b.extend_from_slice(content);
+    b
+}
+
+// -------------------------------------------------------------------------------------------
+// Valid edits
+
+/// Unknown non-critical records of kinds 0, 4, 200 and 255 around and between the known ones.
+pub fn insert_noncritical(bytes: Vec<u8>) -> Vec<u8> {
+    let mut f = NncFile::parse(&bytes);
+    let unknown = |k: u8, h: &[u8], p: &[u8]| Rec::new(k, 0, h.to_vec(), p.to_vec());
+    let index = f.find(kind::INDEX)[0];
+    f.recs.insert(index, unknown(255, b"", b"before the index"));
+    let second = f.tensor(1);
+    f.recs.insert(second, unknown(200, b"hdr", b""));
+    f.recs.insert(1, unknown(4, b"", b"after the graph"));
+    f.recs.insert(0, unknown(0, b"header bytes", &[0u8; 40]));
+    f.bytes()
+}
+
+pub fn minor_version(bytes: Vec<u8>) -> Vec<u8> {
+    let mut f = NncFile::parse(&bytes);
+    f.head[10..12].copy_from_slice(&7u16.to_le_bytes());
+    f.fix_head_crc();
+    f.bytes()
+}
+
+pub fn index_critical(bytes: Vec<u8>) -> Vec<u8> {
+    let mut f = NncFile::parse(&bytes);
+    let i = f.find(kind::INDEX)[0];
+    f.recs[i].flags = 1;
+    f.bytes()
+}
+
+/// Non-shortest varints: a constant stream's symbol, and every varint of the INDEX payload.
+pub fn non_shortest_varints(bytes: Vec<u8>) -> Vec<u8> {
+    let mut f = NncFile::parse(&bytes);
+    // The float tensor "d" (multiples of 0.25) has constant low planes.
+    let d = tensor_named(&f, "d");
+    let info = payload_info(&f, d);
+    let s = info
+        .streams
+        .iter()
+        .find(|s| s.mode == 1)
+        .expect("a constant plane in tensor d")
+        .clone();
+    let sym = {
+        let mut c = nnc::bytes::Cursor::new(
+            &f.recs[d].payload[s.start + 1..],
+            0,
+            nnc::FormatRule::Payload,
+        );
+        c.varint("symbol").unwrap()
+    };
+    splice(
+        &mut f.recs[d].payload,
+        s.start + 1..s.end,
+        &varint_padded(sym, 3),
+    );
+    // Rebuild the index with 10-byte offsets, a 2-byte count and 3-byte name lengths.
+    let (fixed, layout) = f.assemble(true);
+    let tensors = f.find(kind::TENSOR);
+    let mut p = varint_padded(tensors.len() as u64, 2);
+    for &t in &tensors {
+        let name = header_name(&f.recs[t].header);
+        p.extend(varint_padded(layout.offsets[t] as u64, 10));
+        p.extend(varint_padded(name.len() as u64, 3));
+        p.extend_from_slice(name.as_bytes());
+    }
+    drop(fixed);
+    let i = f.find(kind::INDEX)[0];
+    f.recs[i].payload = p;
+    f.assemble(false).0
+}
+
+/// The graph in two zstd frames; the zstd-coded tensor "b" in two frames with a skippable
+/// frame between them.
+pub fn zstd_frames(bytes: Vec<u8>) -> Vec<u8> {
+    let mut f = NncFile::parse(&bytes);
+    let two = |data: &[u8], skip: Option<&[u8]>| {
+        let (a, b) = data.split_at(data.len() / 2);
+        let mut out = zstd::bulk::compress(a, 19).unwrap();
+        if let Some(s) = skip {
+            out.extend(skippable_frame(s));
+        }
+        out.extend(zstd::bulk::compress(b, 19).unwrap());
+        out
+    };
+    let m = graph_model(&f).encode_to_vec();
+    let g = f.find(kind::GRAPH)[0];
+    f.recs[g].payload = two(&m, None);
+    let b = tensor_named(&f, "b");
+    assert_eq!(f.recs[b].header[5], 2, "tensor b is zstd-coded");
+    let data = zstd::bulk::decompress(&f.recs[b].payload, 1 << 20).unwrap();
+    f.recs[b].payload = two(&data, Some(b"skipped by every decoder"));
+    f.bytes()
+}
+
+/// Empty tensors recoded: planes with count-0 streams in modes 0..3, and an empty zstd frame.
+pub fn empty_streams(bytes: Vec<u8>) -> Vec<u8> {
+    let mut f = NncFile::parse(&bytes);
+    // Mode 2 with count 0: m = 2, s0 = 0, gap 0, f0 − 1 = 100; chunk 1; no word counts.
+    let exact: &[u8] = &[2, 2, 0, 0, 100, 1];
+    // Mode 3: one run 0..2 with codes 5 and 9; chunk 4096 (varint 0x80 0x20).
+    let compact: &[u8] = &[3, 1, 0, 1, 5, 9, 0x80, 0x20];
+    let payloads: Vec<(&str, u8, Vec<u8>)> = vec![
+        ("e0", 1, [&[0u8][..], &[1, 7], exact, compact].concat()),
+        ("e1", 2, zstd::bulk::compress(&[], 19).unwrap()),
+        ("e2", 1, compact.to_vec()),
+        ("e3", 1, exact.to_vec()),
+        (
+            "e4",
+            1,
+            [&[0u8, 0, 1, 0xff, 0x01][..], exact, compact, &[1, 0, 0, 0]].concat(),
+        ),
+    ];
+    for (name, coding, payload) in payloads {
+        let r = tensor_named(&f, name);
+        edit_header(&mut f, r, |h| h.coding = coding);
+        f.recs[r].payload = payload;
+    }
+    f.bytes()
+}
+
+/// Spec §13.2.3: the FLOAT16 tensor "w" recoded by hand as dead zone (delta 0.25) with steps
+/// 0.5 and the binary32 nearest to 0.1 per channel, levels 0, 1, -2, 3, -1, 0 stored.
+pub fn spec_deadzone_f16(bytes: Vec<u8>) -> Vec<u8> {
+    let mut f = NncFile::parse(&bytes);
+    let r = tensor_named(&f, "w");
+    let params = nnc::quant::QuantParams {
+        kind: nnc::quant::Kind::DeadZone { delta: 0.25 },
+        steps: vec![0.5, f32::from_bits(0x3dcc_cccd)],
+    };
+    edit_header(&mut f, r, |h| {
+        h.coding = 3;
+        h.params = params.to_bytes();
+    });
+    f.recs[r].payload = vec![1, 0, 0, 2, 3, 6, 1, 0];
+    f.bytes()
+}

@@ -1,0 +1,484 @@
+//! The conformance suite runner (`conformance/README.md`): decodes every vector that
+//! `conformance/manifest.json` lists and compares the outcome with the manifest.
+//!
+//! - `valid/`: the file decodes; every tensor's name, type, dims, storage and the SHA-256 of
+//!   its canonical bytes (spec §6.2) match, as do the hashes of the lifted graph, of the
+//!   decoded model and of the external files written beside it. Decoding is done three ways
+//!   (whole slice on all cores, one byte per read on one core, rebuilt model) and all must
+//!   agree.
+//! - `invalid/`: decoding fails with the error class the file is named after
+//!   (`FormatRule::name()`, or `limit`), without a panic.
+//! - `uncommon/`: decoding with the default limits succeeds (then as for `valid/`) or fails
+//!   with a limit error; with the manifest's raised limits it succeeds and matches.
+use std::io::Read;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::container::kind;
+use crate::container::reader::RecordReader;
+use crate::error::{Error, Result};
+use crate::{DecodeOptions, Decoder, Limits};
+
+/// The three folders of the suite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Category {
+    Valid,
+    Invalid,
+    Uncommon,
+}
+
+impl Category {
+    pub fn name(self) -> &'static str {
+        match self {
+            Category::Valid => "valid",
+            Category::Invalid => "invalid",
+            Category::Uncommon => "uncommon",
+        }
+    }
+}
+
+/// The outcome of one vector.
+#[derive(Debug, Clone)]
+pub struct CaseResult {
+    pub category: Category,
+    pub name: String,
+    /// Path relative to the suite directory.
+    pub file: String,
+    /// What the manifest expects: `ok`, an error class, or `ok or limit`.
+    pub expected: String,
+    /// What the decoder did: `ok`, or the error class and message, or `panic: ...`.
+    pub outcome: String,
+    pub passed: bool,
+    /// Why the vector failed; empty when it passed.
+    pub message: String,
+}
+
+/// Every vector's outcome, in manifest order (valid, invalid, uncommon).
+#[derive(Debug, Clone, Default)]
+pub struct ConformanceReport {
+    pub cases: Vec<CaseResult>,
+}
+
+impl ConformanceReport {
+    pub fn passed(&self) -> usize {
+        self.cases.iter().filter(|c| c.passed).count()
+    }
+    pub fn failed(&self) -> usize {
+        self.cases.len() - self.passed()
+    }
+    pub fn all_passed(&self) -> bool {
+        self.cases.iter().all(|c| c.passed)
+    }
+    pub fn failures(&self) -> impl Iterator<Item = &CaseResult> {
+        self.cases.iter().filter(|c| !c.passed)
+    }
+
+    /// A plain-text table, one line per vector, and a summary line.
+    pub fn table(&self) -> String {
+        let w = self
+            .cases
+            .iter()
+            .map(|c| c.name.len())
+            .max()
+            .unwrap_or(4)
+            .max(4);
+        let mut t = format!(
+            "{:<8}  {:<w$}  {:<4}  {:<23}  outcome\n",
+            "category", "case", "", "expected"
+        );
+        for c in &self.cases {
+            let mut outcome = c.outcome.clone();
+            if !c.message.is_empty() && c.message != c.outcome {
+                outcome = format!("{outcome} -- {}", c.message);
+            }
+            t.push_str(&format!(
+                "{:<8}  {:<w$}  {:<4}  {:<23}  {}\n",
+                c.category.name(),
+                c.name,
+                if c.passed { "ok" } else { "FAIL" },
+                c.expected,
+                outcome
+            ));
+        }
+        t.push_str(&format!(
+            "{} vectors: {} passed, {} failed\n",
+            self.cases.len(),
+            self.passed(),
+            self.failed()
+        ));
+        t
+    }
+}
+
+/// Runs the suite in `dir` (the folder holding `manifest.json`). Errors only when the
+/// manifest cannot be read; every vector's failure is in the report.
+///
+/// ```no_run
+/// let report = nnc::conformance::run(std::path::Path::new("conformance"))?;
+/// print!("{}", report.table());
+/// assert!(report.all_passed());
+/// # Ok::<(), nnc::Error>(())
+/// ```
+pub fn run(dir: &Path) -> Result<ConformanceReport> {
+    let path = dir.join("manifest.json");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    let manifest: Value = serde_json::from_str(&text)
+        .map_err(|e| Error::input(None, format!("{}: {e}", path.display())))?;
+    let mut report = ConformanceReport::default();
+    for (key, category) in [
+        ("valid", Category::Valid),
+        ("invalid", Category::Invalid),
+        ("uncommon", Category::Uncommon),
+    ] {
+        let cases = manifest[key]
+            .as_array()
+            .ok_or_else(|| Error::input(None, format!("{}: no {key:?} list", path.display())))?;
+        for case in cases {
+            report.cases.push(run_case(dir, category, case));
+        }
+    }
+    Ok(report)
+}
+
+fn run_case(dir: &Path, category: Category, case: &Value) -> CaseResult {
+    let name = case["name"].as_str().unwrap_or("?").to_string();
+    let file = case["file"].as_str().unwrap_or("").to_string();
+    let expected = match category {
+        Category::Valid => "ok".to_string(),
+        Category::Invalid => case["expected"].as_str().unwrap_or("?").to_string(),
+        Category::Uncommon => "ok or limit".to_string(),
+    };
+    let mut r = CaseResult {
+        category,
+        name,
+        file: file.clone(),
+        expected,
+        outcome: String::new(),
+        passed: false,
+        message: String::new(),
+    };
+    let bytes = match std::fs::read(dir.join(&file)) {
+        Ok(b) => b,
+        Err(e) => {
+            r.outcome = "unreadable".into();
+            r.message = format!("reading {file}: {e}");
+            return r;
+        }
+    };
+    if let Some(want) = case["file_sha256"].as_str() {
+        if hex(&Sha256::digest(&bytes)) != want {
+            r.outcome = "damaged vector".into();
+            r.message = format!("{file} does not have the SHA-256 the manifest gives");
+            return r;
+        }
+    }
+    let checked = catch_unwind(AssertUnwindSafe(|| match category {
+        Category::Valid => check_valid(dir, &file, &bytes, case, Limits::default()),
+        Category::Invalid => check_invalid(dir, &file, &bytes, case),
+        Category::Uncommon => check_uncommon(dir, &file, &bytes, case),
+    }));
+    match checked {
+        Ok(Ok(outcome)) => {
+            r.outcome = outcome;
+            r.passed = true;
+        }
+        Ok(Err((outcome, message))) => {
+            r.outcome = outcome;
+            r.message = message;
+        }
+        Err(p) => {
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            r.outcome = format!("panic: {msg}");
+            r.message = "the decoder panicked".into();
+        }
+    }
+    r
+}
+
+/// `Ok(outcome)` when the vector passed, `Err((outcome, why))` otherwise.
+type Check = std::result::Result<String, (String, String)>;
+
+/// The manifest's class of an error: `FormatRule::name()` for format errors, `limit`, or the
+/// kind of the other errors (never expected by the suite).
+pub fn error_class(e: &Error) -> String {
+    match e {
+        Error::Format { rule, .. } => rule.name().to_string(),
+        Error::Limit { .. } => "limit".into(),
+        Error::Unsupported { .. } => "unsupported".into(),
+        Error::Input { .. } => "input".into(),
+        Error::Io { .. } => "io".into(),
+    }
+}
+
+fn options(limits: Limits, parallel: bool) -> DecodeOptions {
+    DecodeOptions {
+        limits,
+        parallel,
+        ..DecodeOptions::default()
+    }
+}
+
+fn failed(e: &Error, why: &str) -> (String, String) {
+    (format!("{}: {e}", error_class(e)), why.to_string())
+}
+
+fn check_valid(dir: &Path, file: &str, bytes: &[u8], case: &Value, limits: Limits) -> Check {
+    let mismatch = |what: String| ("decoded".to_string(), what);
+    // 1. Streaming, whole slice, chunks on all cores.
+    let a =
+        tensor_digests(bytes, options(limits, true)).map_err(|e| failed(&e, "decoding failed"))?;
+    // 2. One byte per read, one core: the same result (spec §7.3.1: chunk order is free).
+    let b = tensor_digests(OneByte(bytes), options(limits, false))
+        .map_err(|e| failed(&e, "decoding one byte at a time failed"))?;
+    if a != b {
+        return Err(mismatch(
+            "one-byte reads on one core decode other tensors than whole-slice decoding".into(),
+        ));
+    }
+    let want = case["tensors"].as_array().cloned().unwrap_or_default();
+    if want.len() != a.len() {
+        return Err(mismatch(format!(
+            "{} tensors decoded, the manifest lists {}",
+            a.len(),
+            want.len()
+        )));
+    }
+    let mut all = Sha256::new();
+    for (got, w) in a.iter().zip(&want) {
+        let expect = (
+            w["name"].as_str().unwrap_or_default(),
+            w["data_type"].as_i64().unwrap_or(-1),
+            w["dims"]
+                .as_array()
+                .map(|d| d.iter().filter_map(Value::as_u64).collect::<Vec<_>>())
+                .unwrap_or_default(),
+            w["storage"].as_str().unwrap_or_default(),
+            w["sha256"].as_str().unwrap_or_default(),
+        );
+        let have = (
+            got.name.as_str(),
+            got.data_type as i64,
+            got.dims.clone(),
+            got.storage,
+            got.sha256.as_str(),
+        );
+        if have != expect {
+            return Err(mismatch(format!(
+                "tensor {} is {:?}, the manifest says {:?}",
+                got.index, have, expect
+            )));
+        }
+        all.update(got.digest);
+    }
+    if let Some(t) = case["tensors_sha256"].as_str() {
+        if hex(&all.finalize()) != t {
+            return Err(mismatch("tensors_sha256 differs".into()));
+        }
+    }
+    // 3. The lifted graph, as the GRAPH record holds it.
+    if let Some(g) = case["graph_sha256"].as_str() {
+        let graph = graph_bytes(bytes, limits).map_err(|e| failed(&e, "reading the graph"))?;
+        if hex(&Sha256::digest(&graph)) != g {
+            return Err(mismatch("graph_sha256 differs".into()));
+        }
+    }
+    // 4. The rebuilt model, external tensors inlined.
+    let model = crate::decode_to_bytes(bytes, options(limits, true))
+        .map_err(|e| failed(&e, "rebuilding the model failed"))?;
+    if let Some(m) = case["model_sha256"].as_str() {
+        if hex(&Sha256::digest(&model)) != m {
+            return Err(mismatch(format!(
+                "model_sha256 differs (model of {} bytes, the manifest says {})",
+                model.len(),
+                case["model_bytes"]
+            )));
+        }
+    }
+    // 5. External data written to files.
+    if let Some(ext) = case["external_files"].as_array() {
+        let tmp = TempDir::new().map_err(|e| failed(&e, "temporary directory"))?;
+        let out = tmp.0.join("model.onnx");
+        crate::decode_file(&dir.join(file), &out, options(limits, true), false)
+            .map_err(|e| failed(&e, "decoding to files failed"))?;
+        for x in ext {
+            let loc = x["location"].as_str().unwrap_or_default();
+            let data = std::fs::read(tmp.0.join(loc))
+                .map_err(|e| mismatch(format!("external file {loc} not written: {e}")))?;
+            if Some(hex(&Sha256::digest(&data)).as_str()) != x["sha256"].as_str() {
+                return Err(mismatch(format!("external file {loc} differs")));
+            }
+        }
+    }
+    Ok("ok".into())
+}
+
+fn check_invalid(dir: &Path, file: &str, bytes: &[u8], case: &Value) -> Check {
+    let want = case["expected"].as_str().unwrap_or_default();
+    let result = if case["decode"].as_str() == Some("files") {
+        // The rule applies when external data is written (spec §6.3).
+        let tmp = TempDir::new().map_err(|e| failed(&e, "temporary directory"))?;
+        crate::decode_file(
+            &dir.join(file),
+            &tmp.0.join("model.onnx"),
+            DecodeOptions::default(),
+            false,
+        )
+        .map(|_| ())
+    } else {
+        crate::decode_to_bytes(bytes, DecodeOptions::default()).map(|_| ())
+    };
+    match result {
+        Ok(()) => Err((
+            "ok".into(),
+            format!("decoded without error; expected {want}"),
+        )),
+        Err(e) => {
+            let class = error_class(&e);
+            let outcome = format!("{class}: {e}");
+            if class == want {
+                Ok(outcome)
+            } else {
+                Err((outcome, format!("expected {want}, got {class}")))
+            }
+        }
+    }
+}
+
+fn check_uncommon(dir: &Path, file: &str, bytes: &[u8], case: &Value) -> Check {
+    let first = match crate::decode_to_bytes(bytes, DecodeOptions::default()) {
+        Ok(_) => {
+            check_valid(dir, file, bytes, case, Limits::default())?;
+            "ok".to_string()
+        }
+        Err(e @ Error::Limit { .. }) => format!("limit: {e}"),
+        Err(e) => return Err(failed(&e, "expected success or a limit error")),
+    };
+    let mut limits = Limits::default();
+    if let Some(m) = case["relaxed_limits"].as_object() {
+        for (k, v) in m {
+            let v = v.as_u64().unwrap_or(0);
+            if !set_limit(&mut limits, k, v) {
+                return Err(("manifest".into(), format!("unknown limit {k:?}")));
+            }
+        }
+    }
+    check_valid(dir, file, bytes, case, limits)
+        .map_err(|(o, m)| (o, format!("with raised limits: {m}")))?;
+    Ok(format!("{first}; ok with raised limits"))
+}
+
+/// Sets the `Limits` field named `key`; false for an unknown name.
+pub fn set_limit(l: &mut Limits, key: &str, v: u64) -> bool {
+    let v32 = u32::try_from(v).unwrap_or(u32::MAX);
+    match key {
+        "max_alloc" => l.max_alloc = v,
+        "max_tensors" => l.max_tensors = v,
+        "max_dims" => l.max_dims = v32,
+        "max_elements" => l.max_elements = v,
+        "max_name_len" => l.max_name_len = v32,
+        "max_graph_bytes" => l.max_graph_bytes = v,
+        "max_depth" => l.max_depth = v32,
+        "max_header_bytes" => l.max_header_bytes = v32,
+        "max_expansion" => l.max_expansion = v,
+        "expansion_slack" => l.expansion_slack = v,
+        _ => return false,
+    }
+    true
+}
+
+/// One decoded tensor, reduced to what the manifest compares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Digest32 {
+    index: usize,
+    name: String,
+    data_type: i32,
+    dims: Vec<u64>,
+    storage: &'static str,
+    digest: [u8; 32],
+    sha256: String,
+}
+
+fn tensor_digests<R: Read>(r: R, opts: DecodeOptions) -> Result<Vec<Digest32>> {
+    let mut d = Decoder::new(r, opts)?;
+    let mut v = Vec::new();
+    while let Some(t) = d.next_tensor()? {
+        let digest: [u8; 32] = Sha256::digest(&t.data).into();
+        v.push(Digest32 {
+            index: t.ordinal,
+            name: t.name,
+            data_type: t.data_type,
+            dims: t.dims,
+            storage: t.storage.name(),
+            digest,
+            sha256: hex(&digest),
+        });
+    }
+    Ok(v)
+}
+
+/// The decompressed payload of the file's GRAPH record (the lifted model, spec §5.1).
+fn graph_bytes(bytes: &[u8], limits: Limits) -> Result<Vec<u8>> {
+    let mut records = RecordReader::new(bytes, limits)?;
+    loop {
+        let rec = records.next_record()?;
+        if rec.prefix.kind == kind::GRAPH {
+            let mut l = [0u8; 8];
+            l.copy_from_slice(rec.header.get(1..9).unwrap_or(&[0; 8]));
+            let len = u64::from_le_bytes(l).min(limits.max_graph_bytes) as usize;
+            return zstd::bulk::decompress(&rec.payload, len)
+                .map_err(|e| Error::io("decompressing the graph", e));
+        }
+    }
+}
+
+/// A reader that returns one byte per call (a streaming decoder must not care).
+struct OneByte<'a>(&'a [u8]);
+
+impl Read for OneByte<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match (buf.first_mut(), self.0.split_first()) {
+            (Some(b), Some((&x, rest))) => {
+                *b = x;
+                self.0 = rest;
+                Ok(1)
+            }
+            _ => Ok(0),
+        }
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// A scratch directory for external data, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Result<TempDir> {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "nnc-conformance-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&p)
+            .map_err(|e| Error::io(format!("creating {}", p.display()), e))?;
+        Ok(TempDir(p))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
