@@ -79,7 +79,7 @@ def nnc_at_mse(model, orig, work, target, tag, extra):
     """Largest fixed step with MSE <= target (bisection on log2 step)."""
     lo, hi = -16.0, -2.0
     best = None
-    for _ in range(10):
+    for _ in range(8):
         mid = (lo + hi) / 2
         p = nnc_point(model, orig, work, ["--step", repr(2 ** mid)] + extra, tag)
         if p["mse"] <= target:
