@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Runs every fuzz target of fuzz/ (see fuzz/README.md) for SECONDS each (default 60), one
+# after the other in one process each, with AddressSanitizer, debug assertions (overflow
+# checks) and the allocation guards: an allocation of 64 MB or more, RSS above 2 GB or one
+# input taking over 20 s counts as a crash. Exits non-zero if any target fails; crash inputs
+# are in fuzz/artifacts/TARGET/, each target's log in fuzz/artifacts/TARGET.log.
+#
+# cargo-fuzz needs nightly flags (-Zsanitizer); RUSTC_BOOTSTRAP=1 lets the stable toolchain
+# accept them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-60}
+targets=(decode decode_mutated buf_independent roundtrip)
+
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    cargo install cargo-fuzz --locked || cargo install cargo-fuzz
+fi
+export RUSTC_BOOTSTRAP=1
+flags=(--release --debug-assertions)
+
+cd fuzz
+cargo fuzz build "${flags[@]}"
+mkdir -p artifacts
+failed=()
+for t in "${targets[@]}"; do
+    # The committed seeds start the working corpus (fuzz/corpus/, not committed).
+    mkdir -p "corpus/$t"
+    cp -n "seeds/$t/"* "corpus/$t/" 2>/dev/null || true
+    echo "== fuzz target $t: ${secs}s"
+    if cargo fuzz run "${flags[@]}" "$t" -- \
+        -max_total_time="$secs" -rss_limit_mb=2048 -malloc_limit_mb=64 -timeout=20 \
+        -print_final_stats=1 >"artifacts/$t.log" 2>&1; then
+        echo "   ok: $(grep -m1 -o 'stat::number_of_executed_units: [0-9]*' "artifacts/$t.log" || echo '?')"
+    else
+        failed+=("$t")
+        echo "   FAILED (log: fuzz/artifacts/$t.log):"
+        grep -m1 -A4 -E 'panicked at|==[0-9]+==ERROR|ERROR: libFuzzer|^SUMMARY' "artifacts/$t.log" | sed 's/^/   | /' || true
+        grep -A2 'Failing input' "artifacts/$t.log" | sed 's/^/   | /' || true
+    fi
+done
+if ((${#failed[@]})); then
+    echo "fuzz targets failed: ${failed[*]}" >&2
+    exit 1
+fi
+echo "all fuzz targets ran ${secs}s without a finding"
