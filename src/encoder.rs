@@ -296,6 +296,12 @@ fn quantize_tensor(
     };
     let decoded = quant::decode(&header, &payload, 0, false)?;
     let rec = float_values(t.data_type, &decoded).unwrap_or_default();
+    // A level whose reconstruction lies beyond the type's largest finite value (weights
+    // near the top of float16's range, a minifloat scale of 2^128) decodes to ±Inf: such a
+    // tensor stays lossless.
+    if rec.iter().any(|v| !v.is_finite()) {
+        return Ok(None);
+    }
     let (mut se, mut sx) = (0.0f64, 0.0f64);
     for (x, y) in original.iter().zip(&rec) {
         se += (x - y) * (x - y);

@@ -87,3 +87,99 @@ fn fuzz_seed_files_still_decode() {
         }
     }
 }
+
+/// Finding of the `roundtrip` target (fuzz/regressions/roundtrip/quant-overflow-*.bin):
+/// finite weights near the top of their type's range reconstruct to ±Inf, because the
+/// encoder picks a level whose reconstruction exceeds the type's largest finite value and
+/// the decoder rounded it to Inf. The encoder now keeps such a tensor lossless.
+#[test]
+fn quantized_reconstructions_stay_finite() {
+    use nnc::onnx::proto::*;
+    use nnc::quant::minifloat::Layout;
+    use nnc::quant::policy::{Family, LossyOptions, StepRule};
+    use prost::Message;
+
+    let f16 = |v: &[f32]| -> Vec<u8> {
+        v.iter()
+            .flat_map(|x| nnc::quant::float::f32_to_f16(*x).to_le_bytes())
+            .collect()
+    };
+    let f32b = |v: &[f32]| -> Vec<u8> { v.iter().flat_map(|x| x.to_le_bytes()).collect() };
+    let cases = [
+        (
+            "float16 [-1.485, -0.131, 65504], midrise, step = σ",
+            10,
+            f16(&[-1.4853516, -0.13098145, 65504.0]),
+            Family::Midrise,
+            StepRule::StdFraction(1.0),
+        ),
+        (
+            "float16 ±65504, midtread, step = σ/16",
+            10,
+            f16(&[65504.0, 60000.0, -65504.0, 0.0, 30000.0, -200.0, 1.0, 5.0]),
+            Family::Midtread,
+            StepRule::StdFraction(1.0 / 16.0),
+        ),
+        (
+            "float32 1.98e38, minifloat E0M1",
+            1,
+            f32b(&[1.98e38, -3.0e38, 1.0, 0.5]),
+            Family::Minifloat {
+                layout: Layout {
+                    exp_bits: 0,
+                    man_bits: 1,
+                },
+            },
+            StepRule::Fixed(0.01),
+        ),
+    ];
+    for (what, dt, raw, family, step) in cases {
+        let n = raw.len() / if dt == 1 { 4 } else { 2 };
+        let model = ModelProto {
+            graph: Some(GraphProto {
+                initializer: vec![TensorProto {
+                    name: Some("w".into()),
+                    data_type: Some(dt),
+                    dims: vec![n as i64],
+                    raw_data: Some(raw),
+                    ..Default::default()
+                }],
+                node: vec![NodeProto {
+                    op_type: Some("MatMul".into()),
+                    input: vec!["x".into(), "w".into()],
+                    output: vec!["y".into()],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let opts = nnc::EncodeOptions {
+            lossy: Some(LossyOptions {
+                family,
+                step,
+                per_channel: false,
+                min_elements: 0,
+                ..LossyOptions::default()
+            }),
+            ..Default::default()
+        };
+        let (file, _) = nnc::encode_model(model, None, &opts, Vec::new()).unwrap();
+        let onnx = nnc::decode_to_bytes(file.as_slice(), DecodeOptions::default()).unwrap();
+        let m = ModelProto::decode(onnx.as_slice()).unwrap();
+        let raw = m.graph.unwrap().initializer[0].raw_data.clone().unwrap();
+        let values: Vec<f32> = if dt == 1 {
+            raw.chunks(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect()
+        } else {
+            raw.chunks(2)
+                .map(|c| nnc::quant::float::f16_to_f32(u16::from_le_bytes([c[0], c[1]])))
+                .collect()
+        };
+        assert!(
+            values.iter().all(|v| v.is_finite()),
+            "{what}: decoded {values:?}"
+        );
+    }
+}

@@ -25,7 +25,7 @@ failed=()
 for t in "${targets[@]}"; do
     # The committed seeds start the working corpus (fuzz/corpus/, not committed).
     mkdir -p "corpus/$t"
-    cp -n "seeds/$t/"* "corpus/$t/" 2>/dev/null || true
+    cp "seeds/$t/"* "corpus/$t/"
     echo "== fuzz target $t: ${secs}s"
     if cargo fuzz run "${flags[@]}" "$t" -- \
         -max_total_time="$secs" -rss_limit_mb=2048 -malloc_limit_mb=64 -timeout=20 \

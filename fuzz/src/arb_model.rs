@@ -52,8 +52,14 @@ pub fn case(u: &mut Unstructured<'_>) -> Result<Case> {
     Ok(Case { model, opts })
 }
 
+/// True with probability `num/den`; false once the input is used up (`Unstructured::ratio`
+/// returns true then, which would make every optional part appear).
+fn maybe(u: &mut Unstructured<'_>, num: u8, den: u8) -> Result<bool> {
+    Ok(!u.is_empty() && u.ratio(num, den)?)
+}
+
 fn pos_f32(u: &mut Unstructured<'_>, common: &[f32]) -> Result<f32> {
-    if u.ratio(1, 4)? {
+    if maybe(u, 1, 4)? {
         let v = f32::from_bits(u.arbitrary()?);
         if v > 0.0 && v.is_finite() {
             return Ok(v);
@@ -65,14 +71,14 @@ fn pos_f32(u: &mut Unstructured<'_>, common: &[f32]) -> Result<f32> {
 /// Encoder settings within the ranges of the command line (see `LossyArgs::options`).
 pub fn options(u: &mut Unstructured<'_>) -> Result<EncodeOptions> {
     let lossless = LosslessOptions {
-        chunk: if u.ratio(1, 3)? {
+        chunk: if maybe(u, 1, 3)? {
             u.int_in_range(1..=1 << 16)?
         } else {
             *u.choose(&[1, 2, 7, 64, 1000, 4096, nnc::entropy::DEFAULT_CHUNK])?
         },
-        zstd_level: *u.choose(&[19, 1, 3, 19])?,
+        zstd_level: *u.choose(&[1, 3, 19])?,
     };
-    if u.ratio(1, 3)? {
+    if maybe(u, 1, 3)? {
         return Ok(EncodeOptions {
             lossless,
             lossy: None,
@@ -83,7 +89,7 @@ pub fn options(u: &mut Unstructured<'_>) -> Result<EncodeOptions> {
         0 => Family::Midtread,
         1 => Family::Midrise,
         2 => Family::DeadZone {
-            delta: if u.ratio(1, 2)? {
+            delta: if maybe(u, 1, 2)? {
                 *u.choose(&[0.0, 0.5, 1.0, 0.25])?
             } else {
                 u.int_in_range(0..=1_000_000u32)? as f32 / 1e6
@@ -93,8 +99,22 @@ pub fn options(u: &mut Unstructured<'_>) -> Result<EncodeOptions> {
             mu: pos_f32(u, &[255.0, 1.0, 0.001, 1e6, 100.0])?,
         },
         _ => {
-            let e = u.int_in_range(0..=8u8)?;
-            let m = u.int_in_range(0..=23 - e)?;
+            // The edges of the valid range (E + M = 23, E = 0, M = 0) half of the time.
+            let (e, m) = if maybe(u, 1, 2)? {
+                *u.choose(&[
+                    (8, 15),
+                    (0, 23),
+                    (5, 10),
+                    (8, 7),
+                    (4, 3),
+                    (1, 0),
+                    (8, 0),
+                    (0, 1),
+                ])?
+            } else {
+                let e = u.int_in_range(0..=8u8)?;
+                (e, u.int_in_range(0..=23 - e)?)
+            };
             Family::Minifloat {
                 layout: Layout {
                     exp_bits: e,
@@ -107,7 +127,7 @@ pub fn options(u: &mut Unstructured<'_>) -> Result<EncodeOptions> {
         0 => StepRule::Fixed(pos_f32(u, &[0.01, 0.001, 0.1, 1.0, 1e-6, 1e6])?),
         1 => StepRule::StdFraction(pos_f32(u, &[1.0 / 16.0, 1.0 / 32.0, 1.0 / 8.0, 1.0, 1e-4])?),
         _ => {
-            let (min, max) = if u.ratio(1, 4)? {
+            let (min, max) = if maybe(u, 1, 4)? {
                 let a = f32::from_bits(u.arbitrary()?);
                 let b = f32::from_bits(u.arbitrary()?);
                 if a.is_finite() && b.is_finite() && a != b {
@@ -141,19 +161,19 @@ pub fn options(u: &mut Unstructured<'_>) -> Result<EncodeOptions> {
             family,
             step,
             per_channel: matches!(step, StepRule::StdFraction(_)) && u.arbitrary()?,
-            min_elements: if u.ratio(1, 5)? {
+            min_elements: if maybe(u, 1, 5)? {
                 u.arbitrary()?
             } else {
                 *u.choose(&[0, 1, 16, 64, 1024])?
             },
             all_tensors: u.arbitrary()?,
             mulaw_levels_bits: levels_bits,
-            rdo: if u.ratio(1, 3)? {
+            rdo: if maybe(u, 1, 3)? {
                 *u.choose(&[0.1155, 1.0, 0.01, 100.0])?
             } else {
                 0.0
             },
-            fine_bits: if u.ratio(1, 4)? {
+            fine_bits: if maybe(u, 1, 4)? {
                 Some(u.int_in_range(0..=22)?)
             } else {
                 None
@@ -273,14 +293,14 @@ impl Gen<'_, '_> {
                 Dist::Normal(s) => rng.weight(s),
                 Dist::Constant(v) => v,
                 Dist::Sparse(s) => {
-                    if rng.next_u64() % 16 == 0 {
+                    if rng.next_u64().is_multiple_of(16) {
                         rng.weight(s) * 8.0
                     } else {
                         0.0
                     }
                 }
                 Dist::Special => {
-                    if rng.next_u64() % 4 == 0 {
+                    if rng.next_u64().is_multiple_of(4) {
                         SPECIAL[(rng.next_u64() % 12) as usize]
                     } else {
                         rng.weight(1.0)
@@ -381,16 +401,16 @@ impl Gen<'_, '_> {
     }
 
     fn extras(&mut self, t: &mut TensorProto) -> Result<()> {
-        if self.u.ratio(1, 8)? {
+        if maybe(self.u, 1, 8)? {
             t.doc_string = Some("doc ✓".into());
         }
-        if self.u.ratio(1, 10)? {
+        if maybe(self.u, 1, 10)? {
             t.metadata_props = vec![StringStringEntryProto {
                 key: Some("k".into()),
                 value: self.name()?,
             }];
         }
-        if self.u.ratio(1, 16)? {
+        if maybe(self.u, 1, 16)? {
             t.segment = Some(tensor_proto::Segment {
                 begin: Some(0),
                 end: Some(1),
@@ -421,12 +441,12 @@ impl Gen<'_, '_> {
             for _ in 0..n {
                 let len = self.u.int_in_range(0..=12)?;
                 let mut s = self.u.bytes(len)?.to_vec();
-                if self.u.ratio(1, 4)? {
+                if maybe(self.u, 1, 4)? {
                     s = format!("строка {len}").into_bytes();
                 }
                 t.string_data.push(s);
             }
-            if self.u.ratio(1, 10)? {
+            if maybe(self.u, 1, 10)? {
                 // Count mismatch: stays in the graph.
                 t.string_data.push(b"extra".to_vec());
             }
@@ -543,7 +563,7 @@ impl Gen<'_, '_> {
                 ..Self::attr("value_float", AttributeType::Float)
             },
         };
-        let custom = self.u.ratio(1, 8)?;
+        let custom = maybe(self.u, 1, 8)?;
         nodes.push(NodeProto {
             op_type: Some("Constant".into()),
             domain: custom.then(|| "com.custom".to_owned()),
@@ -567,7 +587,7 @@ impl Gen<'_, '_> {
             g.initializer.push(t);
             self.consume(&name, &mut g.node, &mut outputs)?;
         }
-        if self.u.ratio(1, 6)? {
+        if maybe(self.u, 1, 6)? {
             let k = self.u.int_in_range(0..=8)?;
             let mut rng = Rng(self.u.arbitrary()?);
             g.sparse_initializer.push(SparseTensorProto {
@@ -590,7 +610,7 @@ impl Gen<'_, '_> {
         for _ in 0..self.u.int_in_range(0..=2)? {
             self.constant(&mut g.node, &mut outputs)?;
         }
-        if self.u.ratio(1, 6)? {
+        if maybe(self.u, 1, 6)? {
             let n = self.u.int_in_range(0..=2)?;
             let mut a = Self::attr("pads", AttributeType::Tensors);
             for _ in 0..n {
@@ -604,7 +624,7 @@ impl Gen<'_, '_> {
                 ..Default::default()
             });
         }
-        if depth < 3 && self.u.ratio(1, 3)? {
+        if depth < 3 && maybe(self.u, 1, 3)? {
             let mut then_b = Self::attr("then_branch", AttributeType::Graph);
             then_b.g = Some(self.graph(depth + 1)?);
             let mut else_b = Self::attr("else_branch", AttributeType::Graph);
@@ -642,7 +662,7 @@ impl Gen<'_, '_> {
             graph: Some(self.graph(1)?),
             ..Default::default()
         };
-        if self.u.ratio(1, 6)? {
+        if maybe(self.u, 1, 6)? {
             let mut nodes = Vec::new();
             let mut outs = Vec::new();
             self.constant(&mut nodes, &mut outs)?;
@@ -657,7 +677,7 @@ impl Gen<'_, '_> {
                 ..Default::default()
             });
         }
-        if self.u.ratio(1, 8)? {
+        if maybe(self.u, 1, 8)? {
             m.training_info.push(TrainingInfoProto {
                 initialization: Some(self.graph(2)?),
                 ..Default::default()

@@ -223,7 +223,7 @@ pub fn apply(script: &[u8]) -> Vec<u8> {
             }
             (_, s) => {
                 let r = &mut p.records[(s - SEC_RECORDS) / 2];
-                let part = if (s - SEC_RECORDS) % 2 == 0 {
+                let part = if (s - SEC_RECORDS).is_multiple_of(2) {
                     &mut r.header
                 } else {
                     &mut r.payload

@@ -41,7 +41,7 @@ impl<'a> Stuttering<'a> {
 impl Read for Stuttering<'_> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let r = self.next();
-        if r % 3 == 0 {
+        if r.is_multiple_of(3) {
             return Err(std::io::Error::new(ErrorKind::Interrupted, "EINTR"));
         }
         let n = ((r >> 8) % 13 + 1) as usize;

@@ -83,12 +83,13 @@ fn constant(output: &str, a: AttributeProto) -> NodeProto {
     }
 }
 
-/// A model of a few KB: a quantizable weight feeding a MatMul (one 16×8, one 8×8 in an `If`
-/// branch), a float tensor that stays lossless (a LayerNormalization scale), float16,
-/// bfloat16, double, int64, bool, uint8, int4 and string tensors in raw and typed fields, a
-/// scalar, an empty tensor, `Constant` nodes (tensor, value_floats, value_ints), a sparse
-/// initializer and a function.
-pub fn model() -> ModelProto {
+/// A model of a few KB: quantizable weights feeding MatMuls (float 16×8, float16 8×4, double
+/// 8×8, and float 8×8 in an `If` branch), a float tensor that stays lossless (a
+/// LayerNormalization scale), bfloat16, int64, bool, uint8, int4 and string tensors in raw
+/// and typed fields, a scalar, an empty tensor, `Constant` nodes (tensor, value_floats,
+/// value_ints), a sparse initializer and a function. `big` adds a 16×256 float weight whose
+/// channels differ in spread, so that lossy files hold a channel-class stream (spec §7.3.2).
+pub fn model(big: bool) -> ModelProto {
     let mut rng = Rng(0x6e6e63);
     let mut init = vec![
         raw(
@@ -126,6 +127,10 @@ pub fn model() -> ModelProto {
             ..tensor("dbl", dtype::DOUBLE, &[4])
         },
         TensorProto {
+            double_data: (0..64).map(|_| rng.weight(0.1)).collect(),
+            ..tensor("dbl.w", dtype::DOUBLE, &[8, 8])
+        },
+        TensorProto {
             int64_data: vec![1, -1, 0, i64::MAX, i64::MIN, 42],
             ..tensor("ids", dtype::INT64, &[2, 3])
         },
@@ -155,6 +160,12 @@ pub fn model() -> ModelProto {
         },
         raw("empty", dtype::FLOAT, &[0, 4], Vec::new()),
     ];
+    if big {
+        let w: Vec<f32> = (0..16 * 256)
+            .map(|i| (rng.weight(0.002) * (1 + (i / 256) % 8 * 3) as f64) as f32)
+            .collect();
+        init.push(raw("proj.weight", dtype::FLOAT, &[16, 256], le(&w)));
+    }
     // A tensor kept in the graph as it is (non-canonical: int4 packed in int32_data).
     init.push(TensorProto {
         int32_data: vec![0x21, 0x43],
@@ -216,6 +227,9 @@ pub fn model() -> ModelProto {
         }],
         node: vec![
             node("MatMul", &["x", "fc.weight"], &["h0"]),
+            node("MatMul", &["x", "half"], &["m1"]),
+            node("MatMul", &["x", "dbl.w"], &["m2"]),
+            node("MatMul", &["x", "proj.weight"], &["m3"]),
             node("Add", &["h0", "fc.bias"], &["h1"]),
             node("LayerNormalization", &["h1", "norm.scale"], &["h"]),
             constant("cf", vf),
@@ -359,8 +373,9 @@ pub fn files() -> Vec<(&'static str, Vec<u8>)> {
     settings()
         .into_iter()
         .map(|(name, opts)| {
-            let (bytes, _) = nnc::encode_model(model(), None, &opts, Vec::new())
-                .unwrap_or_else(|e| panic!("encoding seed {name}: {e}"));
+            let (bytes, _) =
+                nnc::encode_model(model(opts.lossy.is_some()), None, &opts, Vec::new())
+                    .unwrap_or_else(|e| panic!("encoding seed {name}: {e}"));
             (name, bytes)
         })
         .collect()

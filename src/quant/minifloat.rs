@@ -79,26 +79,40 @@ pub fn pow2(e: i32) -> f64 {
     }
 }
 
-/// Code of the value nearest to `x` in `table` (ascending magnitudes), ties to the even code,
-/// clamped to the largest magnitude.
-pub fn quantize(x: f64, table: &[f64], sign_bit: u32) -> u32 {
+/// Code of the value nearest to `x` (ties to the even code), clamped to the largest
+/// magnitude. A binary search over the codes (magnitudes ascend with the code), so no table
+/// of all `2^(E+M)` magnitudes is built.
+pub fn quantize(x: f64, layout: Layout, scale_exp: i32) -> u32 {
     let a = x.abs();
-    let i = table.partition_point(|&v| v < a);
+    let n = layout.magnitudes();
+    let (mut lo, mut hi) = (0u32, n);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if layout.magnitude(mid, scale_exp) < a {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    let i = lo;
     let c = if i == 0 {
         0
-    } else if i == table.len() {
-        table.len() - 1
+    } else if i == n {
+        n - 1
     } else {
-        let (lo, hi) = (table[i - 1], table[i]);
-        let (dl, dh) = (a - lo, hi - a);
+        let (below, above) = (
+            layout.magnitude(i - 1, scale_exp),
+            layout.magnitude(i, scale_exp),
+        );
+        let (dl, dh) = (a - below, above - a);
         if dl < dh || (dl == dh && (i - 1) % 2 == 0) {
             i - 1
         } else {
             i
         }
-    } as u32;
+    };
     if x < 0.0 && c != 0 {
-        c | sign_bit
+        c | n
     } else {
         c
     }
@@ -121,11 +135,30 @@ mod tests {
         assert_eq!(h.value(0x7bff, 0), 65504.0);
         // Exponent field all ones is finite here (no Inf/NaN codes): 2^16 · (1 + 1023/1024).
         assert_eq!(h.value(0x7fff, 0), 131008.0);
-        let t = h.table(0);
-        assert_eq!(quantize(1.0, &t, 0x8000), 0x3c00);
-        assert_eq!(quantize(-0.0, &t, 0x8000), 0);
-        assert_eq!(quantize(1e9, &t, 0x8000), 0x7fff);
+        assert_eq!(quantize(1.0, h, 0), 0x3c00);
+        assert_eq!(quantize(-0.0, h, 0), 0);
+        assert_eq!(quantize(1e9, h, 0), 0x7fff);
+        assert_eq!(quantize(-2.0, h, 0), 0xc000);
         // Halfway between 1 and 1 + 2^-10 rounds to the even code 0x3c00.
-        assert_eq!(quantize(1.0 + 2f64.powi(-11), &t, 0x8000), 0x3c00);
+        assert_eq!(quantize(1.0 + 2f64.powi(-11), h, 0), 0x3c00);
+        // Agrees with a search over the table of all magnitudes.
+        let t = h.table(0);
+        for i in 0..4000u32 {
+            let x = (i as f64 - 2000.0) * 0.37 + (i as f64).sin() * 31.0;
+            let a = x.abs();
+            let best = (0..t.len())
+                .min_by(|&p, &q| {
+                    ((t[p] - a).abs(), p % 2)
+                        .partial_cmp(&((t[q] - a).abs(), q % 2))
+                        .unwrap()
+                })
+                .unwrap() as u32;
+            let want = if x < 0.0 && best != 0 {
+                best | 0x8000
+            } else {
+                best
+            };
+            assert_eq!(quantize(x, h, 0), want, "x = {x}");
+        }
     }
 }

@@ -219,16 +219,16 @@ pub fn reconstruct(kind: &Kind, q: i64, step: f32) -> f64 {
     }
 }
 
-/// Quantizes `x` to a level (or minifloat code). `table`: minifloat magnitudes.
-pub fn quantize_value(kind: &Kind, x: f64, step: f32, table: &[f64]) -> i64 {
+/// Quantizes `x` to a level (or minifloat code).
+pub fn quantize_value(kind: &Kind, x: f64, step: f32) -> i64 {
     let s = step as f64;
     let q = match *kind {
         Kind::Midtread => uniform::midtread(x, s),
         Kind::Midrise => uniform::midrise(x, s),
         Kind::DeadZone { delta } => uniform::deadzone(x, s, delta as f64),
         Kind::MuLaw { xmax, mu } => mulaw::quantize(x, s, xmax as f64, mu as f64),
-        Kind::Minifloat { layout, .. } => {
-            return minifloat::quantize(x, table, layout.magnitudes()) as i64
+        Kind::Minifloat { layout, scale_exp } => {
+            return minifloat::quantize(x, layout, scale_exp) as i64
         }
     };
     q.clamp(-(MAX_LEVEL as f64), MAX_LEVEL as f64) as i64
@@ -236,10 +236,6 @@ pub fn quantize_value(kind: &Kind, x: f64, step: f32, table: &[f64]) -> i64 {
 
 /// Quantizes a tensor's values (as f64, row-major) into levels.
 pub fn quantize(values: &[f64], params: &QuantParams, limit: Option<i64>) -> Vec<i64> {
-    let table = match params.kind {
-        Kind::Minifloat { layout, scale_exp } => layout.table(scale_exp),
-        _ => Vec::new(),
-    };
     let per = if params.steps.len() > 1 {
         values.len() / params.steps.len()
     } else {
@@ -250,7 +246,7 @@ pub fn quantize(values: &[f64], params: &QuantParams, limit: Option<i64>) -> Vec
         .enumerate()
         .map(|(i, &x)| {
             let step = params.steps.get(i / per.max(1)).copied().unwrap_or(1.0);
-            let q = quantize_value(&params.kind, x, step, &table);
+            let q = quantize_value(&params.kind, x, step);
             match limit {
                 Some(l) if !matches!(params.kind, Kind::Minifloat { .. }) => q.clamp(-l, l),
                 _ => q,
