@@ -15,7 +15,7 @@ use crate::lossless;
 use crate::onnx::dtype;
 use crate::onnx::lift::{external_key, restore, safe_location};
 use crate::onnx::proto::ModelProto;
-use crate::onnx::walk::{walk, SlotMut};
+use crate::onnx::walk::{walk_slots, SlotMut};
 use crate::output::AtomicFile;
 use crate::Limits;
 
@@ -117,7 +117,7 @@ impl<R: Read> Decoder<R> {
         let (model, graph_len) = parse_graph(&rec, &opts.limits, records.offset())?;
         let mut model = model;
         let mut slots = Vec::new();
-        walk(&mut model, opts.limits.max_depth, &mut |name, slot| {
+        walk_slots(&mut model, opts.limits.max_depth, &mut |name, slot| {
             let kind = match slot {
                 SlotMut::Tensor(t) => SlotKind::Tensor {
                     data_type: t.data_type.unwrap_or(0),
@@ -125,26 +125,8 @@ impl<R: Read> Decoder<R> {
                     has_data: t.raw_data.is_some() || dtype::typed_len(t) > 0,
                     external: t.data_location == Some(1),
                 },
-                SlotMut::Floats(v) => {
-                    if !v.is_empty() {
-                        return Err(Error::format(
-                            FormatRule::Graph,
-                            rec.offset,
-                            format!("value_floats of {name:?} not lifted"),
-                        ));
-                    }
-                    SlotKind::Floats
-                }
-                SlotMut::Ints(v) => {
-                    if !v.is_empty() {
-                        return Err(Error::format(
-                            FormatRule::Graph,
-                            rec.offset,
-                            format!("value_ints of {name:?} not lifted"),
-                        ));
-                    }
-                    SlotKind::Ints
-                }
+                SlotMut::Floats(_) => SlotKind::Floats,
+                SlotMut::Ints(_) => SlotKind::Ints,
             };
             slots.push(SlotInfo { name, kind });
             Ok(())
@@ -299,7 +281,7 @@ impl<R: Read> Decoder<R> {
         let mut model = std::mem::take(&mut self.model);
         let mut it = tensors.into_iter();
         let mut external = Vec::new();
-        walk(&mut model, self.opts.limits.max_depth, &mut |name, slot| {
+        walk_slots(&mut model, self.opts.limits.max_depth, &mut |name, slot| {
             let Some(t) = it.next() else {
                 return Err(Error::format(
                     FormatRule::RecordOrder,

@@ -10,8 +10,9 @@ use crate::container::writer::ContainerWriter;
 use crate::error::{Error, Result};
 use crate::lossless::{self, LosslessOptions};
 use crate::onnx::dtype;
-use crate::onnx::lift::{lift, Lifted};
+use crate::onnx::lift::{lift, restore, Lifted};
 use crate::onnx::proto::ModelProto;
+use crate::onnx::walk::{walk, walk_slots};
 use crate::output::AtomicFile;
 use crate::quant::policy::{Consumers, LossyOptions, StepRule};
 use crate::quant::{self, float, QuantParams};
@@ -25,6 +26,9 @@ pub struct EncodeOptions {
     pub lossy: Option<LossyOptions>,
     /// Subgraph nesting accepted in the input model.
     pub max_depth: Option<u32>,
+    /// Give every tensor a record of its own, even one that would cost less in the graph
+    /// (for tools and tests that look at records; files get larger).
+    pub records_only: bool,
 }
 
 /// What the encoder wrote, per tensor and in total.
@@ -44,6 +48,9 @@ pub struct TensorReport {
     pub storage: Storage,
     pub coding: Coding,
     pub payload_bytes: u64,
+    /// The data stays in the graph (no record of its own; `coding` and `payload_bytes` do
+    /// not apply).
+    pub in_graph: bool,
     /// For quantized tensors: what the quantizer did.
     pub quant: Option<QuantReport>,
 }
@@ -78,29 +85,67 @@ pub fn encode_model<W: Write>(
     let depth = opts.max_depth.unwrap_or(crate::Limits::default().max_depth);
     let consumers = Consumers::of(&model);
     let lifted = lift(&mut model, base_dir, depth)?;
-    let graph = model.encode_to_vec();
-    let frame = zstd::bulk::compress(&graph, 19)
-        .map_err(|e| Error::io("zstd compression of the graph", e))?;
     let coded: Vec<Coded> = lifted
         .par_iter()
         .map(|t| code_tensor(t, opts, &consumers).map_err(|e| e.with_tensor(&t.name)))
         .collect::<Result<_>>()?;
+    // Tensors cheaper in the graph than in a record of their own go back into it: they are
+    // then not slots (spec §5.2) and the graph's zstd frame codes them.
+    let mut k = 0;
+    walk(&mut model, depth, &mut |name, slot| {
+        let (placement, _) = &coded[k];
+        k += 1;
+        if let Placement::Graph(Some(bytes)) = placement {
+            if !restore(slot, lifted[k - 1].storage, bytes.clone()) {
+                return Err(Error::input(
+                    Some(&name),
+                    "internal: tensor data does not go back into its place",
+                ));
+            }
+        }
+        Ok(())
+    })?;
+    let records = coded
+        .iter()
+        .filter(|(p, _)| matches!(p, Placement::Record(..)))
+        .count();
+    let mut slots = 0;
+    walk_slots(&mut model, depth, &mut |_, _| {
+        slots += 1;
+        Ok(())
+    })?;
+    if slots != records {
+        return Err(Error::input(
+            None,
+            format!("internal: {slots} slots in the lifted model but {records} records"),
+        ));
+    }
+    let graph = model.encode_to_vec();
+    let frame = zstd::bulk::compress(&graph, 19)
+        .map_err(|e| Error::io("zstd compression of the graph", e))?;
     let mut w = ContainerWriter::new(out)?;
     w.graph(graph.len() as u64, &frame)?;
     let mut report = EncodeReport {
         graph_bytes: frame.len() as u64,
         ..Default::default()
     };
-    for (h, payload, quant) in coded {
-        w.tensor(&h, &payload)?;
+    for ((placement, quant), t) in coded.into_iter().zip(&lifted) {
+        let (coding, payload_bytes, in_graph) = match &placement {
+            Placement::Record(h, payload) => {
+                w.tensor(h, payload)?;
+                (h.coding, payload.len() as u64, false)
+            }
+            Placement::Graph(_) => (Coding::Raw, 0, true),
+        };
         report.tensors.push(TensorReport {
-            name: h.name.clone(),
-            data_type: h.data_type,
-            elements: h.elements,
-            data_bytes: h.data_bytes,
-            storage: h.storage,
-            coding: h.coding,
-            payload_bytes: payload.len() as u64,
+            name: t.name.clone(),
+            data_type: t.data_type,
+            elements: t.elements,
+            data_bytes: t.data.len() as u64,
+            storage: t.storage,
+            coding,
+            payload_bytes,
+            in_graph,
             quant,
         });
     }
@@ -109,10 +154,28 @@ pub fn encode_model<W: Write>(
     Ok((w, report))
 }
 
-type Coded = (TensorHeader, Vec<u8>, Option<QuantReport>);
+/// Where a tensor's data goes.
+enum Placement {
+    /// A TENSOR record: its header and payload.
+    Record(TensorHeader, Vec<u8>),
+    /// The graph: these bytes go back into the place (`None`: they never left it).
+    Graph(Option<Vec<u8>>),
+}
+
+type Coded = (Placement, Option<QuantReport>);
+
+/// Bytes a record adds besides its payload: prefix, header, index entry (offset varint of at
+/// most 5 bytes for files under 32 GiB, name length varint).
+fn record_overhead(name: &str, rank: usize) -> usize {
+    24 + 36 + name.len() + 8 * rank + 5 + 2 + name.len()
+}
 
 fn code_tensor(t: &Lifted, opts: &EncodeOptions, consumers: &Consumers) -> Result<Coded> {
+    if t.in_graph {
+        return Ok((Placement::Graph(None), None));
+    }
     let mut quant = None;
+    let mut rounded_data = None;
     let (coding, payload, params) = if t.storage == Storage::Inline {
         (Coding::Raw, Vec::new(), Vec::new())
     } else if let Some((p, payload, report)) = opts
@@ -130,11 +193,25 @@ fn code_tensor(t: &Lifted, opts: &EncodeOptions, consumers: &Consumers) -> Resul
     {
         quant = Some(report);
         let (c, p) = lossless::encode(t.data_type, &rounded, &opts.lossless)?;
+        rounded_data = Some(rounded);
         (c, p, Vec::new())
     } else {
         let (c, p) = lossless::encode(t.data_type, &t.data, &opts.lossless)?;
         (c, p, Vec::new())
     };
+    // A small lossless tensor costs less in the graph than in a record of its own.
+    if !opts.records_only
+        && coding != Coding::Quantized
+        && matches!(
+            t.storage,
+            Storage::RawData | Storage::Typed | Storage::AttrFloats | Storage::AttrInts
+        )
+        && !t.data.is_empty()
+        && payload.len() + record_overhead(&t.name, t.dims.len()) >= t.data.len()
+    {
+        let bytes = rounded_data.unwrap_or_else(|| t.data.to_vec());
+        return Ok((Placement::Graph(Some(bytes)), quant));
+    }
     let header = TensorHeader {
         data_type: t.data_type,
         storage: t.storage,
@@ -145,7 +222,7 @@ fn code_tensor(t: &Lifted, opts: &EncodeOptions, consumers: &Consumers) -> Resul
         data_bytes: t.data.len() as u64,
         params,
     };
-    Ok((header, payload, quant))
+    Ok((Placement::Record(header, payload), quant))
 }
 
 /// `--fine-bits`: a float32 tensor that is not quantized but feeds only arithmetic inputs,

@@ -254,6 +254,10 @@ enum Cmd {
         /// Keep every tensor bit-exact (byte planes, entropy coded); no quantization.
         #[arg(long)]
         lossless: bool,
+        /// Give every tensor a record of its own; by default, tensors that cost less in the
+        /// graph than in a record (small biases, shape constants) stay in the graph.
+        #[arg(long)]
+        records_only: bool,
         #[command(flatten)]
         lossy: LossyArgs,
         /// Print a per-tensor table: coding, sizes, and for quantized tensors the quantizer,
@@ -344,6 +348,7 @@ fn run(cli: Cli) -> nnc::Result<()> {
             input,
             output,
             lossless,
+            records_only,
             lossy,
             report,
             json,
@@ -361,6 +366,7 @@ fn run(cli: Cli) -> nnc::Result<()> {
             };
             let opts = EncodeOptions {
                 lossy,
+                records_only,
                 ..EncodeOptions::default()
             };
             let r = nnc::encode_file(&input, &output, &opts)?;
@@ -371,13 +377,14 @@ fn run(cli: Cli) -> nnc::Result<()> {
                 print_report(&r);
             }
             eprintln!(
-                "{} -> {}: {} -> {} bytes ({:.3}x), {} tensors, {:.2} s",
+                "{} -> {}: {} -> {} bytes ({:.3}x), {} tensors ({} in the graph), {:.2} s",
                 input.display(),
                 output.display(),
                 in_size,
                 r.total_bytes,
                 in_size as f64 / r.total_bytes.max(1) as f64,
                 r.tensors.len(),
+                r.tensors.iter().filter(|t| t.in_graph).count(),
                 secs
             );
             Ok(())
@@ -449,8 +456,8 @@ fn report_json(r: &nnc::EncodeReport, in_size: u64, secs: f64) -> serde_json::Va
         .map(|t| {
             let mut v = serde_json::json!({
                 "name": t.name, "dtype": nnc::onnx::dtype::name(t.data_type), "elements": t.elements,
-                "storage": t.storage.name(), "coding": t.coding.name(), "data_bytes": t.data_bytes,
-                "payload_bytes": t.payload_bytes,
+                "storage": t.storage.name(), "coding": if t.in_graph { "graph" } else { t.coding.name() },
+                "data_bytes": t.data_bytes, "payload_bytes": t.payload_bytes, "in_graph": t.in_graph,
             });
             if let Some(q) = &t.quant {
                 v["quantizer"] = serde_json::json!(q.params.kind.name());
@@ -465,6 +472,7 @@ fn report_json(r: &nnc::EncodeReport, in_size: u64, secs: f64) -> serde_json::Va
     let q: Vec<_> = r
         .tensors
         .iter()
+        .filter(|t| !t.in_graph)
         .filter_map(|t| t.quant.as_ref().map(|q| (t, q)))
         .collect();
     let weights: u64 = q.iter().map(|(t, _)| t.elements).sum();
@@ -489,7 +497,7 @@ fn print_report(r: &nnc::EncodeReport) {
         let name = truncate(&t.name, 40);
         let dtype = nnc::onnx::dtype::name(t.data_type);
         match &t.quant {
-            Some(q) => {
+            Some(q) if !t.in_graph => {
                 println!(
                     "{:<40} {:>9} {:>10} {:>10} {:>10} {:>11.3e} {:>8.2} {:>7} {:>7.3}",
                     name,
@@ -507,11 +515,11 @@ fn print_report(r: &nnc::EncodeReport) {
                 ent_bits += q.entropy_bits;
                 se += q.mse * t.elements as f64;
             }
-            None => println!(
+            _ => println!(
                 "{:<40} {:>9} {:>10} {:>10} {:>10}",
                 name,
                 dtype,
-                t.coding.name(),
+                if t.in_graph { "graph" } else { t.coding.name() },
                 t.data_bytes,
                 t.payload_bytes
             ),

@@ -10,6 +10,7 @@ use std::path::Path;
 use common::*;
 use nnc::container::tensor_header::{Storage, TensorHeader};
 use nnc::onnx::dtype;
+use nnc::onnx::proto::attribute_proto::AttributeType;
 use nnc::onnx::proto::*;
 use nnc::{DecodeOptions, EncodeOptions};
 use prost::Message;
@@ -37,8 +38,10 @@ fn set(names: &[&str]) -> BTreeSet<String> {
 
 /// Encodes `m` (no external data), decodes it in memory and through `decode_file`, checks both
 /// against the original, checks that encoding is deterministic, and returns the decoded
-/// tensor records.
+/// tensor records. Done twice: with the default placement (small tensors stay in the graph)
+/// and with a record for every tensor (whose records are returned).
 fn round_trip(m: &ModelProto) -> Vec<Flat> {
+    round_trip_with(m, &common::lossless_default());
     round_trip_with(m, &lossless())
 }
 
@@ -74,6 +77,14 @@ fn storage_of<'a>(tensors: &'a [Flat], name: &str) -> &'a Flat {
         .iter()
         .find(|t| t.name == name)
         .unwrap_or_else(|| panic!("no tensor record named {name:?}"))
+}
+
+/// A tensor whose data stayed in the graph is not a slot: it has no record (spec §5.2).
+fn assert_in_graph(tensors: &[Flat], name: &str) {
+    assert!(
+        tensors.iter().all(|t| t.name != name),
+        "{name:?} has a record but its data stays in the graph"
+    );
 }
 
 fn assert_storage(tensors: &[Flat], name: &str, s: Storage) {
@@ -202,8 +213,8 @@ fn float8_and_sub_byte_tensors() {
         "9 int4 elements pack into 5 bytes"
     );
     // int4 in int32_data packs two elements per entry: kept in the graph as it is.
-    assert_storage(&t, "i4_typed", Storage::Inline);
-    assert_storage(&t, "u4_typed", Storage::Inline);
+    assert_in_graph(&t, "i4_typed");
+    assert_in_graph(&t, "u4_typed");
 }
 
 #[test]
@@ -385,14 +396,82 @@ fn metadata_doc_strings_opsets_and_value_info_without_tensors() {
 }
 
 #[test]
-fn non_canonical_typed_data_stays_inline() {
+fn non_canonical_typed_data_stays_in_the_graph() {
     let tensors = non_canonical_tensors();
     let names: Vec<String> = tensors.iter().map(|t| t.name.clone().unwrap()).collect();
+    let with_data: Vec<bool> = tensors.iter().map(nnc::onnx::walk::holds_data).collect();
     let t = round_trip(&single_graph(tensors));
-    for n in names {
-        assert_storage(&t, &n, Storage::Inline);
-        assert!(storage_of(&t, &n).data.is_empty());
+    for (n, data) in names.iter().zip(with_data) {
+        if data {
+            assert_in_graph(&t, n);
+        } else {
+            assert_storage(&t, n, Storage::Inline);
+        }
     }
+}
+
+#[test]
+fn tensors_without_data_and_odd_dims_get_inline_records() {
+    let odd = |name: &str, dt: Option<i32>, dims: Vec<i64>| TensorProto {
+        name: Some(name.into()),
+        data_type: dt,
+        dims,
+        ..Default::default()
+    };
+    let t = round_trip(&single_graph(vec![
+        odd("negative_dim", Some(dtype::FLOAT), vec![-1, 4]),
+        odd("no_type", None, vec![3]),
+    ]));
+    for n in ["negative_dim", "no_type"] {
+        assert_storage(&t, n, Storage::Inline);
+        assert!(storage_of(&t, n).data.is_empty());
+    }
+}
+
+#[test]
+fn small_tensors_stay_in_the_graph_by_default_and_large_ones_get_records() {
+    let mut rng = Rng(5);
+    let mut vf = attr("value_floats", AttributeType::Floats);
+    vf.floats = rng.weights(6, 1.0);
+    let mut vi = attr("value_ints", AttributeType::Ints);
+    vi.ints = vec![1, 2, 3];
+    let mut empty = attr("value_ints", AttributeType::Ints);
+    empty.ints = Vec::new();
+    let mut g = graph(
+        "g",
+        vec![
+            raw(
+                "small",
+                dtype::FLOAT,
+                &[3, 3],
+                f32_bytes(&rng.weights(9, 0.1)),
+            ),
+            floats("small_typed", &[5], rng.weights(5, 0.1)),
+            raw(
+                "big",
+                dtype::FLOAT,
+                &[64, 64],
+                f32_bytes(&rng.weights(4096, 0.1)),
+            ),
+            raw("empty", dtype::FLOAT, &[0], Vec::new()),
+        ],
+        vec![
+            constant("cf_out", vf),
+            constant("ci_out", vi),
+            constant("ce_out", empty),
+        ],
+    );
+    g.name = Some("g".into());
+    let m = model(g);
+    let t = round_trip_with(&m, &common::lossless_default());
+    let names: Vec<&str> = t.iter().map(|t| t.name.as_str()).collect();
+    // Data-less places (an empty tensor, an empty list) are slots and keep their records.
+    assert_eq!(names, ["big", "empty", "ce_out"], "records");
+    for n in ["small", "small_typed", "cf_out", "ci_out"] {
+        assert_in_graph(&t, n);
+    }
+    // With `records_only`, every place has a record.
+    assert_eq!(round_trip(&m).len(), 7);
 }
 
 #[test]
@@ -475,8 +554,9 @@ fn rich_model_round_trips_through_files() {
     );
     assert_eq!(files_under(dir.path()), set(&["rich.nnc", "rich.onnx"]));
     let t = round_trip(&m);
-    assert_eq!(t.len(), report.tensors.len());
-    for (a, b) in t.iter().zip(&report.tensors) {
+    let records: Vec<_> = report.tensors.iter().filter(|r| !r.in_graph).collect();
+    assert_eq!(t.len(), records.len());
+    for (a, b) in t.iter().zip(records) {
         assert_eq!(a.name, b.name);
         assert_eq!(a.storage, b.storage);
         assert_eq!(a.coding, b.coding);

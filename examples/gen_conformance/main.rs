@@ -438,7 +438,8 @@ impl Drop for TempDir {
 
 /// Facts of a valid file: `tensors:N`, and per record `dtype:`, `storage:`, `coding:`,
 /// `rank:`, `mode:`, `model:`, `quantizer:`, `width:`, `chunks:N`, `per-channel`,
-/// `empty-chunk`, `empty-tensor`, `non-ascii-name`.
+/// `empty-chunk`, `empty-tensor`, `non-ascii-name`; `placement:in-graph` when the lifted
+/// graph still holds tensor data.
 pub fn facts_of(bytes: &[u8]) -> BTreeSet<String> {
     let f = NncFile::parse(bytes);
     let tensors = f.find(kind::TENSOR);
@@ -487,6 +488,20 @@ pub fn facts_of(bytes: &[u8]) -> BTreeSet<String> {
                 s.insert("quantized-16-bit".into());
             }
         }
+    }
+    // Places whose data stayed in the graph (not slots, spec §5.2).
+    let mut m = edits::graph_model(&f);
+    let mut in_graph = false;
+    let _ = nnc::onnx::walk::walk(&mut m, 64, &mut |_, slot| {
+        in_graph |= match slot {
+            nnc::onnx::walk::SlotMut::Tensor(t) => nnc::onnx::walk::holds_data(t),
+            nnc::onnx::walk::SlotMut::Floats(v) => !v.is_empty(),
+            nnc::onnx::walk::SlotMut::Ints(v) => !v.is_empty(),
+        };
+        Ok(())
+    });
+    if in_graph {
+        s.insert("placement:in-graph".into());
     }
     s
 }

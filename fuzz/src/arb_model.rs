@@ -78,11 +78,13 @@ pub fn options(u: &mut Unstructured<'_>) -> Result<EncodeOptions> {
         },
         zstd_level: *u.choose(&[1, 3, 19])?,
     };
+    let records_only = maybe(u, 1, 3)?;
     if maybe(u, 1, 3)? {
         return Ok(EncodeOptions {
             lossless,
             lossy: None,
             max_depth: None,
+            records_only,
         });
     }
     let family = match u.int_in_range(0..=4)? {
@@ -180,6 +182,7 @@ pub fn options(u: &mut Unstructured<'_>) -> Result<EncodeOptions> {
             },
         }),
         max_depth: None,
+        records_only,
     })
 }
 
@@ -265,8 +268,10 @@ impl Gen<'_, '_> {
         }
         let cap = MAX_ELEMENTS.min(self.budget);
         while product(&d) > cap {
-            if let Some(m) = d.iter_mut().max() {
-                *m /= 2;
+            match d.iter_mut().max() {
+                Some(m) => *m /= 2,
+                // A scalar over an exhausted budget: an empty 1-D tensor instead.
+                None => d.push(0),
             }
         }
         self.budget -= product(&d);

@@ -287,7 +287,8 @@ fn lossy(family: Family, step: StepRule) -> LossyOptions {
     }
 }
 
-/// The encoder settings of the seed files: lossless, and one per quantizer family.
+/// The encoder settings of the seed files: lossless (with small tensors in the graph, and
+/// with a record for every tensor), and one per quantizer family.
 pub fn settings() -> Vec<(&'static str, EncodeOptions)> {
     let small_chunks = LosslessOptions {
         chunk: 16,
@@ -295,6 +296,13 @@ pub fn settings() -> Vec<(&'static str, EncodeOptions)> {
     };
     vec![
         ("lossless", EncodeOptions::default()),
+        (
+            "lossless_records_only",
+            EncodeOptions {
+                records_only: true,
+                ..Default::default()
+            },
+        ),
         (
             "deadzone_channel",
             EncodeOptions {
@@ -343,6 +351,7 @@ pub fn settings() -> Vec<(&'static str, EncodeOptions)> {
                     all_tensors: true,
                     ..lossy(Family::Midrise, StepRule::Fixed(0.01))
                 }),
+                records_only: true,
                 ..Default::default()
             },
         ),

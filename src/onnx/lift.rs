@@ -1,6 +1,7 @@
 //! Lifting tensor data out of a `ModelProto` and putting it back (spec §6.3). After lifting,
-//! the model keeps every tensor's name, dims, type and metadata, but no data except for the
-//! `Inline` ones; the data travels in TENSOR records in walk order.
+//! the model keeps every tensor's name, dims, type and metadata, but no data except for
+//! tensors that stay in the graph (`in_graph`); the data travels in TENSOR records in walk
+//! order.
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
@@ -41,6 +42,9 @@ pub struct Lifted {
     pub elements: u64,
     pub storage: Storage,
     pub data: Data,
+    /// The data stayed in the graph (a tensor nnc cannot lift, e.g. non-canonical typed
+    /// data): the place is not a slot and gets no record (spec §5.2).
+    pub in_graph: bool,
 }
 
 /// Takes the data of every slot out of `model` (walk order). `base_dir` is where external
@@ -65,6 +69,7 @@ pub fn lift(
                     elements: n,
                     storage: Storage::AttrFloats,
                     data: Data::Owned(data),
+                    in_graph: false,
                 }
             }
             SlotMut::Ints(v) => {
@@ -78,6 +83,7 @@ pub fn lift(
                     elements: n,
                     storage: Storage::AttrInts,
                     data: Data::Owned(data),
+                    in_graph: false,
                 }
             }
             SlotMut::Tensor(t) => lift_tensor(t, name, base_dir, &mut files)?,
@@ -88,8 +94,9 @@ pub fn lift(
     Ok(out)
 }
 
-/// A tensor left in the graph. Its record still describes it: `elements` must be the product
-/// of `dims` (negative dims count as 0), which the decoder checks for every record.
+/// A tensor left in the graph as it is. If it holds data, the place is not a slot; otherwise
+/// (odd dims or no type, and no data) an `Inline` record describes it: `elements` must be the
+/// product of `dims` (negative dims count as 0), which the decoder checks for every record.
 fn inline(name: String, t: &TensorProto) -> Result<Lifted> {
     let dims: Vec<u64> = t.dims.iter().map(|&d| d.max(0) as u64).collect();
     let elements = dims
@@ -103,6 +110,7 @@ fn inline(name: String, t: &TensorProto) -> Result<Lifted> {
         elements,
         storage: Storage::Inline,
         data: Data::Owned(Vec::new()),
+        in_graph: super::walk::holds_data(t),
     })
 }
 
@@ -135,6 +143,7 @@ fn lift_tensor(
         elements,
         storage,
         data,
+        in_graph: false,
     };
     if external {
         let Some(expected) = expected else {

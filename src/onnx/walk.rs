@@ -8,6 +8,11 @@
 //! `sparse_tensor` (values, indices), `sparse_tensors`, `g` (recursively), `graphs`; and for
 //! a `Constant` node of the default domain, the lists `value_floats` and `value_ints`.
 //! Within a function: each node, then each `attribute_proto` default.
+//!
+//! [`walk`] visits every such place of a model (the encoder's view of its input);
+//! [`walk_slots`] only the *slots* of a lifted model: places that hold no data there. A
+//! tensor whose data stayed in the graph (`raw_data` set or a typed field non-empty, a
+//! non-empty `value_floats`/`value_ints` list) is not a slot and has no record.
 use super::proto::{
     AttributeProto, GraphProto, ModelProto, NodeProto, SparseTensorProto, TensorProto,
 };
@@ -24,11 +29,43 @@ pub enum SlotMut<'a> {
 
 type Visitor<'f> = dyn FnMut(String, SlotMut<'_>) -> Result<()> + 'f;
 
-/// Visits every slot of `model` in walk order with its name: for the value of a `Constant`
-/// node, the node's output name (the name the graph uses for it); otherwise the tensor's own
-/// name, else a name derived from the node output or graph part holding it.
+/// Visits every place of `model` that can hold tensor data, in walk order, with its name: for
+/// the value of a `Constant` node, the node's output name (the name the graph uses for it);
+/// otherwise the tensor's own name, else a name derived from the node output or graph part
+/// holding it.
 pub fn walk(model: &mut ModelProto, max_depth: u32, f: &mut Visitor<'_>) -> Result<()> {
-    let w = &mut Walker { max_depth, f };
+    walk_with(model, max_depth, false, f)
+}
+
+/// Visits the slots of a lifted model (spec §5.2): the places of [`walk`] that hold no data.
+/// Fails on a tensor that holds data and also names external data.
+pub fn walk_slots(model: &mut ModelProto, max_depth: u32, f: &mut Visitor<'_>) -> Result<()> {
+    walk_with(model, max_depth, true, f)
+}
+
+/// Whether a tensor holds data in the model itself: `raw_data` set (even empty) or a typed
+/// field non-empty.
+pub fn holds_data(t: &TensorProto) -> bool {
+    t.raw_data.is_some()
+        || !t.float_data.is_empty()
+        || !t.int32_data.is_empty()
+        || !t.string_data.is_empty()
+        || !t.int64_data.is_empty()
+        || !t.double_data.is_empty()
+        || !t.uint64_data.is_empty()
+}
+
+fn walk_with(
+    model: &mut ModelProto,
+    max_depth: u32,
+    slots_only: bool,
+    f: &mut Visitor<'_>,
+) -> Result<()> {
+    let w = &mut Walker {
+        max_depth,
+        slots_only,
+        f,
+    };
     if let Some(g) = model.graph.as_mut() {
         w.graph(g, 1)?;
     }
@@ -59,6 +96,7 @@ pub fn walk(model: &mut ModelProto, max_depth: u32, f: &mut Visitor<'_>) -> Resu
 
 struct Walker<'a, 'f> {
     max_depth: u32,
+    slots_only: bool,
     f: &'a mut Visitor<'f>,
 }
 
@@ -72,6 +110,19 @@ fn display(t: &TensorProto, fallback: &str) -> String {
 impl Walker<'_, '_> {
     fn tensor(&mut self, t: &mut TensorProto, fallback: &str) -> Result<()> {
         let name = display(t, fallback);
+        self.tensor_named(t, name)
+    }
+
+    fn tensor_named(&mut self, t: &mut TensorProto, name: String) -> Result<()> {
+        if self.slots_only && holds_data(t) {
+            if t.data_location == Some(1) {
+                return Err(Error::input(
+                    Some(&name),
+                    "tensor holds data in the graph and also names external data",
+                ));
+            }
+            return Ok(());
+        }
         (self.f)(name, SlotMut::Tensor(t))
     }
 
@@ -142,7 +193,7 @@ impl Walker<'_, '_> {
         if let Some(t) = a.t.as_mut() {
             if is_constant && !base.is_empty() {
                 // A Constant's value is known to the graph by the node's output name.
-                (self.f)(base.to_owned(), SlotMut::Tensor(t))?;
+                self.tensor_named(t, base.to_owned())?;
             } else {
                 self.tensor(t, &fallback)?;
             }
@@ -162,10 +213,15 @@ impl Walker<'_, '_> {
         for g in &mut a.graphs {
             self.graph(g, depth + 1)?;
         }
+        let lifted = |v: bool| !self.slots_only || v;
         if is_constant {
             match aname.as_str() {
-                "value_floats" => (self.f)(fallback, SlotMut::Floats(&mut a.floats))?,
-                "value_ints" => (self.f)(fallback, SlotMut::Ints(&mut a.ints))?,
+                "value_floats" if lifted(a.floats.is_empty()) => {
+                    (self.f)(fallback, SlotMut::Floats(&mut a.floats))?
+                }
+                "value_ints" if lifted(a.ints.is_empty()) => {
+                    (self.f)(fallback, SlotMut::Ints(&mut a.ints))?
+                }
                 _ => {}
             }
         }

@@ -133,15 +133,21 @@ const NUMERIC_INPUTS: &[(&str, Option<usize>)] = &[
     ("Mul", None),
 ];
 
-/// Operators a weight may pass through (input 0) on its way to a weight input.
-const PASS_THROUGH: &[&str] = &[
-    "Identity",
-    "Transpose",
-    "Reshape",
-    "Cast",
-    "Squeeze",
-    "Unsqueeze",
-    "Flatten",
+/// Operators that only move or re-type values, which a weight may pass through on its way
+/// to a weight input: (operator, data input; `None` = every input).
+const PASS_THROUGH: &[(&str, Option<usize>)] = &[
+    ("Identity", Some(0)),
+    ("Transpose", Some(0)),
+    ("Reshape", Some(0)),
+    ("Cast", Some(0)),
+    ("Squeeze", Some(0)),
+    ("Unsqueeze", Some(0)),
+    ("Flatten", Some(0)),
+    ("Slice", Some(0)),
+    ("Split", Some(0)),
+    ("Concat", None),
+    ("Expand", Some(0)),
+    ("Tile", Some(0)),
 ];
 
 /// One use of a value: (op_type, input index, outputs of that node).
@@ -221,8 +227,9 @@ impl Consumers {
                     .iter()
                     .chain(WEIGHT_INPUTS)
                     .any(|(o, idx)| o == op && idx.is_none_or(|k| k == *i))
-                    || (*i == 0
-                        && PASS_THROUGH.contains(&op.as_str())
+                    || (PASS_THROUGH
+                        .iter()
+                        .any(|(o, idx)| o == op && idx.is_none_or(|k| k == *i))
                         && outs.iter().all(|o| self.weight_at(o, depth + 1, allowed)))
             })
     }

@@ -75,7 +75,17 @@ pub fn say(line: &str) {
 // ---------------------------------------------------------------------------------------------
 // Encoding and decoding shortcuts
 
+/// Lossless, every tensor in a record of its own (so tests can look at each record).
 pub fn lossless() -> EncodeOptions {
+    EncodeOptions {
+        lossy: None,
+        records_only: true,
+        ..EncodeOptions::default()
+    }
+}
+
+/// Lossless with the default placement: small tensors stay in the graph.
+pub fn lossless_default() -> EncodeOptions {
     EncodeOptions {
         lossy: None,
         ..EncodeOptions::default()
@@ -505,8 +515,15 @@ pub fn small_model() -> ModelProto {
         &[40],
         (0..40).map(|i| 0x3c00 + i * 37).collect(),
     );
-    // Inline: int4 packed in int32_data.
+    // Stays in the graph (no record): int4 packed in int32_data.
     let int4 = int32s("int4_typed", 22, &[4], vec![0x21, 0x43]);
+    // Inline record: a tensor with a negative dim and no data.
+    let odd = TensorProto {
+        name: Some("odd_dims".into()),
+        data_type: Some(dtype::FLOAT),
+        dims: vec![-1, 2],
+        ..Default::default()
+    };
     let labels = TensorProto {
         string_data: vec![b"cat".to_vec(), Vec::new(), "chien ✓".as_bytes().to_vec()],
         ..tensor("labels", dtype::STRING, &[3])
@@ -517,7 +534,7 @@ pub fn small_model() -> ModelProto {
     vi.ints = vec![0, 1, -1, i64::MAX, i64::MIN, 42];
     let mut g = graph(
         "small",
-        vec![w, table, noise, bias, shape, half, int4, labels],
+        vec![w, table, noise, bias, shape, half, int4, odd, labels],
         vec![
             node("Conv", "conv", &["x", "conv.weight", "conv.bias"], &["y"]),
             constant("cf", vf),

@@ -126,11 +126,15 @@ pub(super) fn graph_record(o: &mut Out) {
         }
         set_graph_model(&mut f, &m);
         o.add(
-            &format!("graph-{}-not-lifted", name.replace('_', "-")),
-            "graph",
-            &["§5.1", "§5.2"],
+            &format!("tensor-header-{}-in-graph", name.replace('_', "-")),
+            "tensor-header",
+            &["§5.2", "§6.3"],
             base,
-            &format!("The lifted graph holds a Constant whose {name} list is not empty."),
+            &format!(
+                "The lifted graph holds a Constant whose {name} list is not empty: that place \
+                 is then not a slot, so the record written for it meets the next slot, whose \
+                 name differs."
+            ),
             f.bytes(),
         );
     }
@@ -160,6 +164,19 @@ pub(super) fn graph_record(o: &mut Out) {
     );
 
     let base = "storage-external";
+    let mut f = o.file(base);
+    let mut m = graph_model(&f);
+    m.graph.as_mut().unwrap().initializer[0].raw_data = Some(vec![0; 4]);
+    set_graph_model(&mut f, &m);
+    o.add(
+        "graph-external-tensor-holds-data",
+        "graph",
+        &["§5.2"],
+        base,
+        "External tensor \"ext.a\" also holds raw_data in the lifted graph: neither a slot \
+         nor a tensor a decoder can write.",
+        f.bytes(),
+    );
     for (tag, loc) in [
         ("parent", "../weights.bin"),
         ("absolute", "/tmp/weights.bin"),

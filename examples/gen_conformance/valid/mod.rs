@@ -96,9 +96,12 @@ impl Case {
     }
 }
 
+/// Lossless with a record for every tensor the encoder can lift, so each vector exercises
+/// the records it describes (`in_graph()` shows the default placement).
 pub fn lossless() -> EncodeOptions {
     EncodeOptions {
         lossy: None,
+        records_only: true,
         ..EncodeOptions::default()
     }
 }
@@ -130,6 +133,7 @@ pub fn cases() -> Vec<Case> {
         storage_typed(),
         storage_external(),
         storage_inline(),
+        in_graph(),
         constant_lists(),
         coding_raw(),
         coding_planes(),

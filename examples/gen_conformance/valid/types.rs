@@ -158,7 +158,8 @@ pub(super) fn storage_external() -> Case {
     c
 }
 
-/// Tensors the encoder leaves in the graph (storage inline, spec §6.3).
+/// Tensors the encoder cannot lift: those holding data stay in the graph and are not slots
+/// (spec §5.2); those without data get inline records (spec §6.3).
 pub(super) fn storage_inline() -> Case {
     let mut int4 = typed("int4.in.int32_data", 22, &[3]);
     int4.int32_data = vec![0x21, 0x03];
@@ -182,7 +183,9 @@ pub(super) fn storage_inline() -> Case {
     both.float_data = vec![1.0];
     let missing = typed("typed.field.empty", dtype::INT32, &[2]);
     let neg_type = raw("data.type.negative", -5, &[1], vec![7]);
+    let negative_empty = typed("negative.dim.no.data", dtype::FLOAT, &[3, -1]);
     let ts = vec![
+        negative_empty,
         int4,
         f_in_d,
         out_of_range,
@@ -197,14 +200,63 @@ pub(super) fn storage_inline() -> Case {
     ];
     case(
         "storage-inline",
-        "Tensors whose data the encoder keeps in the graph (storage inline, records without \
-         data): a 4-bit type in int32_data, FLOAT in double_data, an INT8 value out of range, \
+        "Tensors the encoder cannot lift. Those holding data stay in the graph and are not \
+         slots: a 4-bit type in int32_data, FLOAT in double_data, an INT8 value out of range, \
          raw_data of the wrong length, a negative dim, no data_type, data_type 99, a STRING \
-         count mismatch, raw_data and a typed field together, no data at all, a negative \
-         data_type.",
+         count mismatch, raw_data and a typed field together, a negative data_type. Those \
+         without data get inline records: a negative dim, and an INT32 tensor whose typed \
+         field is empty.",
         model(graph("g", ts, vec![])),
     )
     .facts(&["storage:inline"])
+}
+
+/// The default placement: tensors that cost less in the graph than in a record stay there
+/// (not slots, spec §5.2), beside ones in records.
+pub(super) fn in_graph() -> Case {
+    let mut rng = Rng::new(23);
+    let small = raw(
+        "small",
+        dtype::FLOAT,
+        &[2, 3],
+        f32_bytes(&rng.weights(6, 0.5)),
+    );
+    let mut small_typed = typed("small.typed", dtype::INT64, &[3]);
+    small_typed.int64_data = vec![-1, 0, 7];
+    let big = raw(
+        "big",
+        dtype::FLOAT,
+        &[32, 32],
+        f32_bytes(&rng.weights(1024, 0.05)),
+    );
+    let empty = raw("empty", dtype::FLOAT, &[0], Vec::new());
+    let nodes = vec![
+        node(
+            "Constant",
+            &[],
+            &["floats.in.graph"],
+            vec![attr_floats("value_floats", &[1.5, -2.0, 0.25])],
+        ),
+        node(
+            "Constant",
+            &[],
+            &["ints.empty"],
+            vec![attr_ints("value_ints", &[])],
+        ),
+    ];
+    case(
+        "placement-in-graph",
+        "The encoder's default placement: a small raw_data tensor, a small int64_data tensor \
+         and a non-empty value_floats list stay in the graph (not slots); a 32x32 float \
+         tensor, an empty tensor and an empty value_ints list have records.",
+        model(graph("g", vec![small, small_typed, big, empty], nodes)),
+    )
+    .opts(EncodeOptions {
+        lossy: None,
+        ..EncodeOptions::default()
+    })
+    .sections(&["§5.2"])
+    .facts(&["placement:in-graph"])
 }
 
 pub(super) fn constant_lists() -> Case {
