@@ -1,6 +1,6 @@
 //! rANS coding of symbol indices (spec §7.3). Encoding uses `constriction`'s `AnsCoder<u32,
-//! u64>` with a 16-bit categorical model; decoding is the loop the spec writes out, over a
-//! 2^16-entry slot table, so that any implementation can follow it word for word.
+//! u64>` with a 16-bit categorical model; decoding is the loop the spec writes out word for
+//! word (the symbol lookup uses a small coarse table; any lookup with the same result will do).
 use constriction::stream::model::ContiguousCategoricalEntropyModel;
 use constriction::stream::stack::AnsCoder;
 
@@ -33,10 +33,14 @@ pub fn encode_chunk(model: &FreqModel, indices: &[u32]) -> Result<Vec<u32>> {
 }
 
 /// Decoder tables built once per model (spec §7.3): `cdf[i]` the left cumulative frequency
-/// of symbol i; for long streams also `slot[q]`, the index of the symbol whose interval
-/// holds `q` (short streams search `cdf` instead: same result, no 128 KiB table to fill).
+/// of symbol i (with `cdf[n] = 2^16` after the last) and `freq[i]`; then either `slot[q]`,
+/// the symbol whose interval holds quantile `q` (128 KiB: one lookup, for a long stream with
+/// one model), or `coarse[b]`, the symbol whose interval holds quantile `b · 2^6`, from which
+/// the lookup steps forward past intervals that end at or before `q` (2 KiB: for short
+/// streams, and for class modes whose many models must share the processor's caches).
 pub struct DecodeTables {
     slot: Vec<u16>,
+    coarse: Vec<u16>,
     cdf: Vec<u32>,
     freq: Vec<u32>,
 }
@@ -44,42 +48,62 @@ pub struct DecodeTables {
 /// Streams shorter than this many symbols decode without a slot table.
 const SLOT_TABLE_MIN: usize = 1 << 14;
 
-impl DecodeTables {
-    pub fn new(model: &FreqModel) -> Self {
-        Self::for_len(model, usize::MAX)
-    }
+/// Quantiles per entry of the coarse table.
+const COARSE_SHIFT: u32 = 6;
 
-    /// Tables for decoding `symbols` symbols.
-    pub fn for_len(model: &FreqModel, symbols: usize) -> Self {
-        let mut slot = if symbols >= SLOT_TABLE_MIN {
-            vec![0u16; TOTAL as usize]
-        } else {
-            Vec::new()
-        };
-        let mut cdf = Vec::with_capacity(model.freqs.len());
+impl DecodeTables {
+    /// Tables with the coarse lookup.
+    pub fn new(model: &FreqModel) -> Self {
+        let n = model.freqs.len();
+        let mut cdf = Vec::with_capacity(n + 1);
         let mut acc = 0u32;
-        for (i, &f) in model.freqs.iter().enumerate() {
+        for &f in &model.freqs {
             cdf.push(acc);
-            if !slot.is_empty() {
-                slot[acc as usize..(acc + f) as usize].fill(i as u16);
-            }
             acc += f;
         }
+        cdf.push(acc);
+        let mut coarse = Vec::with_capacity((TOTAL >> COARSE_SHIFT) as usize);
+        let mut i = 0usize;
+        for b in 0..TOTAL >> COARSE_SHIFT {
+            let q = b << COARSE_SHIFT;
+            while i + 1 < n && cdf[i + 1] <= q {
+                i += 1;
+            }
+            coarse.push(i as u16);
+        }
         DecodeTables {
-            slot,
+            slot: Vec::new(),
+            coarse,
             cdf,
             freq: model.freqs.clone(),
         }
     }
 
-    /// Index of the symbol whose cumulative interval holds quantile `q`.
+    /// Tables for decoding `symbols` symbols with this one model: a slot table when the
+    /// stream is long enough to pay for filling it.
+    pub fn for_len(model: &FreqModel, symbols: usize) -> Self {
+        let mut t = Self::new(model);
+        if symbols >= SLOT_TABLE_MIN {
+            let mut slot = vec![0u16; TOTAL as usize];
+            for i in 0..model.freqs.len() {
+                slot[t.cdf[i] as usize..t.cdf[i + 1] as usize].fill(i as u16);
+            }
+            t.slot = slot;
+        }
+        t
+    }
+
+    /// Index of the symbol whose cumulative interval holds quantile `q` (< 2^16).
     #[inline(always)]
     fn symbol_at(&self, q: u32) -> usize {
-        if self.slot.is_empty() {
-            self.cdf.partition_point(|&c| c <= q) - 1
-        } else {
-            self.slot[q as usize] as usize
+        if !self.slot.is_empty() {
+            return self.slot[q as usize] as usize;
         }
+        let mut i = self.coarse[(q >> COARSE_SHIFT) as usize] as usize;
+        while self.cdf[i + 1] <= q {
+            i += 1;
+        }
+        i
     }
 
     /// Decodes one chunk whose words (u32 LE) are `words`, writing `values[index]` for each

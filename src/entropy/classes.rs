@@ -40,15 +40,38 @@ pub struct Plan {
 }
 
 /// Models for the given class assignment (K classes); `None` if a model cannot be built.
-fn models_for(symbols: &[u32], class_of: &[u8], k: usize) -> Option<(Vec<ClassModel>, usize)> {
-    let mut per: Vec<Vec<u32>> = vec![Vec::new(); k];
-    for (&s, &c) in symbols.iter().zip(class_of) {
-        per[c as usize].push(s);
+/// The histogram of each class's symbols: `(symbol, count)` ascending, as `histogram` gives.
+fn class_histograms(symbols: &[u32], class_of: &[u8], k: usize) -> Vec<Vec<(u32, u64)>> {
+    let max = symbols.iter().copied().max().unwrap_or(0) as usize;
+    if max >= 1 << 16 {
+        let mut per: Vec<Vec<u32>> = vec![Vec::new(); k];
+        for (&s, &c) in symbols.iter().zip(class_of) {
+            per[c as usize].push(s);
+        }
+        return per.iter().map(|p| histogram(p)).collect();
     }
+    let mut counts = vec![0u64; k * (max + 1)];
+    for (&s, &c) in symbols.iter().zip(class_of) {
+        counts[c as usize * (max + 1) + s as usize] += 1;
+    }
+    counts
+        .chunks(max + 1)
+        .map(|h| {
+            h.iter()
+                .enumerate()
+                .filter(|c| *c.1 > 0)
+                .map(|(s, &c)| (s as u32, c))
+                .collect()
+        })
+        .collect()
+}
+
+fn models_for(symbols: &[u32], class_of: &[u8], k: usize) -> Option<(Vec<ClassModel>, usize)> {
+    let hists = class_histograms(symbols, class_of, k);
     let mut est = 0usize;
     let mut models = Vec::with_capacity(k);
-    for syms in &per {
-        let mut h = histogram(syms);
+    for real in &hists {
+        let mut h = real.clone();
         if h.len() < 2 {
             // A class with fewer than two symbols still needs a two-symbol model.
             let a = h.first().map_or(0, |x| x.0);
@@ -56,7 +79,6 @@ fn models_for(symbols: &[u32], class_of: &[u8], k: usize) -> Option<(Vec<ClassMo
             h = vec![(a.min(b), 1), (a.max(b), 1)];
         }
         let (m, codes) = FreqModel::compact_from_counts(&h)?;
-        let real = histogram(syms);
         let cost: f64 = real
             .iter()
             .map(|&(s, c)| {
@@ -253,7 +275,6 @@ pub fn encode_context(symbols: &[u32], p: &Plan, chunk: usize, out: &mut Vec<u8>
 fn read_models<T: Copy>(
     c: &mut Cursor<'_>,
     alphabet: u64,
-    n: usize,
     map: &impl Fn(u32) -> T,
 ) -> Result<(Vec<DecodeTables>, Vec<Vec<T>>)> {
     let k = c.varint_max(MAX_CLASSES as u64, "class count")?;
@@ -276,17 +297,21 @@ fn read_models<T: Copy>(
             }
         };
         values.push(m.symbols.iter().map(|&s| map(s)).collect());
-        tables.push(DecodeTables::for_len(&m, n));
+        // Coarse lookups: the tables of every class stay in the first-level cache.
+        tables.push(DecodeTables::new(&m));
     }
     Ok((tables, values))
 }
 
-/// Decodes the chunks: symbol i uses the model of class `class_of(i)` (already checked < K).
+/// Decodes the chunks: symbol i uses the model of class `run(i).0` (already checked < K),
+/// and every symbol from i up to `run(i).1` (exclusive) uses the same class. Four chunks are
+/// decoded at once, interleaved in one loop, so the processor overlaps their dependency
+/// chains (the result is the same as one chunk after the other).
 fn read_chunks_into<T: Copy + Send + Sync>(
     c: &mut Cursor<'_>,
     tables: &[DecodeTables],
     values: &[Vec<T>],
-    class_of: &(impl Fn(usize) -> usize + Sync),
+    run: &(impl Fn(usize) -> (usize, usize) + Sync),
     out: &mut [T],
     parallel: bool,
 ) -> Result<()> {
@@ -296,26 +321,102 @@ fn read_chunks_into<T: Copy + Send + Sync>(
         return Err(c.err("chunk length 0"));
     }
     let chunks = super::ans::read_chunks(c, out.len().div_ceil(chunk))?;
-    let work = |(ci, (o, cw)): (usize, (&mut [T], &ChunkWords))| {
-        let start = ci * chunk;
-        let mut lane = Lane::new(cw.0, cw.1)?;
-        for (k, x) in o.iter_mut().enumerate() {
-            let class = class_of(start + k);
-            *x = values[class][tables[class].step(&mut lane)];
+    let group = 4 * chunk;
+    let work = |(gi, (o, cws)): (usize, (&mut [T], &[ChunkWords]))| -> Result<()> {
+        let mut lanes = Vec::with_capacity(4);
+        for cw in cws {
+            lanes.push(Lane::new(cw.0, cw.1)?);
         }
-        lane.finish()
+        let outs: Vec<&mut [T]> = o.chunks_mut(chunk).collect();
+        let starts: Vec<usize> = (0..outs.len()).map(|j| gi * group + j * chunk).collect();
+        decode_runs(tables, values, run, &starts, &mut lanes, outs)?;
+        lanes.iter().try_for_each(|l| l.finish())
     };
-    if parallel && chunks.len() > 1 {
-        out.par_chunks_mut(chunk)
-            .zip(chunks.par_iter())
+    if parallel && chunks.len() > 4 {
+        out.par_chunks_mut(group)
+            .zip(chunks.par_chunks(4))
             .enumerate()
             .try_for_each(work)
     } else {
-        out.chunks_mut(chunk)
-            .zip(chunks.iter())
+        out.chunks_mut(group)
+            .zip(chunks.chunks(4))
             .enumerate()
             .try_for_each(work)
     }
+}
+
+/// Per lane: the current class and the end of its run, both refreshed when a run ends.
+struct RunState {
+    start: usize,
+    class: usize,
+    end: usize,
+}
+
+impl RunState {
+    #[inline(always)]
+    fn at(&mut self, k: usize, run: &impl Fn(usize) -> (usize, usize)) -> usize {
+        if k >= self.end {
+            let (class, end) = run(self.start + k);
+            self.class = class;
+            self.end = end.saturating_sub(self.start).max(k + 1);
+        }
+        self.class
+    }
+}
+
+#[inline(always)]
+fn decode_runs<T: Copy>(
+    tables: &[DecodeTables],
+    values: &[Vec<T>],
+    run: &impl Fn(usize) -> (usize, usize),
+    starts: &[usize],
+    lanes: &mut [Lane<'_>],
+    mut outs: Vec<&mut [T]>,
+) -> Result<()> {
+    let mut st: Vec<RunState> = starts
+        .iter()
+        .map(|&start| RunState {
+            start,
+            class: 0,
+            end: 0,
+        })
+        .collect();
+    if outs.len() == 4 && lanes.len() == 4 {
+        let common = outs.iter().map(|o| o.len()).min().unwrap_or(0);
+        let [o0, o1, o2, o3] = &mut outs[..] else {
+            unreachable!()
+        };
+        let [l0, l1, l2, l3] = lanes else {
+            unreachable!()
+        };
+        let [s0, s1, s2, s3] = &mut st[..] else {
+            unreachable!()
+        };
+        for k in 0..common {
+            let c0 = s0.at(k, run);
+            o0[k] = values[c0][tables[c0].step(l0)];
+            let c1 = s1.at(k, run);
+            o1[k] = values[c1][tables[c1].step(l1)];
+            let c2 = s2.at(k, run);
+            o2[k] = values[c2][tables[c2].step(l2)];
+            let c3 = s3.at(k, run);
+            o3[k] = values[c3][tables[c3].step(l3)];
+        }
+        for ((o, l), s) in outs.iter_mut().zip(lanes.iter_mut()).zip(st.iter_mut()) {
+            for k in common..o.len() {
+                let c = s.at(k, run);
+                o[k] = values[c][tables[c].step(l)];
+            }
+        }
+        return Ok(());
+    }
+    for ((o, l), s) in outs.iter_mut().zip(lanes.iter_mut()).zip(st.iter_mut()) {
+        for k in 0..o.len() {
+            let c = s.at(k, run);
+            o[k] = values[c][tables[c].step(l)];
+        }
+    }
+    Ok(())
 }
 
 /// Decodes a segment-class stream body (after mode byte 4) into `out`.
@@ -326,7 +427,7 @@ pub fn decode_segments<T: Copy + Send + Sync>(
     out: &mut [T],
     parallel: bool,
 ) -> Result<()> {
-    let (tables, values) = read_models(c, alphabet, out.len(), map)?;
+    let (tables, values) = read_models(c, alphabet, map)?;
     let segment = c.varint_max(u32::MAX as u64, "segment length")?;
     if segment == 0 {
         return Err(c.err("segment length 0"));
@@ -346,7 +447,10 @@ pub fn decode_segments<T: Copy + Send + Sync>(
         c,
         &tables,
         &values,
-        &|i| classes[i / segment] as usize,
+        &|i| {
+            let s = i / segment;
+            (classes[s] as usize, (s + 1) * segment)
+        },
         out,
         parallel,
     )
@@ -364,13 +468,13 @@ pub fn decode_context<T: Copy + Send + Sync>(
     let Some(ctx) = ctx.filter(|x| x.len() == out.len()) else {
         return Err(c.err("context-class stream where no context exists"));
     };
-    let (tables, values) = read_models(c, alphabet, out.len(), map)?;
+    let (tables, values) = read_models(c, alphabet, map)?;
     let map_ctx = context_classes(ctx, tables.len());
     read_chunks_into(
         c,
         &tables,
         &values,
-        &|i| map_ctx[ctx[i] as usize] as usize,
+        &|i| (map_ctx[ctx[i] as usize] as usize, i + 1),
         out,
         parallel,
     )

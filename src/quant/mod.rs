@@ -7,6 +7,8 @@ pub mod policy;
 pub mod rdo;
 pub mod uniform;
 
+use rayon::prelude::*;
+
 use crate::bytes::{put_varint, Cursor};
 use crate::container::tensor_header::TensorHeader;
 use crate::entropy::{decode_stream, encode_stream, StreamOptions};
@@ -377,18 +379,24 @@ pub fn decode(h: &TensorHeader, payload: &[u8], base: u64, parallel: bool) -> Re
             let steps = &params.steps;
             let rec = |k: u32, ch: usize, t: &mut [u8]| put(t, value(k, steps[ch]));
             match w {
-                2 => map_channels::<2>(&mut out, &syms, per, max_sym, rec),
-                4 => map_channels::<4>(&mut out, &syms, per, max_sym, rec),
-                _ => map_channels::<8>(&mut out, &syms, per, max_sym, rec),
+                2 => map_channels::<2>(&mut out, &syms, per, max_sym, parallel, rec),
+                4 => map_channels::<4>(&mut out, &syms, per, max_sym, parallel, rec),
+                _ => map_channels::<8>(&mut out, &syms, per, max_sym, parallel, rec),
             }
         } else if h.data_type == dtype::FLOAT && !matches!(params.kind, Kind::MuLaw { .. }) {
             let steps = &params.steps;
             match params.kind {
-                Kind::Midtread => map_f32(&mut out, &syms, per, steps, uniform::midtread_rec),
-                Kind::Midrise => map_f32(&mut out, &syms, per, steps, uniform::midrise_rec),
-                Kind::DeadZone { delta } => map_f32(&mut out, &syms, per, steps, |q, s| {
-                    uniform::deadzone_rec(q, s, delta as f64)
-                }),
+                Kind::Midtread => {
+                    map_f32(&mut out, &syms, per, steps, parallel, uniform::midtread_rec)
+                }
+                Kind::Midrise => {
+                    map_f32(&mut out, &syms, per, steps, parallel, uniform::midrise_rec)
+                }
+                Kind::DeadZone { delta } => {
+                    map_f32(&mut out, &syms, per, steps, parallel, |q, s| {
+                        uniform::deadzone_rec(q, s, delta as f64)
+                    })
+                }
                 _ => {
                     for (i, (o, &s)) in out.chunks_exact_mut(w).zip(&syms).enumerate() {
                         put(o, value(s, params.steps[i / per]));
@@ -427,34 +435,72 @@ pub fn decode(h: &TensorHeader, payload: &[u8], base: u64, parallel: bool) -> Re
 }
 
 /// Reconstructs f32 output element by element (small channels), with the kind's formula
-/// monomorphized into the loop.
-fn map_f32(out: &mut [u8], syms: &[u32], per: usize, steps: &[f32], rec: impl Fn(i64, f64) -> f64) {
+/// monomorphized into the loop; channels in parallel when `parallel`.
+fn map_f32(
+    out: &mut [u8],
+    syms: &[u32],
+    per: usize,
+    steps: &[f32],
+    parallel: bool,
+    rec: impl Fn(i64, f64) -> f64 + Sync,
+) {
     let (groups, _) = out.as_chunks_mut::<4>();
-    for ((o, s), &step) in groups.chunks_mut(per).zip(syms.chunks(per)).zip(steps) {
+    let work = |((o, s), &step): ((&mut [[u8; 4]], &[u32]), &f32)| {
         let step = step as f64;
         for (o, &s) in o.iter_mut().zip(s) {
             *o = (rec(unzigzag(s), step) as f32).to_le_bytes();
         }
+    };
+    if parallel && syms.len() >= PARALLEL_MIN {
+        groups
+            .par_chunks_mut(per)
+            .zip(syms.par_chunks(per))
+            .zip(steps.par_iter())
+            .for_each(work);
+    } else {
+        groups
+            .chunks_mut(per)
+            .zip(syms.chunks(per))
+            .zip(steps)
+            .for_each(work);
     }
 }
 
-/// Writes `table_ch[sym]` for every element, channel by channel (`per` elements each).
+/// Tensors with fewer elements reconstruct on one thread.
+const PARALLEL_MIN: usize = 1 << 16;
+
+/// Writes `table_ch[sym]` for every element, channel by channel (`per` elements each);
+/// channels in parallel when `parallel`.
 fn map_channels<const N: usize>(
     out: &mut [u8],
     syms: &[u32],
     per: usize,
     max_sym: usize,
-    rec: impl Fn(u32, usize, &mut [u8]),
+    parallel: bool,
+    rec: impl Fn(u32, usize, &mut [u8]) + Sync,
 ) {
-    let mut table = vec![[0u8; N]; max_sym + 1];
     let (groups, _) = out.as_chunks_mut::<N>();
-    for (ch, (o, s)) in groups.chunks_mut(per).zip(syms.chunks(per)).enumerate() {
+    let work = |table: &mut Vec<[u8; N]>, (ch, (o, s)): (usize, (&mut [[u8; N]], &[u32]))| {
         for (k, t) in table.iter_mut().enumerate() {
             rec(k as u32, ch, t);
         }
         for (o, &s) in o.iter_mut().zip(s) {
             *o = table[s as usize];
         }
+    };
+    if parallel && syms.len() >= PARALLEL_MIN {
+        groups
+            .par_chunks_mut(per)
+            .zip(syms.par_chunks(per))
+            .enumerate()
+            .for_each_init(|| vec![[0u8; N]; max_sym + 1], work);
+    } else {
+        let mut table = vec![[0u8; N]; max_sym + 1];
+        groups
+            .chunks_mut(per)
+            .zip(syms.chunks(per))
+            .enumerate()
+            .for_each(|x| work(&mut table, x));
     }
 }
 
