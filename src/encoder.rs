@@ -121,7 +121,15 @@ pub fn encode_model<W: Write>(
         ));
     }
     let graph = model.encode_to_vec();
-    let frame = zstd::bulk::compress(&graph, 19)
+    // Level 19 costs 15-90 ms on a graph of 60-150 KB for 0.1-3 % of the graph's size
+    // over level 15 (0.1 % of the file at most, measured on the corpus): 19 only for small
+    // graphs.
+    let level = if graph.len() <= GRAPH_LEVEL_19_MAX {
+        19
+    } else {
+        15
+    };
+    let frame = zstd::bulk::compress(&graph, level)
         .map_err(|e| Error::io("zstd compression of the graph", e))?;
     let mut w = ContainerWriter::new(out)?;
     w.graph(graph.len() as u64, &frame)?;
@@ -153,6 +161,9 @@ pub fn encode_model<W: Write>(
     report.total_bytes = total;
     Ok((w, report))
 }
+
+/// Largest serialized graph compressed at zstd level 19 (above: level 15).
+const GRAPH_LEVEL_19_MAX: usize = 16 << 10;
 
 /// Where a tensor's data goes.
 enum Placement {
@@ -301,6 +312,60 @@ pub fn float_values(data_type: i32, data: &[u8]) -> Option<Vec<f64>> {
     })
 }
 
+/// Calls `f(i, value)` for each value of a float tensor's canonical bytes, widened to f64.
+fn for_each_value(data_type: i32, data: &[u8], mut f: impl FnMut(usize, f64)) {
+    match data_type {
+        dtype::FLOAT => {
+            for (i, b) in data.chunks_exact(4).enumerate() {
+                f(i, f32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64)
+            }
+        }
+        dtype::DOUBLE => {
+            for (i, b) in data.chunks_exact(8).enumerate() {
+                f(
+                    i,
+                    f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
+                )
+            }
+        }
+        dtype::FLOAT16 => {
+            for (i, b) in data.chunks_exact(2).enumerate() {
+                f(
+                    i,
+                    float::f16_to_f32(u16::from_le_bytes([b[0], b[1]])) as f64,
+                )
+            }
+        }
+        dtype::BFLOAT16 => {
+            for (i, b) in data.chunks_exact(2).enumerate() {
+                f(
+                    i,
+                    float::bf16_to_f32(u16::from_le_bytes([b[0], b[1]])) as f64,
+                )
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Histogram of `zigzag(level)` (as `entropy::histogram` of the symbols).
+fn level_histogram(levels: &[i64]) -> Vec<(u32, u64)> {
+    let max = levels.iter().map(|&q| quant::zigzag(q)).max().unwrap_or(0) as usize;
+    if max >= 1 << 20 {
+        let symbols: Vec<u32> = levels.iter().map(|&q| quant::zigzag(q)).collect();
+        return crate::entropy::histogram(&symbols);
+    }
+    let mut h = vec![0u64; max + 1];
+    for &q in levels {
+        h[quant::zigzag(q) as usize] += 1;
+    }
+    h.iter()
+        .enumerate()
+        .filter(|c| *c.1 > 0)
+        .map(|(s, &c)| (s as u32, c))
+        .collect()
+}
+
 /// Quantizes a tensor if the policy says so: `None` keeps it lossless.
 fn quantize_tensor(
     t: &Lifted,
@@ -323,12 +388,18 @@ fn quantize_tensor(
     let Some((params, limit)) = l.params_for(&values, &t.dims) else {
         return Ok(None);
     };
-    let original = values.clone();
-    if let StepRule::Thesis { min, max, .. } = l.step {
-        for v in &mut values {
-            *v = v.clamp(min as f64, max as f64);
+    // The thesis's mode clamps values to its range; the error is measured against the
+    // original values.
+    let original = match l.step {
+        StepRule::Thesis { min, max, .. } => {
+            let original = values.clone();
+            for v in &mut values {
+                *v = v.clamp(min as f64, max as f64);
+            }
+            Some(original)
         }
-    }
+        _ => None,
+    };
     // Levels beyond the format's range (a tensor far from zero with a tiny spread, or a tiny
     // fixed step) would be clamped: such a tensor stays lossless instead.
     if limit.is_none() && !params.steps.is_empty() {
@@ -372,20 +443,22 @@ fn quantize_tensor(
         params: params.to_bytes(),
     };
     let decoded = quant::decode(&header, &payload, 0, false)?;
-    let rec = float_values(t.data_type, &decoded).unwrap_or_default();
+    let original = original.as_deref().unwrap_or(&values);
+    let (mut se, mut sx) = (0.0f64, 0.0f64);
+    let mut finite = true;
+    for_each_value(t.data_type, &decoded, |i, y| {
+        let x = original[i];
+        finite &= y.is_finite();
+        se += (x - y) * (x - y);
+        sx += x * x;
+    });
     // A level whose reconstruction lies beyond the type's largest finite value (weights
     // near the top of float16's range, a minifloat scale of 2^128) decodes to ±Inf: such a
     // tensor stays lossless.
-    if rec.iter().any(|v| !v.is_finite()) {
+    if !finite {
         return Ok(None);
     }
-    let (mut se, mut sx) = (0.0f64, 0.0f64);
-    for (x, y) in original.iter().zip(&rec) {
-        se += (x - y) * (x - y);
-        sx += x * x;
-    }
-    let symbols: Vec<u32> = levels.iter().map(|&q| quant::zigzag(q)).collect();
-    let hist = crate::entropy::histogram(&symbols);
+    let hist = level_histogram(&levels);
     let report = QuantReport {
         params: params.clone(),
         mse: se / original.len() as f64,

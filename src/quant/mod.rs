@@ -239,22 +239,42 @@ pub fn quantize_value(kind: &Kind, x: f64, step: f32) -> i64 {
 /// Quantizes a tensor's values (as f64, row-major) into levels.
 pub fn quantize(values: &[f64], params: &QuantParams, limit: Option<i64>) -> Vec<i64> {
     let per = if params.steps.len() > 1 {
-        values.len() / params.steps.len()
+        (values.len() / params.steps.len()).max(1)
     } else {
         values.len().max(1)
     };
-    values
-        .iter()
-        .enumerate()
-        .map(|(i, &x)| {
-            let step = params.steps.get(i / per.max(1)).copied().unwrap_or(1.0);
-            let q = quantize_value(&params.kind, x, step);
-            match limit {
-                Some(l) if !matches!(params.kind, Kind::Minifloat { .. }) => q.clamp(-l, l),
-                _ => q,
+    let lim = match limit {
+        Some(l) if !matches!(params.kind, Kind::Minifloat { .. }) => l.min(MAX_LEVEL),
+        _ => MAX_LEVEL,
+    };
+    let mut out = Vec::with_capacity(values.len());
+    // The quantizer is chosen once per run of one step, so each loop is monomorphic.
+    fn run(out: &mut Vec<i64>, xs: &[f64], lim: i64, q: impl Fn(f64) -> f64) {
+        let m = MAX_LEVEL as f64;
+        out.extend(
+            xs.iter()
+                .map(|&x| (q(x).clamp(-m, m) as i64).clamp(-lim, lim)),
+        );
+    }
+    for (i, xs) in values.chunks(per).enumerate() {
+        let s = params.steps.get(i).copied().unwrap_or(1.0) as f64;
+        match params.kind {
+            Kind::Midtread => run(&mut out, xs, lim, |x| uniform::midtread(x, s)),
+            Kind::Midrise => run(&mut out, xs, lim, |x| uniform::midrise(x, s)),
+            Kind::DeadZone { delta } => {
+                let d = delta as f64;
+                run(&mut out, xs, lim, |x| uniform::deadzone(x, s, d))
             }
-        })
-        .collect()
+            Kind::MuLaw { xmax, mu } => run(&mut out, xs, lim, |x| {
+                mulaw::quantize(x, s, xmax as f64, mu as f64)
+            }),
+            Kind::Minifloat { layout, scale_exp } => out.extend(
+                xs.iter()
+                    .map(|&x| minifloat::quantize(x, layout, scale_exp) as i64),
+            ),
+        }
+    }
+    out
 }
 
 /// Builds the payload of a quantized tensor (spec §7.6.2): for μ-law, `varint K` and

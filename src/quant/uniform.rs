@@ -12,12 +12,42 @@ fn sign(x: f64) -> f64 {
     }
 }
 
-/// Rounds half away from zero (the spec's rounding for midtread and μ-law levels).
+/// Rounds half away from zero (the spec's rounding for midtread and μ-law levels). Same
+/// result as `f64::round` for every input, without the library call for |v| < 2^52.
+#[inline]
 pub fn round_half_away(v: f64) -> f64 {
-    v.round()
+    if v.abs() < (1u64 << 52) as f64 {
+        let t = v as i64 as f64; // exact truncation toward zero
+        let f = v - t; // exact
+        if f >= 0.5 {
+            t + 1.0
+        } else if f <= -0.5 {
+            t - 1.0
+        } else {
+            t
+        }
+    } else {
+        v.round()
+    }
+}
+
+/// `f64::ceil` without the library call for |v| < 2^52 (same result everywhere).
+#[inline]
+fn ceil(v: f64) -> f64 {
+    if v.abs() < (1u64 << 52) as f64 {
+        let t = v as i64 as f64;
+        if t < v {
+            t + 1.0
+        } else {
+            t
+        }
+    } else {
+        v.ceil()
+    }
 }
 
 /// Midtread, eq. 2.21: `q = round(x/Δ)`, ties away from zero.
+#[inline]
 pub fn midtread(x: f64, step: f64) -> f64 {
     round_half_away(x / step)
 }
@@ -30,8 +60,9 @@ pub fn midtread_rec(q: i64, step: f64) -> f64 {
 
 /// Midrise, eq. 2.23: `q = s(x)·ceil(|x|/Δ)`. (x = 0 gives q = 0, which spec §7.6.3
 /// reconstructs as 0.)
+#[inline]
 pub fn midrise(x: f64, step: f64) -> f64 {
-    sign(x) * (x.abs() / step).ceil()
+    sign(x) * ceil(x.abs() / step)
 }
 
 /// Midrise reconstruction, eq. 2.24: `x̂ = s(q)·Δ·(|q| − 1/2)`, and 0 for q = 0.
@@ -44,11 +75,12 @@ pub fn midrise_rec(q: i64, step: f64) -> f64 {
 }
 
 /// Dead zone, eq. 2.25: `q = 0 if |x| < δΔ, else s(x)·ceil(|x|/Δ − δ)`.
+#[inline]
 pub fn deadzone(x: f64, step: f64, delta: f64) -> f64 {
     if x.abs() < delta * step {
         0.0
     } else {
-        sign(x) * (x.abs() / step - delta).ceil()
+        sign(x) * ceil(x.abs() / step - delta)
     }
 }
 
