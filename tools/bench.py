@@ -236,7 +236,8 @@ def render(results):
     L.append("")
     L.append("H: order-0 entropy of the quantized levels per quantized weight (the thesis's ideal coder); coded bits/q-weight: "
              "nnc's level payloads (model descriptions included) per quantized weight. nnc keeps tensors under 1024 elements "
-             "and non-weight inputs exact; their bytes are in 'bytes' and 'bits/weight'.")
+             "and non-weight inputs exact (the small ones inside the graph); their bytes, and the graph's, are in 'bytes' "
+             "and 'bits/weight'. NNCodec's bitstream holds the float32 tensors only, no graph.")
     return "\n".join(L)
 
 
