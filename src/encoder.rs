@@ -85,10 +85,13 @@ pub fn encode_model<W: Write>(
     let depth = opts.max_depth.unwrap_or(crate::Limits::default().max_depth);
     let consumers = Consumers::of(&model);
     let lifted = lift(&mut model, base_dir, depth)?;
-    let coded: Vec<Coded> = lifted
+    // Every tensor is coded; the first error in walk order is the one reported, whatever
+    // the number of threads.
+    let coded: Vec<Result<Coded>> = lifted
         .par_iter()
         .map(|t| code_tensor(t, opts, &consumers).map_err(|e| e.with_tensor(&t.name)))
-        .collect::<Result<_>>()?;
+        .collect();
+    let coded: Vec<Coded> = coded.into_iter().collect::<Result<_>>()?;
     // Tensors cheaper in the graph than in a record of their own go back into it: they are
     // then not slots (spec §5.2) and the graph's zstd frame codes them.
     let mut k = 0;

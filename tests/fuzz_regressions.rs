@@ -69,6 +69,58 @@ fn fuzz_regressions_do_not_panic() {
     );
 }
 
+/// The outcome of decoding `bytes` with parallel chunk decoding on or off: the CRC32 of
+/// every tensor's bytes, then the end (the error as `Debug` prints it).
+fn outcome(bytes: &[u8], parallel: bool) -> (Vec<u32>, String) {
+    let opts = DecodeOptions {
+        parallel,
+        ..DecodeOptions::default()
+    };
+    let mut tensors = Vec::new();
+    let end = (|| {
+        let mut d = Decoder::new(bytes, opts)?;
+        while let Some(t) = d.next_tensor()? {
+            tensors.push(crc32fast::hash(&t.data));
+        }
+        Ok::<_, nnc::Error>(())
+    })();
+    (tensors, format!("{end:?}"))
+}
+
+/// Finding of `buf_independent` (fuzz/regressions/buf_independent-parallel-error-order.nnc):
+/// a payload with two damaged rANS chunk groups reported the error of whichever group a
+/// thread finished first. The first error in file order is reported now, on any thread count.
+#[test]
+fn parallel_decoding_reports_the_same_outcome() {
+    let mut files = Vec::new();
+    files_under(&root().join("regressions"), &mut files);
+    files_under(&root().join("seeds").join("decode"), &mut files);
+    files.sort();
+    let mut checked = 0;
+    for f in files
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "nnc"))
+    {
+        let bytes = std::fs::read(f).unwrap();
+        let one = outcome(&bytes, false);
+        // More threads than cores, so groups finish in varying order.
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(8)
+            .build()
+            .unwrap();
+        for _ in 0..100 {
+            assert_eq!(
+                pool.install(|| outcome(&bytes, true)),
+                one,
+                "{}",
+                f.display()
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked >= 2, "only {checked} files checked");
+}
+
 #[test]
 fn fuzz_seed_files_still_decode() {
     let mut files = Vec::new();

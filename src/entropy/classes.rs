@@ -333,10 +333,15 @@ fn read_chunks_into<T: Copy + Send + Sync>(
         lanes.iter().try_for_each(|l| l.finish())
     };
     if parallel && chunks.len() > 4 {
-        out.par_chunks_mut(group)
+        // Every group runs; the first error in file order is the one reported, as when
+        // decoding one group after the other.
+        let results: Vec<Result<()>> = out
+            .par_chunks_mut(group)
             .zip(chunks.par_chunks(4))
             .enumerate()
-            .try_for_each(work)
+            .map(work)
+            .collect();
+        results.into_iter().collect()
     } else {
         out.chunks_mut(group)
             .zip(chunks.chunks(4))

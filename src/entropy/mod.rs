@@ -123,10 +123,11 @@ pub fn encode_stream_ctx(
             put_varint(&mut buf, chunk as u64);
             let index = symbol_index(&model.symbols);
             let idx: Vec<u32> = symbols.iter().map(|&s| index(s)).collect();
-            let words: Vec<Vec<u32>> = idx
+            let words: Vec<Result<Vec<u32>>> = idx
                 .par_chunks(chunk)
                 .map(|c| ans::encode_chunk(&model, c))
-                .collect::<Result<_>>()?;
+                .collect();
+            let words: Vec<Vec<u32>> = words.into_iter().collect::<Result<_>>()?;
             for w in &words {
                 put_varint(&mut buf, w.len() as u64);
             }
@@ -234,9 +235,14 @@ pub fn decode_stream_ctx<T: Copy + Send + Sync>(
                 tables.decode_group(g, &values, o.chunks_mut(chunk).collect())
             };
             if parallel && n_chunks > 4 {
-                out.par_chunks_mut(group)
+                // Every group runs; the first error in file order is the one reported,
+                // as when decoding one group after the other.
+                let results: Vec<Result<()>> = out
+                    .par_chunks_mut(group)
                     .zip(chunks.par_chunks(4))
-                    .try_for_each(work)
+                    .map(work)
+                    .collect();
+                results.into_iter().collect()
             } else {
                 out.chunks_mut(group)
                     .zip(chunks.chunks(4))
