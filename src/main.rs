@@ -1,4 +1,34 @@
 //! The `nnc` command line: argument parsing and printing only; every action is a library call.
+
+/// `println!` to standard output, except that a closed pipe (`nnc inspect F | head`) ends
+/// the program quietly with status 0 instead of panicking.
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        stdout_result(writeln!(std::io::stdout(), $($t)*));
+    }};
+}
+
+/// `print!` with the same handling of a closed pipe as `outln!`.
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        stdout_result(write!(std::io::stdout(), $($t)*));
+    }};
+}
+
+/// Exits quietly when the reader of standard output has gone away; other write errors are
+/// reported and end the program with status 1.
+fn stdout_result(r: std::io::Result<()>) {
+    if let Err(e) = r {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("nnc: error: writing to standard output: {e}");
+        std::process::exit(1);
+    }
+}
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -332,7 +362,7 @@ fn run(cli: Cli) -> nnc::Result<()> {
         Cmd::Analyze(args) => args.run(),
         Cmd::Conformance { dir } => {
             let report = nnc::conformance::run(&dir)?;
-            print!("{}", report.table());
+            out!("{}", report.table());
             if !report.all_passed() {
                 eprintln!(
                     "nnc: {} of {} conformance vectors failed",
@@ -372,7 +402,7 @@ fn run(cli: Cli) -> nnc::Result<()> {
             let r = nnc::encode_file(&input, &output, &opts)?;
             let secs = t.elapsed().as_secs_f64();
             if json {
-                println!("{}", report_json(&r, in_size, secs));
+                outln!("{}", report_json(&r, in_size, secs));
             } else if report {
                 print_report(&r);
             }
@@ -432,9 +462,9 @@ fn run(cli: Cli) -> nnc::Result<()> {
                     "decoded_float_bytes": float_bytes, "seconds": secs,
                     "decoded_MBps": bytes as f64 / 1e6 / secs,
                 });
-                println!("{v}");
+                outln!("{v}");
             } else {
-                println!(
+                outln!(
                     "{}: OK ({} tensors, {} bytes; {} bytes of tensor data decoded in {:.3} s, {:.0} MB/s)",
                     input.display(),
                     n,
@@ -488,9 +518,17 @@ fn report_json(r: &nnc::EncodeReport, in_size: u64, secs: f64) -> serde_json::Va
 }
 
 fn print_report(r: &nnc::EncodeReport) {
-    println!(
+    outln!(
         "{:<40} {:>9} {:>10} {:>10} {:>10} {:>11} {:>8} {:>7} {:>7}",
-        "tensor", "dtype", "coding", "bytes", "coded", "mse", "sqnr_dB", "levels", "H/elem"
+        "tensor",
+        "dtype",
+        "coding",
+        "bytes",
+        "coded",
+        "mse",
+        "sqnr_dB",
+        "levels",
+        "H/elem"
     );
     let (mut weights, mut coded_bits, mut ent_bits, mut se) = (0u64, 0f64, 0f64, 0f64);
     for t in &r.tensors {
@@ -498,7 +536,7 @@ fn print_report(r: &nnc::EncodeReport) {
         let dtype = nnc::onnx::dtype::name(t.data_type);
         match &t.quant {
             Some(q) if !t.in_graph => {
-                println!(
+                outln!(
                     "{:<40} {:>9} {:>10} {:>10} {:>10} {:>11.3e} {:>8.2} {:>7} {:>7.3}",
                     name,
                     dtype,
@@ -515,7 +553,7 @@ fn print_report(r: &nnc::EncodeReport) {
                 ent_bits += q.entropy_bits;
                 se += q.mse * t.elements as f64;
             }
-            _ => println!(
+            _ => outln!(
                 "{:<40} {:>9} {:>10} {:>10} {:>10}",
                 name,
                 dtype,
@@ -527,7 +565,7 @@ fn print_report(r: &nnc::EncodeReport) {
     }
     if weights > 0 {
         let h = ent_bits / weights as f64;
-        println!(
+        outln!(
             "quantized weights: {weights}; order-0 entropy H = {h:.4} bits/weight (CR = 32/H = {:.2}, RE = {:.2} %); coded {:.4} bits/weight ({:+.2} % vs H); weight MSE {:.3e}",
             32.0 / h,
             100.0 * (32.0 - h) / 32.0,
@@ -537,9 +575,10 @@ fn print_report(r: &nnc::EncodeReport) {
         );
     }
     let all: u64 = r.tensors.iter().map(|t| t.data_bytes).sum();
-    println!(
+    outln!(
         "tensor data {all} bytes -> file {} bytes (graph {} bytes)",
-        r.total_bytes, r.graph_bytes
+        r.total_bytes,
+        r.graph_bytes
     );
 }
 
@@ -620,9 +659,9 @@ fn inspect(input: &PathBuf, json: bool, mut opts: DecodeOptions) -> nnc::Result<
             "graph_bytes": graph_bytes,
             "tensors": rows,
         });
-        println!("{v}");
+        outln!("{v}");
     } else {
-        println!(
+        outln!(
             "format {}.{}, {} bytes, graph {} bytes, {} tensors",
             nnc::container::VERSION_MAJOR,
             d.minor_version(),
@@ -630,9 +669,16 @@ fn inspect(input: &PathBuf, json: bool, mut opts: DecodeOptions) -> nnc::Result<
             graph_bytes,
             rows.len()
         );
-        println!(
+        outln!(
             "{:<44} {:>9} {:>18} {:>10} {:>10} {:>10} {:>7} {:>7}",
-            "tensor", "dtype", "dims", "coding", "elements", "payload", "levels", "H/elem"
+            "tensor",
+            "dtype",
+            "dims",
+            "coding",
+            "elements",
+            "payload",
+            "levels",
+            "H/elem"
         );
         for r in &rows {
             let elements = r["elements"].as_u64().unwrap_or(0);
@@ -644,7 +690,7 @@ fn inspect(input: &PathBuf, json: bool, mut opts: DecodeOptions) -> nnc::Result<
                 .as_str()
                 .or(r["method"].as_str())
                 .unwrap_or("");
-            println!(
+            outln!(
                 "{:<44} {:>9} {:>18} {:>10} {:>10} {:>10} {:>7} {:>7}",
                 truncate(r["name"].as_str().unwrap_or(""), 44),
                 r["dtype"].as_str().unwrap_or(""),

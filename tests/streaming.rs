@@ -193,3 +193,30 @@ fn serial_and_parallel_decoding_give_identical_bytes() {
         &encode_with(&rich_model(), None, &opts),
     );
 }
+
+/// `nnc inspect F | head` closes the pipe early: the command ends quietly with status 0
+/// (it used to panic in `println!`).
+#[test]
+fn a_closed_output_pipe_ends_the_cli_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("m.nnc");
+    std::fs::write(&p, synthetic_nnc()).unwrap();
+    for args in [vec!["inspect"], vec!["inspect", "--json"], vec!["verify"]] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_nnc"))
+            .args(&args)
+            .arg(&p)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Close the read end before the command writes anything.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && !stderr.contains("panicked"),
+            "nnc {args:?} with a closed stdout: {:?}, stderr {stderr}",
+            out.status
+        );
+    }
+}
