@@ -85,57 +85,95 @@ pub fn encode_model<W: Write>(
     let depth = opts.max_depth.unwrap_or(crate::Limits::default().max_depth);
     let consumers = Consumers::of(&model);
     let lifted = lift(&mut model, base_dir, depth)?;
-    // Every tensor is coded; the first error in walk order is the one reported, whatever
-    // the number of threads.
-    let coded: Vec<Result<Coded>> = lifted
-        .par_iter()
-        .map(|t| code_tensor(t, opts, &consumers).map_err(|e| e.with_tensor(&t.name)))
-        .collect();
-    let coded: Vec<Coded> = coded.into_iter().collect::<Result<_>>()?;
-    // Tensors cheaper in the graph than in a record of their own go back into it: they are
-    // then not slots (spec §5.2) and the graph's zstd frame codes them.
-    let mut k = 0;
-    walk(&mut model, depth, &mut |name, slot| {
-        let (placement, _) = &coded[k];
-        k += 1;
-        if let Placement::Graph(Some(bytes)) = placement {
-            if !restore(slot, lifted[k - 1].storage, bytes.clone()) {
-                return Err(Error::input(
-                    Some(&name),
-                    "internal: tensor data does not go back into its place",
-                ));
-            }
-        }
-        Ok(())
-    })?;
-    let records = coded
+    // Tensors the policy may quantize never stay in the graph, so the graph is known once
+    // the others are coded; it is compressed while the quantizer runs. Every tensor is
+    // coded; the first error in walk order is the one reported, whatever the number of
+    // threads.
+    let may_quantize: Vec<bool> = lifted
         .iter()
-        .filter(|(p, _)| matches!(p, Placement::Record(..)))
-        .count();
-    let mut slots = 0;
-    walk_slots(&mut model, depth, &mut |_, _| {
-        slots += 1;
-        Ok(())
-    })?;
-    if slots != records {
-        return Err(Error::input(
-            None,
-            format!("internal: {slots} slots in the lifted model but {records} records"),
-        ));
-    }
-    let graph = model.encode_to_vec();
-    // Level 19 costs 15-90 ms on a graph of 60-150 KB for 0.1-3 % of the graph's size
-    // over level 15 (0.1 % of the file at most, measured on the corpus): 19 only for small
-    // graphs.
-    let level = if graph.len() <= GRAPH_LEVEL_19_MAX {
-        19
-    } else {
-        15
+        .map(|t| {
+            opts.lossy
+                .as_ref()
+                .is_some_and(|l| quant_candidate(t, l, &consumers))
+        })
+        .collect();
+    let code = |i: usize| {
+        let t = &lifted[i];
+        code_tensor(t, opts, &consumers, !may_quantize[i]).map_err(|e| e.with_tensor(&t.name))
     };
-    let frame = zstd::bulk::compress(&graph, level)
-        .map_err(|e| Error::io("zstd compression of the graph", e))?;
+    let phase = |quantize: bool| -> Vec<(usize, Result<Coded>)> {
+        (0..lifted.len())
+            .into_par_iter()
+            .filter(|&i| may_quantize[i] == quantize)
+            .map(|i| (i, code(i)))
+            .collect()
+    };
+    let mut results: Vec<Option<Result<Coded>>> = (0..lifted.len()).map(|_| None).collect();
+    for (i, r) in phase(false) {
+        results[i] = Some(r);
+    }
+    let mut graph_frame = None;
+    let rest = if results.iter().flatten().all(|r| r.is_ok()) {
+        // Tensors cheaper in the graph than in a record of their own go back into it: they
+        // are then not slots (spec §5.2) and the graph's zstd frame codes them.
+        let mut k = 0;
+        walk(&mut model, depth, &mut |name, slot| {
+            let i = k;
+            k += 1;
+            if let Some(Ok((Placement::Graph(Some(bytes)), _))) = &results[i] {
+                if !restore(slot, lifted[i].storage, bytes.clone()) {
+                    return Err(Error::input(
+                        Some(&name),
+                        "internal: tensor data does not go back into its place",
+                    ));
+                }
+            }
+            Ok(())
+        })?;
+        let records = results
+            .iter()
+            .filter(|r| matches!(r, Some(Ok((Placement::Record(..), _)))))
+            .count()
+            + may_quantize.iter().filter(|&&q| q).count();
+        let mut slots = 0;
+        walk_slots(&mut model, depth, &mut |_, _| {
+            slots += 1;
+            Ok(())
+        })?;
+        if slots != records {
+            return Err(Error::input(
+                None,
+                format!("internal: {slots} slots in the lifted model but {records} records"),
+            ));
+        }
+        let graph = model.encode_to_vec();
+        // Level 19 costs 15-90 ms on a graph of 60-150 KB for 0.1-3 % of the graph's size
+        // over level 15 (0.1 % of the file at most, measured on the corpus): 19 only for
+        // small graphs.
+        let level = if graph.len() <= GRAPH_LEVEL_19_MAX {
+            19
+        } else {
+            15
+        };
+        let (frame, rest) = rayon::join(|| zstd::bulk::compress(&graph, level), || phase(true));
+        graph_frame = Some((graph.len() as u64, frame));
+        rest
+    } else {
+        phase(true)
+    };
+    for (i, r) in rest {
+        results[i] = Some(r);
+    }
+    let coded: Vec<Coded> = results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(Error::input(None, "internal: tensor not coded"))))
+        .collect::<Result<_>>()?;
+    let Some((graph_len, frame)) = graph_frame else {
+        return Err(Error::input(None, "internal: graph not compressed"));
+    };
+    let frame = frame.map_err(|e| Error::io("zstd compression of the graph", e))?;
     let mut w = ContainerWriter::new(out)?;
-    w.graph(graph.len() as u64, &frame)?;
+    w.graph(graph_len, &frame)?;
     let mut report = EncodeReport {
         graph_bytes: frame.len() as u64,
         ..Default::default()
@@ -184,7 +222,21 @@ fn record_overhead(name: &str, rank: usize) -> usize {
     24 + 36 + name.len() + 8 * rank + 5 + 2 + name.len()
 }
 
-fn code_tensor(t: &Lifted, opts: &EncodeOptions, consumers: &Consumers) -> Result<Coded> {
+/// Whether the policy lets `t` be quantized (`quantize_tensor` may still keep it lossless).
+fn quant_candidate(t: &Lifted, l: &LossyOptions, consumers: &Consumers) -> bool {
+    !t.in_graph
+        && dtype::is_float(t.data_type)
+        && !matches!(t.storage, Storage::Inline | Storage::AttrInts)
+        && (l.all_tensors || (t.elements >= l.min_elements && consumers.is_weight(&t.name)))
+}
+
+/// Codes one tensor; `may_reside`: it may stay in the graph when that is cheaper.
+fn code_tensor(
+    t: &Lifted,
+    opts: &EncodeOptions,
+    consumers: &Consumers,
+    may_reside: bool,
+) -> Result<Coded> {
     if t.in_graph {
         return Ok((Placement::Graph(None), None));
     }
@@ -214,7 +266,8 @@ fn code_tensor(t: &Lifted, opts: &EncodeOptions, consumers: &Consumers) -> Resul
         (c, p, Vec::new())
     };
     // A small lossless tensor costs less in the graph than in a record of its own.
-    if !opts.records_only
+    if may_reside
+        && !opts.records_only
         && coding != Coding::Quantized
         && matches!(
             t.storage,
@@ -376,10 +429,7 @@ fn quantize_tensor(
     consumers: &Consumers,
     opts: &EncodeOptions,
 ) -> Result<Option<(QuantParams, Vec<u8>, QuantReport)>> {
-    if !dtype::is_float(t.data_type) || matches!(t.storage, Storage::Inline | Storage::AttrInts) {
-        return Ok(None);
-    }
-    if !l.all_tensors && (t.elements < l.min_elements || !consumers.is_weight(&t.name)) {
+    if !quant_candidate(t, l, consumers) {
         return Ok(None);
     }
     let Some(mut values) = float_values(t.data_type, &t.data) else {
