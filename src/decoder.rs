@@ -32,7 +32,6 @@ enum SlotKind {
     Tensor {
         data_type: i32,
         dims: Vec<i64>,
-        has_data: bool,
         external: bool,
     },
     Floats,
@@ -122,7 +121,6 @@ impl<R: Read> Decoder<R> {
                 SlotMut::Tensor(t) => SlotKind::Tensor {
                     data_type: t.data_type.unwrap_or(0),
                     dims: t.dims.clone(),
-                    has_data: t.raw_data.is_some() || dtype::typed_len(t) > 0,
                     external: t.data_location == Some(1),
                 },
                 SlotMut::Floats(_) => SlotKind::Floats,
@@ -439,7 +437,6 @@ fn check_slot(h: &TensorHeader, slot: &SlotInfo, at: u64) -> Result<()> {
             SlotKind::Tensor {
                 data_type,
                 dims,
-                has_data,
                 external,
             },
             s,
@@ -464,9 +461,9 @@ fn check_slot(h: &TensorHeader, slot: &SlotInfo, at: u64) -> Result<()> {
                 Storage::External if !*external => Err(err(
                     "external record for a tensor not marked EXTERNAL".into(),
                 )),
-                Storage::RawData | Storage::Typed if *has_data || *external => {
-                    Err(err("graph still holds data for a lifted tensor".into()))
-                }
+                Storage::RawData | Storage::Typed if *external => Err(err(
+                    "raw_data or typed record for a tensor marked EXTERNAL".into(),
+                )),
                 Storage::RawData | Storage::Typed | Storage::External => Ok(()),
                 _ => Err(err(format!("storage {} for a TensorProto slot", s.name()))),
             }

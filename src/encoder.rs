@@ -347,28 +347,19 @@ fn round_fine(
 
 /// Values of a float tensor's canonical bytes, widened to f64.
 pub fn float_values(data_type: i32, data: &[u8]) -> Option<Vec<f64>> {
-    Some(match data_type {
-        dtype::FLOAT => data
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64)
-            .collect(),
-        dtype::DOUBLE => data
-            .chunks_exact(8)
-            .map(|b| f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
-            .collect(),
-        dtype::FLOAT16 => data
-            .chunks_exact(2)
-            .map(|b| float::f16_to_f32(u16::from_le_bytes([b[0], b[1]])) as f64)
-            .collect(),
-        dtype::BFLOAT16 => data
-            .chunks_exact(2)
-            .map(|b| float::bf16_to_f32(u16::from_le_bytes([b[0], b[1]])) as f64)
-            .collect(),
-        _ => return None,
-    })
+    if !matches!(
+        data_type,
+        dtype::FLOAT | dtype::DOUBLE | dtype::FLOAT16 | dtype::BFLOAT16
+    ) {
+        return None;
+    }
+    let mut v = Vec::with_capacity(data.len() / dtype::unit_bytes(data_type).max(1));
+    for_each_value(data_type, data, |_, x| v.push(x));
+    Some(v)
 }
 
-/// Calls `f(i, value)` for each value of a float tensor's canonical bytes, widened to f64.
+/// Calls `f(i, value)` for each value of a float tensor's canonical bytes, widened to f64
+/// (nothing for other types).
 fn for_each_value(data_type: i32, data: &[u8], mut f: impl FnMut(usize, f64)) {
     match data_type {
         dtype::FLOAT => {
@@ -402,24 +393,6 @@ fn for_each_value(data_type: i32, data: &[u8], mut f: impl FnMut(usize, f64)) {
         }
         _ => {}
     }
-}
-
-/// Histogram of `zigzag(level)` (as `entropy::histogram` of the symbols).
-fn level_histogram(levels: &[i64]) -> Vec<(u32, u64)> {
-    let max = levels.iter().map(|&q| quant::zigzag(q)).max().unwrap_or(0) as usize;
-    if max >= 1 << 20 {
-        let symbols: Vec<u32> = levels.iter().map(|&q| quant::zigzag(q)).collect();
-        return crate::entropy::histogram(&symbols);
-    }
-    let mut h = vec![0u64; max + 1];
-    for &q in levels {
-        h[quant::zigzag(q) as usize] += 1;
-    }
-    h.iter()
-        .enumerate()
-        .filter(|c| *c.1 > 0)
-        .map(|(s, &c)| (s as u32, c))
-        .collect()
 }
 
 /// Quantizes a tensor if the policy says so: `None` keeps it lossless.
@@ -511,7 +484,8 @@ fn quantize_tensor(
     if !finite {
         return Ok(None);
     }
-    let hist = level_histogram(&levels);
+    let symbols: Vec<u32> = levels.iter().map(|&q| quant::zigzag(q)).collect();
+    let hist = crate::entropy::histogram(&symbols);
     let report = QuantReport {
         params: params.clone(),
         mse: se / original.len() as f64,

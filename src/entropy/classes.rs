@@ -54,16 +54,7 @@ fn class_histograms(symbols: &[u32], class_of: &[u8], k: usize) -> Vec<Vec<(u32,
     for (&s, &c) in symbols.iter().zip(class_of) {
         counts[c as usize * (max + 1) + s as usize] += 1;
     }
-    counts
-        .chunks(max + 1)
-        .map(|h| {
-            h.iter()
-                .enumerate()
-                .filter(|c| *c.1 > 0)
-                .map(|(s, &c)| (s as u32, c))
-                .collect()
-        })
-        .collect()
+    counts.chunks(max + 1).map(super::nonzero_counts).collect()
 }
 
 fn models_for(symbols: &[u32], class_of: &[u8], k: usize) -> Option<(Vec<ClassModel>, usize)> {
@@ -329,7 +320,7 @@ fn read_chunks_into<T: Copy + Send + Sync>(
         }
         let outs: Vec<&mut [T]> = o.chunks_mut(chunk).collect();
         let starts: Vec<usize> = (0..outs.len()).map(|j| gi * group + j * chunk).collect();
-        decode_runs(tables, values, run, &starts, &mut lanes, outs)?;
+        decode_runs(tables, values, run, &starts, &mut lanes, outs);
         lanes.iter().try_for_each(|l| l.finish())
     };
     if parallel && chunks.len() > 4 {
@@ -377,7 +368,7 @@ fn decode_runs<T: Copy>(
     starts: &[usize],
     lanes: &mut [Lane<'_>],
     mut outs: Vec<&mut [T]>,
-) -> Result<()> {
+) {
     let mut st: Vec<RunState> = starts
         .iter()
         .map(|&start| RunState {
@@ -386,17 +377,12 @@ fn decode_runs<T: Copy>(
             end: 0,
         })
         .collect();
-    if outs.len() == 4 && lanes.len() == 4 {
-        let common = outs.iter().map(|o| o.len()).min().unwrap_or(0);
-        let [o0, o1, o2, o3] = &mut outs[..] else {
-            unreachable!()
-        };
-        let [l0, l1, l2, l3] = lanes else {
-            unreachable!()
-        };
-        let [s0, s1, s2, s3] = &mut st[..] else {
-            unreachable!()
-        };
+    // Four lanes in lockstep up to the shortest; every lane then finishes on its own.
+    let common = outs.iter().map(|o| o.len()).min().unwrap_or(0);
+    let mut done = 0;
+    if let ([o0, o1, o2, o3], [l0, l1, l2, l3], [s0, s1, s2, s3]) =
+        (&mut outs[..], &mut *lanes, &mut st[..])
+    {
         for k in 0..common {
             let c0 = s0.at(k, run);
             o0[k] = values[c0][tables[c0].step(l0)];
@@ -407,21 +393,14 @@ fn decode_runs<T: Copy>(
             let c3 = s3.at(k, run);
             o3[k] = values[c3][tables[c3].step(l3)];
         }
-        for ((o, l), s) in outs.iter_mut().zip(lanes.iter_mut()).zip(st.iter_mut()) {
-            for k in common..o.len() {
-                let c = s.at(k, run);
-                o[k] = values[c][tables[c].step(l)];
-            }
-        }
-        return Ok(());
+        done = common;
     }
     for ((o, l), s) in outs.iter_mut().zip(lanes.iter_mut()).zip(st.iter_mut()) {
-        for k in 0..o.len() {
+        for k in done..o.len() {
             let c = s.at(k, run);
             o[k] = values[c][tables[c].step(l)];
         }
     }
-    Ok(())
 }
 
 /// Decodes a segment-class stream body (after mode byte 4) into `out`.

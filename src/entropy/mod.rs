@@ -37,6 +37,15 @@ pub struct StreamOptions {
     pub segment: usize,
 }
 
+/// `(symbol, count)` for every nonzero entry of a dense count table `h[symbol]`.
+pub fn nonzero_counts(h: &[u64]) -> Vec<(u32, u64)> {
+    h.iter()
+        .enumerate()
+        .filter(|c| *c.1 > 0)
+        .map(|(s, &c)| (s as u32, c))
+        .collect()
+}
+
 /// Counts of each distinct symbol, sorted by symbol.
 pub fn histogram(symbols: &[u32]) -> Vec<(u32, u64)> {
     let max = symbols.iter().copied().max().unwrap_or(0);
@@ -45,11 +54,7 @@ pub fn histogram(symbols: &[u32]) -> Vec<(u32, u64)> {
         for &s in symbols {
             h[s as usize] += 1;
         }
-        h.iter()
-            .enumerate()
-            .filter(|c| *c.1 > 0)
-            .map(|(s, &c)| (s as u32, c))
-            .collect()
+        nonzero_counts(&h)
     } else {
         let mut v = symbols.to_vec();
         v.sort_unstable();
