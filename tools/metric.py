@@ -20,6 +20,10 @@ file name). With --metric auto the number is, per task (higher is better for all
   generic      top1_agree    fraction of argmax agreements over the outputs (mean), falling
                              back to the mean output cosine similarity when no output has a
                              class axis
+  face         face_decision face / non-face argmax agreement (MTCNN ONet)
+  oww_mel, oww_emb, hotword, sentence_emb
+               nn_agreement  nearest-neighbour retrieval agreement of the embeddings
+  layout       boxes_matched_min  min of the two matched-box fractions (IoU >= 0.5, same class)
 
 Other --metric values: any key of evaluate.py's "candidate" or "agreement" sections (e.g.
 exact_match, text_equal, frame_top1, pixel_agreement, orig_matched_by_cand, top1).
@@ -45,23 +49,17 @@ AUTO = {
     "yolo": "box_f1",
     "vad": "frame_agree",
     "generic": "top1_agree",
+    "face": "face_decision",
+    "oww_mel": "nn_agreement",
+    "oww_emb": "nn_agreement",
+    "hotword": "nn_agreement",
+    "sentence_emb": "nn_agreement",
+    "layout": "boxes_matched_min",
 }
 
 
 def run_task(task, pair, original_path):
-    if task == "ocr_rec":
-        return evaluate.task_ocr_rec(pair)
-    if task == "ocr_det":
-        return evaluate.task_ocr_det(pair)
-    if task == "text_cls":
-        return evaluate.task_text_cls(pair)
-    if task == "orientation":
-        return evaluate.task_orientation(pair)
-    if task == "yolo":
-        return evaluate.task_yolo(pair)
-    if task == "vad":
-        return evaluate.task_vad(pair, os.path.basename(original_path).lower())
-    return evaluate.task_generic(pair)
+    return evaluate.run_task(task, pair, original_path)
 
 
 def pick(result, name):
