@@ -66,6 +66,17 @@ impl<'a> Cursor<'a> {
     pub fn f32(&mut self, what: &str) -> Result<f32> {
         Ok(f32::from_bits(self.u32(what)?))
     }
+    pub fn f64(&mut self, what: &str) -> Result<f64> {
+        Ok(f64::from_bits(self.u64(what)?))
+    }
+    /// A string of `u16` length and UTF-8 bytes.
+    pub fn string16(&mut self, what: &str) -> Result<String> {
+        let n = self.u16(what)? as usize;
+        let at = self.offset();
+        let b = self.take(n, what)?;
+        String::from_utf8(b.to_vec())
+            .map_err(|_| Error::format(self.rule, at, format!("{what} is not UTF-8")))
+    }
     /// Unsigned LEB128, at most 10 bytes, no overlong 10th byte (spec §2).
     pub fn varint(&mut self, what: &str) -> Result<u64> {
         let start = self.offset();

@@ -89,6 +89,8 @@ pub struct Decoder<R: Read> {
     graph_bytes: u64,
     total_bytes: u64,
     minor_version: u16,
+    /// The last FIDELITY record seen: its payload and the payload's file offset.
+    fidelity: Option<(Vec<u8>, u64)>,
 }
 
 fn format_err(rule: FormatRule, at: u64, tensor: &str, d: impl Into<String>) -> Error {
@@ -105,7 +107,8 @@ impl<R: Read> Decoder<R> {
     pub fn new(r: R, opts: DecodeOptions) -> Result<Self> {
         let mut records = RecordReader::new(r, opts.limits)?;
         let minor_version = records.minor_version();
-        let rec = next_known(&mut records)?;
+        let mut fidelity = None;
+        let rec = next_known(&mut records, &mut fidelity)?;
         if rec.prefix.kind != kind::GRAPH {
             return Err(Error::format(
                 FormatRule::RecordOrder,
@@ -153,6 +156,7 @@ impl<R: Read> Decoder<R> {
             graph_bytes: rec.payload.len() as u64,
             total_bytes: 0,
             minor_version,
+            fidelity,
         })
     }
 
@@ -181,13 +185,23 @@ impl<R: Read> Decoder<R> {
         self.minor_version
     }
 
+    /// The FIDELITY record (spec §8.3), once the decoder has passed it (it follows the last
+    /// tensor): `Ok(None)` when the file has none (or one of a later version). A malformed
+    /// record is an error here only; it never affects decoding.
+    pub fn fidelity(&self) -> Result<Option<crate::container::fidelity::Fidelity>> {
+        match &self.fidelity {
+            Some((payload, at)) => crate::container::fidelity::Fidelity::parse(payload, *at),
+            None => Ok(None),
+        }
+    }
+
     /// Decodes the next tensor; `None` after the last one, once the index and the trailer
     /// have been checked.
     pub fn next_tensor(&mut self) -> Result<Option<Tensor>> {
         let Some(records) = self.records.as_mut() else {
             return Ok(None);
         };
-        let rec = next_known(records)?;
+        let rec = next_known(records, &mut self.fidelity)?;
         if self.next == self.slots.len() {
             if rec.prefix.kind != kind::INDEX {
                 return Err(Error::format(
@@ -352,10 +366,19 @@ pub struct ExternalData {
     pub data: Vec<u8>,
 }
 
-/// Reads records, skipping unknown non-critical ones (spec §4.2).
-fn next_known<R: Read>(records: &mut RecordReader<R>) -> Result<Record> {
+/// Reads records, skipping unknown non-critical ones (spec §4.2); keeps the payload of a
+/// non-critical FIDELITY record in `fidelity` (spec §8.3).
+fn next_known<R: Read>(
+    records: &mut RecordReader<R>,
+    fidelity: &mut Option<(Vec<u8>, u64)>,
+) -> Result<Record> {
     loop {
         let rec = records.next_record()?;
+        if rec.prefix.kind == kind::FIDELITY && !rec.prefix.critical() {
+            let at = rec.payload_offset();
+            *fidelity = Some((rec.payload, at));
+            continue;
+        }
         if matches!(rec.prefix.kind, kind::GRAPH | kind::TENSOR | kind::INDEX) {
             if rec.prefix.kind != kind::INDEX && !rec.prefix.critical() {
                 return Err(Error::format(

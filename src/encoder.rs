@@ -5,6 +5,7 @@ use std::path::Path;
 use prost::Message;
 use rayon::prelude::*;
 
+use crate::container::fidelity::Fidelity;
 use crate::container::tensor_header::{Coding, Storage, TensorHeader};
 use crate::container::writer::ContainerWriter;
 use crate::error::{Error, Result};
@@ -29,6 +30,20 @@ pub struct EncodeOptions {
     /// Give every tensor a record of its own, even one that would cost less in the graph
     /// (for tools and tests that look at records; files get larger).
     pub records_only: bool,
+    /// Per tensor in walk order, a setting that overrides the lossy options' step rule (the
+    /// calibrating encoder's allocation). Missing entries follow the options.
+    pub tensor_rules: Option<std::sync::Arc<Vec<TensorRule>>>,
+}
+
+/// A per-tensor override of the step rule (see `EncodeOptions::tensor_rules`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum TensorRule {
+    /// As the lossy options say.
+    Policy,
+    /// Quantize with steps of this fraction of each channel's (or the tensor's) σ.
+    Fraction(f32),
+    /// Keep the tensor exact.
+    Exact,
 }
 
 /// What the encoder wrote, per tensor and in total.
@@ -37,6 +52,12 @@ pub struct EncodeReport {
     pub graph_bytes: u64,
     pub total_bytes: u64,
     pub tensors: Vec<TensorReport>,
+    /// What the calibrating encoder measured of the decoded model (written in the file).
+    pub fidelity: Option<Fidelity>,
+    /// What the encoder has to tell its user (a fallback, tensors it could not measure).
+    pub notes: Vec<String>,
+    /// Seconds the calibration took (running the model, allocating, checking).
+    pub calibration_seconds: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -77,130 +98,227 @@ pub fn parse_model(bytes: &[u8]) -> Result<ModelProto> {
 
 /// Encodes a parsed model into `out`. `base_dir` is where external data files live.
 pub fn encode_model<W: Write>(
-    mut model: ModelProto,
+    model: ModelProto,
     base_dir: Option<&Path>,
     opts: &EncodeOptions,
     out: W,
 ) -> Result<(W, EncodeReport)> {
-    let depth = opts.max_depth.unwrap_or(crate::Limits::default().max_depth);
-    let consumers = Consumers::of(&model);
-    let lifted = lift(&mut model, base_dir, depth)?;
-    // Tensors the policy may quantize never stay in the graph, so the graph is known once
-    // the others are coded; it is compressed while the quantizer runs. Every tensor is
-    // coded; the first error in walk order is the one reported, whatever the number of
-    // threads.
-    let may_quantize: Vec<bool> = lifted
-        .iter()
-        .map(|t| {
-            opts.lossy
-                .as_ref()
-                .is_some_and(|l| quant_candidate(t, l, &consumers))
+    let prepared = Prepared::new(model, base_dir, opts)?;
+    prepared.code(opts)?.write(&prepared, out, None)
+}
+
+/// A model whose tensors have been lifted out, ready to be coded (once, or several times
+/// with other settings by the calibrating encoder).
+pub struct Prepared {
+    /// The model without the data of its slots.
+    model: ModelProto,
+    /// Every tensor of the walk, in walk order.
+    pub lifted: Vec<Lifted>,
+    consumers: Consumers,
+    depth: u32,
+}
+
+impl Prepared {
+    /// Lifts every tensor out of `model`.
+    pub fn new(
+        mut model: ModelProto,
+        base_dir: Option<&Path>,
+        opts: &EncodeOptions,
+    ) -> Result<Prepared> {
+        let depth = opts.max_depth.unwrap_or(crate::Limits::default().max_depth);
+        let consumers = Consumers::of(&model);
+        let lifted = lift(&mut model, base_dir, depth)?;
+        Ok(Prepared {
+            model,
+            lifted,
+            consumers,
+            depth,
         })
-        .collect();
-    let code = |i: usize| {
-        let t = &lifted[i];
-        code_tensor(t, opts, &consumers, !may_quantize[i]).map_err(|e| e.with_tensor(&t.name))
-    };
-    let phase = |quantize: bool| -> Vec<(usize, Result<Coded>)> {
-        (0..lifted.len())
-            .into_par_iter()
-            .filter(|&i| may_quantize[i] == quantize)
-            .map(|i| (i, code(i)))
-            .collect()
-    };
-    let mut results: Vec<Option<Result<Coded>>> = (0..lifted.len()).map(|_| None).collect();
-    for (i, r) in phase(false) {
-        results[i] = Some(r);
     }
-    let mut graph_frame = None;
-    let rest = if results.iter().flatten().all(|r| r.is_ok()) {
-        // Tensors cheaper in the graph than in a record of their own go back into it: they
-        // are then not slots (spec §5.2) and the graph's zstd frame codes them.
-        let mut k = 0;
-        walk(&mut model, depth, &mut |name, slot| {
-            let i = k;
-            k += 1;
-            if let Some(Ok((Placement::Graph(Some(bytes)), _))) = &results[i] {
-                if !restore(slot, lifted[i].storage, bytes.clone()) {
-                    return Err(Error::input(
-                        Some(&name),
-                        "internal: tensor data does not go back into its place",
-                    ));
-                }
-            }
-            Ok(())
-        })?;
-        let records = results
+
+    /// Whether the policy of `l` lets tensor `i` be quantized (it may still stay exact).
+    pub fn may_quantize(&self, i: usize, l: &LossyOptions) -> bool {
+        self.lifted
+            .get(i)
+            .is_some_and(|t| quant_candidate(t, l, &self.consumers))
+    }
+
+    /// Whether tensor `i` feeds only arithmetic inputs (see `Consumers::is_numeric`).
+    pub fn is_numeric(&self, i: usize) -> bool {
+        self.lifted
+            .get(i)
+            .is_some_and(|t| self.consumers.is_numeric(&t.name))
+    }
+
+    /// Codes every tensor and the graph.
+    pub fn code(&self, opts: &EncodeOptions) -> Result<CodedModel> {
+        let lifted = &self.lifted;
+        let consumers = &self.consumers;
+        let depth = self.depth;
+        let mut model = self.model.clone();
+        // Tensors the policy may quantize never stay in the graph, so the graph is known once
+        // the others are coded; it is compressed while the quantizer runs. Every tensor is
+        // coded; the first error in walk order is the one reported, whatever the number of
+        // threads.
+        let may_quantize: Vec<bool> = lifted
             .iter()
-            .filter(|r| matches!(r, Some(Ok((Placement::Record(..), _)))))
-            .count()
-            + may_quantize.iter().filter(|&&q| q).count();
-        let mut slots = 0;
-        walk_slots(&mut model, depth, &mut |_, _| {
-            slots += 1;
-            Ok(())
-        })?;
-        if slots != records {
-            return Err(Error::input(
-                None,
-                format!("internal: {slots} slots in the lifted model but {records} records"),
-            ));
+            .map(|t| {
+                opts.lossy
+                    .as_ref()
+                    .is_some_and(|l| quant_candidate(t, l, consumers))
+            })
+            .collect();
+        let rule = |i: usize| {
+            opts.tensor_rules
+                .as_ref()
+                .and_then(|r| r.get(i).copied())
+                .unwrap_or(TensorRule::Policy)
+        };
+        let code = |i: usize| {
+            let t = &lifted[i];
+            code_tensor(t, opts, consumers, !may_quantize[i], rule(i))
+                .map_err(|e| e.with_tensor(&t.name))
+        };
+        let phase = |quantize: bool| -> Vec<(usize, Result<Coded>)> {
+            (0..lifted.len())
+                .into_par_iter()
+                .filter(|&i| may_quantize[i] == quantize)
+                .map(|i| (i, code(i)))
+                .collect()
+        };
+        let mut results: Vec<Option<Result<Coded>>> = (0..lifted.len()).map(|_| None).collect();
+        for (i, r) in phase(false) {
+            results[i] = Some(r);
         }
-        let graph = model.encode_to_vec();
-        // Level 19 costs 15-90 ms on a graph of 60-150 KB for 0.1-3 % of the graph's size
-        // over level 15 (0.1 % of the file at most, measured on the corpus): 19 only for
-        // small graphs.
-        let level = if graph.len() <= GRAPH_LEVEL_19_MAX {
-            19
-        } else {
-            15
-        };
-        let (frame, rest) = rayon::join(|| zstd::bulk::compress(&graph, level), || phase(true));
-        graph_frame = Some((graph.len() as u64, frame));
-        rest
-    } else {
-        phase(true)
-    };
-    for (i, r) in rest {
-        results[i] = Some(r);
-    }
-    let coded: Vec<Coded> = results
-        .into_iter()
-        .map(|r| r.unwrap_or_else(|| Err(Error::input(None, "internal: tensor not coded"))))
-        .collect::<Result<_>>()?;
-    let Some((graph_len, frame)) = graph_frame else {
-        return Err(Error::input(None, "internal: graph not compressed"));
-    };
-    let frame = frame.map_err(|e| Error::io("zstd compression of the graph", e))?;
-    let mut w = ContainerWriter::new(out)?;
-    w.graph(graph_len, &frame)?;
-    let mut report = EncodeReport {
-        graph_bytes: frame.len() as u64,
-        ..Default::default()
-    };
-    for ((placement, quant), t) in coded.into_iter().zip(&lifted) {
-        let (coding, payload_bytes, in_graph) = match &placement {
-            Placement::Record(h, payload) => {
-                w.tensor(h, payload)?;
-                (h.coding, payload.len() as u64, false)
+        let mut graph_frame = None;
+        let rest = if results.iter().flatten().all(|r| r.is_ok()) {
+            // Tensors cheaper in the graph than in a record of their own go back into it: they
+            // are then not slots (spec §5.2) and the graph's zstd frame codes them.
+            let mut k = 0;
+            walk(&mut model, depth, &mut |name, slot| {
+                let i = k;
+                k += 1;
+                if let Some(Ok((Placement::Graph(Some(bytes)), _))) = &results[i] {
+                    if !restore(slot, lifted[i].storage, bytes.clone()) {
+                        return Err(Error::input(
+                            Some(&name),
+                            "internal: tensor data does not go back into its place",
+                        ));
+                    }
+                }
+                Ok(())
+            })?;
+            let records = results
+                .iter()
+                .filter(|r| matches!(r, Some(Ok((Placement::Record(..), _)))))
+                .count()
+                + may_quantize.iter().filter(|&&q| q).count();
+            let mut slots = 0;
+            walk_slots(&mut model, depth, &mut |_, _| {
+                slots += 1;
+                Ok(())
+            })?;
+            if slots != records {
+                return Err(Error::input(
+                    None,
+                    format!("internal: {slots} slots in the lifted model but {records} records"),
+                ));
             }
-            Placement::Graph(_) => (Coding::Raw, 0, true),
+            let graph = model.encode_to_vec();
+            // Level 19 costs 15-90 ms on a graph of 60-150 KB for 0.1-3 % of the graph's size
+            // over level 15 (0.1 % of the file at most, measured on the corpus): 19 only for
+            // small graphs.
+            let level = if graph.len() <= GRAPH_LEVEL_19_MAX {
+                19
+            } else {
+                15
+            };
+            let (frame, rest) = rayon::join(|| zstd::bulk::compress(&graph, level), || phase(true));
+            graph_frame = Some((graph.len() as u64, frame));
+            rest
+        } else {
+            phase(true)
         };
-        report.tensors.push(TensorReport {
-            name: t.name.clone(),
-            data_type: t.data_type,
-            elements: t.elements,
-            data_bytes: t.data.len() as u64,
-            storage: t.storage,
-            coding,
-            payload_bytes,
-            in_graph,
-            quant,
-        });
+        for (i, r) in rest {
+            results[i] = Some(r);
+        }
+        let tensors: Vec<Coded> = results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(Error::input(None, "internal: tensor not coded"))))
+            .collect::<Result<_>>()?;
+        let Some((graph_len, frame)) = graph_frame else {
+            return Err(Error::input(None, "internal: graph not compressed"));
+        };
+        let frame = frame.map_err(|e| Error::io("zstd compression of the graph", e))?;
+        Ok(CodedModel {
+            graph_len,
+            frame,
+            tensors,
+        })
     }
-    let (w, total) = w.finish()?;
-    report.total_bytes = total;
-    Ok((w, report))
+}
+
+/// Every tensor and the graph, coded.
+pub struct CodedModel {
+    graph_len: u64,
+    frame: Vec<u8>,
+    tensors: Vec<Coded>,
+}
+
+impl CodedModel {
+    /// Bytes of the container `write` produces without a FIDELITY record.
+    pub fn container_bytes(&self) -> Result<u64> {
+        let (_, r) = self.write_to(std::io::sink(), None)?;
+        Ok(r)
+    }
+
+    fn write_to<W: Write>(&self, out: W, fidelity: Option<&Fidelity>) -> Result<(W, u64)> {
+        let mut w = ContainerWriter::new(out)?;
+        w.graph(self.graph_len, &self.frame)?;
+        for (placement, _) in &self.tensors {
+            if let Placement::Record(h, payload) = placement {
+                w.tensor(h, payload)?;
+            }
+        }
+        if let Some(f) = fidelity {
+            w.fidelity(f)?;
+        }
+        w.finish()
+    }
+
+    /// Writes the container (with a FIDELITY record when given) and reports what it holds.
+    pub fn write<W: Write>(
+        &self,
+        prepared: &Prepared,
+        out: W,
+        fidelity: Option<&Fidelity>,
+    ) -> Result<(W, EncodeReport)> {
+        let (w, total) = self.write_to(out, fidelity)?;
+        let mut report = EncodeReport {
+            graph_bytes: self.frame.len() as u64,
+            total_bytes: total,
+            fidelity: fidelity.cloned(),
+            ..Default::default()
+        };
+        for ((placement, quant), t) in self.tensors.iter().zip(&prepared.lifted) {
+            let (coding, payload_bytes, in_graph) = match placement {
+                Placement::Record(h, payload) => (h.coding, payload.len() as u64, false),
+                Placement::Graph(_) => (Coding::Raw, 0, true),
+            };
+            report.tensors.push(TensorReport {
+                name: t.name.clone(),
+                data_type: t.data_type,
+                elements: t.elements,
+                data_bytes: t.data.len() as u64,
+                storage: t.storage,
+                coding,
+                payload_bytes,
+                in_graph,
+                quant: quant.clone(),
+            });
+        }
+        Ok((w, report))
+    }
 }
 
 /// Largest serialized graph compressed at zstd level 19 (above: level 15).
@@ -236,6 +354,7 @@ fn code_tensor(
     opts: &EncodeOptions,
     consumers: &Consumers,
     may_reside: bool,
+    rule: TensorRule,
 ) -> Result<Coded> {
     if t.in_graph {
         return Ok((Placement::Graph(None), None));
@@ -247,7 +366,7 @@ fn code_tensor(
     } else if let Some((p, payload, report)) = opts
         .lossy
         .as_ref()
-        .and_then(|l| quantize_tensor(t, l, consumers, opts).transpose())
+        .and_then(|l| quantize_tensor(t, l, consumers, opts, rule).transpose())
         .transpose()?
     {
         quant = Some(report);
@@ -395,16 +514,24 @@ fn for_each_value(data_type: i32, data: &[u8], mut f: impl FnMut(usize, f64)) {
     }
 }
 
-/// Quantizes a tensor if the policy says so: `None` keeps it lossless.
+/// Quantizes a tensor if the policy (and `rule`) says so: `None` keeps it lossless.
 fn quantize_tensor(
     t: &Lifted,
     l: &LossyOptions,
     consumers: &Consumers,
     opts: &EncodeOptions,
+    rule: TensorRule,
 ) -> Result<Option<(QuantParams, Vec<u8>, QuantReport)>> {
     if !quant_candidate(t, l, consumers) {
         return Ok(None);
     }
+    let mut own = *l;
+    match rule {
+        TensorRule::Policy => {}
+        TensorRule::Exact => return Ok(None),
+        TensorRule::Fraction(f) => own.step = StepRule::StdFraction(f),
+    }
+    let l = &own;
     let Some(mut values) = float_values(t.data_type, &t.data) else {
         return Ok(None);
     };
@@ -506,5 +633,44 @@ pub fn encode_file(input: &Path, output: &Path, opts: &EncodeOptions) -> Result<
     let file = AtomicFile::create(output)?;
     let (file, report) = encode_model(model, input.parent(), opts, file.writer())?;
     AtomicFile::commit(file)?;
+    Ok(report)
+}
+
+/// Encodes `input` into `output` with steps allocated by running the model (see
+/// `runtime::calibrate`). When the model cannot run here (no onnxruntime, an operator or input
+/// it cannot handle), the encoder falls back to the steps of `opts` and says so in
+/// `EncodeReport::notes`.
+#[cfg(feature = "runtime")]
+pub fn encode_file_calibrated(
+    input: &Path,
+    output: &Path,
+    opts: &EncodeOptions,
+    cal: &crate::runtime::CalibrationOptions,
+) -> Result<EncodeReport> {
+    use crate::runtime::calibrate::{calibrate, Failure};
+    let bytes =
+        std::fs::read(input).map_err(|e| Error::io(format!("reading {}", input.display()), e))?;
+    let model = parse_model(&bytes)?;
+    drop(bytes);
+    let full = model.clone();
+    let prepared = Prepared::new(model, input.parent(), opts)?;
+    let (coded, fidelity, notes, seconds) = match calibrate(&prepared, &full, opts, cal) {
+        Ok(o) => (o.coded, Some(o.fidelity), o.notes, o.seconds),
+        Err(Failure::Unrunnable(why)) => (
+            prepared.code(opts)?,
+            None,
+            vec![format!(
+                "cannot run the model ({why}); steps follow the weight-domain rule instead"
+            )],
+            0.0,
+        ),
+        Err(Failure::Error(e)) => return Err(e),
+    };
+    drop(full);
+    let file = AtomicFile::create(output)?;
+    let (file, mut report) = coded.write(&prepared, file.writer(), fidelity.as_ref())?;
+    AtomicFile::commit(file)?;
+    report.notes = notes;
+    report.calibration_seconds = seconds;
     Ok(report)
 }

@@ -29,6 +29,9 @@ pub enum FormatRule {
     Index,
     /// §4: bytes after the trailer.
     TrailingData,
+    /// §8.3: a FIDELITY record is malformed (reported when the record is read, e.g. by
+    /// `inspect`; decoding the model ignores the record).
+    Fidelity,
 }
 
 impl FormatRule {
@@ -47,6 +50,7 @@ impl FormatRule {
             FormatRule::Payload => "payload",
             FormatRule::Index => "index",
             FormatRule::TrailingData => "trailing-data",
+            FormatRule::Fidelity => "fidelity",
         }
     }
 }

@@ -17,6 +17,10 @@ pub mod encoder;
 pub mod lossless;
 pub mod output;
 pub mod quant;
+#[cfg(feature = "runtime")]
+pub mod runtime;
 
 pub use decoder::{decode_file, decode_to_bytes, DecodeOptions, Decoder, Tensor};
+#[cfg(feature = "runtime")]
+pub use encoder::encode_file_calibrated;
 pub use encoder::{encode_file, encode_model, EncodeOptions, EncodeReport};

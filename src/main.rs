@@ -107,13 +107,140 @@ enum GranularityArg {
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum QualityArg {
-    /// Step σ/32 of each output channel: the safest preset.
+    /// Output SNR target 40 dB (without a runtime: step σ/32 of each output channel).
     High,
-    /// The default: step σ/16 of each output channel (measured on the corpus: every model
-    /// keeps working; see README).
+    /// The default: output SNR target 30 dB (without a runtime: σ/16).
     Default,
-    /// Step σ/8 of each output channel: smallest files; check accuracy with tools/evaluate.py.
+    /// Output SNR target 20 dB (without a runtime: σ/8); check decisions with
+    /// tools/evaluate.py.
     Small,
+}
+
+impl QualityArg {
+    fn snr_db(self) -> f64 {
+        match self {
+            QualityArg::High => 40.0,
+            QualityArg::Default => nnc_default_snr(),
+            QualityArg::Small => 20.0,
+        }
+    }
+}
+
+#[cfg(feature = "runtime")]
+fn nnc_default_snr() -> f64 {
+    nnc::runtime::DEFAULT_SNR_DB
+}
+#[cfg(not(feature = "runtime"))]
+fn nnc_default_snr() -> f64 {
+    30.0
+}
+
+/// What the encoder aims at when it runs the model.
+#[derive(clap::Args, Clone)]
+struct TargetArgs {
+    /// Fidelity target checked on the decoded model: `snr=DB` (every float output's SNR on
+    /// the calibration inputs) or `agreement=F` (decisions of the first output: argmax over
+    /// its last axis). The default is the --quality preset's SNR.
+    #[arg(long, value_name = "snr=DB|agreement=F")]
+    target: Option<String>,
+    /// Size budget: the least output distortion whose file fits in BYTES.
+    #[arg(long, value_name = "BYTES")]
+    size: Option<u64>,
+    /// Size budget: the least output distortion at B bits per quantized weight.
+    #[arg(long, value_name = "B")]
+    bpw: Option<f64>,
+    /// Calibration inputs: ONNX test-data directories (DIR/test_data_set_*/input_*.pb),
+    /// DIR/*.npz (one set per file, arrays named by input) or DIR/NAME.npy per input
+    /// (samples along the first axis). Without it, synthetic inputs (see README).
+    #[arg(long, value_name = "DIR")]
+    calibrate: Option<PathBuf>,
+    /// Shape of a synthetic input: NAME=D,D,... (repeatable); dynamic dimensions default to
+    /// batch 1, 224x224 images, 16-token sequences (see README).
+    #[arg(long, value_name = "NAME=DIMS")]
+    input_shape: Vec<String>,
+    /// Number of synthetic calibration inputs.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    calibration_inputs: usize,
+    /// Steps from the weights alone (σ fraction per channel, --quality or --per-tensor),
+    /// without running the model.
+    #[arg(long)]
+    weight_domain: bool,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[cfg(feature = "runtime")]
+impl TargetArgs {
+    /// The calibration settings, or `None` for the weight-domain rule.
+    fn options(
+        &self,
+        quality: Option<QualityArg>,
+    ) -> Result<nnc::runtime::CalibrationOptions, String> {
+        use nnc::container::fidelity::Target;
+        let given = [
+            self.target.is_some(),
+            self.size.is_some(),
+            self.bpw.is_some(),
+        ];
+        if given.iter().filter(|&&b| b).count() > 1 {
+            return Err("give at most one of --target, --size, --bpw".into());
+        }
+        let target = if let Some(t) = &self.target {
+            let (k, v) = t
+                .split_once('=')
+                .ok_or("--target must be snr=DB or agreement=F")?;
+            let v: f64 = v
+                .trim()
+                .parse()
+                .map_err(|_| format!("--target {t}: not a number"))?;
+            match k.trim() {
+                "snr" if v.is_finite() && v > 0.0 && v <= 200.0 => Target::Snr(v),
+                "agreement" if (0.0..=1.0).contains(&v) => Target::Agreement(v),
+                _ => {
+                    return Err(format!(
+                        "--target {t}: need snr=DB (0 < DB <= 200) or agreement=F (0 <= F <= 1)"
+                    ))
+                }
+            }
+        } else if let Some(b) = self.size {
+            if b == 0 {
+                return Err("--size must be positive".into());
+            }
+            Target::Bytes(b as f64)
+        } else if let Some(b) = self.bpw {
+            if !(b > 0.0 && b.is_finite()) {
+                return Err(format!("--bpw {b} must be positive"));
+            }
+            Target::BitsPerWeight(b)
+        } else {
+            Target::Snr(quality.unwrap_or(QualityArg::Default).snr_db())
+        };
+        let mut input_shapes = std::collections::HashMap::new();
+        for s in &self.input_shape {
+            let (name, dims) = s
+                .split_once('=')
+                .ok_or_else(|| format!("--input-shape {s}: need NAME=D,D,..."))?;
+            let dims: Vec<i64> = dims
+                .split(',')
+                .filter(|d| !d.trim().is_empty())
+                .map(|d| d.trim().parse::<i64>().ok().filter(|&v| v >= 0))
+                .collect::<Option<_>>()
+                .ok_or_else(|| format!("--input-shape {s}: dimensions must be integers >= 0"))?;
+            input_shapes.insert(name.to_owned(), dims);
+        }
+        if self.calibration_inputs == 0 || self.calibration_inputs > 4096 {
+            return Err("--calibration-inputs must be in 1..=4096".into());
+        }
+        Ok(nnc::runtime::CalibrationOptions {
+            target,
+            dir: self.calibrate.clone(),
+            input_shapes,
+            synthetic_inputs: self.calibration_inputs,
+            progress: !self.quiet,
+            ..Default::default()
+        })
+    }
 }
 
 /// Lossy coding (the default): which quantizer, which step, which tensors.
@@ -290,6 +417,8 @@ enum Cmd {
         records_only: bool,
         #[command(flatten)]
         lossy: LossyArgs,
+        #[command(flatten)]
+        target: TargetArgs,
         /// Print a per-tensor table: coding, sizes, and for quantized tensors the quantizer,
         /// weight MSE, SQNR and level entropy; then model totals (bits per weight, CR, RE).
         #[arg(long)]
@@ -380,10 +509,18 @@ fn run(cli: Cli) -> nnc::Result<()> {
             lossless,
             records_only,
             lossy,
+            target,
             report,
             json,
         } => {
             let t = Instant::now();
+            // The model runs (calibration) unless the steps are given by hand.
+            let by_hand = lossy.levels_bits.is_some()
+                || lossy.step.is_some()
+                || lossy.per_tensor.is_some()
+                || target.weight_domain
+                || lossless;
+            let quality = lossy.quality;
             let in_size = std::fs::metadata(&input).map(|m| m.len()).unwrap_or(0);
             let lossy = if lossless {
                 None
@@ -399,12 +536,18 @@ fn run(cli: Cli) -> nnc::Result<()> {
                 records_only,
                 ..EncodeOptions::default()
             };
-            let r = nnc::encode_file(&input, &output, &opts)?;
+            let r = encode(&input, &output, &opts, &target, quality, by_hand)?;
             let secs = t.elapsed().as_secs_f64();
+            for note in &r.notes {
+                eprintln!("nnc: {note}");
+            }
             if json {
                 outln!("{}", report_json(&r, in_size, secs));
             } else if report {
                 print_report(&r);
+            }
+            if let Some(f) = &r.fidelity {
+                eprintln!("{}", fidelity_line(f, r.calibration_seconds));
             }
             eprintln!(
                 "{} -> {}: {} -> {} bytes ({:.3}x), {} tensors ({} in the graph), {:.2} s",
@@ -476,6 +619,92 @@ fn run(cli: Cli) -> nnc::Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+/// Encodes with the runtime unless the steps are given by hand.
+#[cfg(feature = "runtime")]
+fn encode(
+    input: &std::path::Path,
+    output: &std::path::Path,
+    opts: &EncodeOptions,
+    target: &TargetArgs,
+    quality: Option<QualityArg>,
+    by_hand: bool,
+) -> nnc::Result<nnc::EncodeReport> {
+    if by_hand {
+        if target.target.is_some()
+            || target.size.is_some()
+            || target.bpw.is_some()
+            || target.calibrate.is_some()
+        {
+            return Err(nnc::Error::Unsupported {
+                detail:
+                    "--target, --size, --bpw and --calibrate run the model; they do not go with \
+                         --step, --per-tensor, --levels-bits, --weight-domain or --lossless"
+                        .into(),
+            });
+        }
+        return nnc::encode_file(input, output, opts);
+    }
+    let cal = target
+        .options(quality)
+        .map_err(|detail| nnc::Error::Unsupported { detail })?;
+    nnc::encode_file_calibrated(input, output, opts, &cal)
+}
+
+#[cfg(not(feature = "runtime"))]
+fn encode(
+    input: &std::path::Path,
+    output: &std::path::Path,
+    opts: &EncodeOptions,
+    _target: &TargetArgs,
+    _quality: Option<QualityArg>,
+    by_hand: bool,
+) -> nnc::Result<nnc::EncodeReport> {
+    let mut r = nnc::encode_file(input, output, opts)?;
+    if !by_hand {
+        r.notes.push(
+            "this nnc was built without the runtime feature: steps follow the weight-domain rule"
+                .into(),
+        );
+    }
+    Ok(r)
+}
+
+/// "fidelity: target snr=30 on 8 synthetic inputs (onnxruntime 1.23.2, 12.1 s): out 31.2 dB ..."
+fn fidelity_line(f: &nnc::container::fidelity::Fidelity, secs: f64) -> String {
+    let outs: Vec<String> = f
+        .outputs
+        .iter()
+        .map(|o| {
+            let mut s = format!("{} {}", truncate(&o.name, 32), db(o.snr_db));
+            if !o.agreement.is_nan() {
+                s.push_str(&format!(" (decisions {:.4})", o.agreement));
+            }
+            s
+        })
+        .collect();
+    format!(
+        "fidelity: target {} on {} {} inputs ({}, {:.1} s): {}",
+        f.target.describe(),
+        f.inputs,
+        f.source.name(),
+        f.runtime,
+        secs,
+        outs.join(", ")
+    )
+}
+
+fn db(v: f64) -> String {
+    if v.is_infinite() {
+        if v > 0.0 {
+            "exact".into()
+        } else {
+            "differs".into()
+        }
+    } else {
+        format!("{v:.1} dB")
     }
 }
 

@@ -1,5 +1,6 @@
 //! The `.nnc` container (spec §3, §4, §8): file header, framed records with CRC32, the index
 //! and the trailer. It knows records and bytes, never quantizers or ONNX semantics.
+pub mod fidelity;
 pub mod index;
 pub mod reader;
 pub mod record;
@@ -24,6 +25,8 @@ pub mod kind {
     pub const GRAPH: u8 = 1;
     pub const TENSOR: u8 = 2;
     pub const INDEX: u8 = 3;
+    /// Non-critical: what the encoder measured of the decoded model (spec §8.3).
+    pub const FIDELITY: u8 = 4;
 }
 
 /// Record flag bits (spec §4.1).

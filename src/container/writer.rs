@@ -56,6 +56,12 @@ impl<W: Write> ContainerWriter<W> {
         Ok(())
     }
 
+    /// The FIDELITY record (spec §8.3), non-critical; after the last TENSOR record.
+    pub fn fidelity(&mut self, f: &super::fidelity::Fidelity) -> Result<()> {
+        self.record(kind::FIDELITY, 0, &[], &f.to_bytes())?;
+        Ok(())
+    }
+
     /// Writes the INDEX record and the trailer; returns the writer and the file length.
     pub fn finish(mut self) -> Result<(W, u64)> {
         let payload = index::write(&self.index);

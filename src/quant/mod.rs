@@ -1,5 +1,6 @@
 //! Quantized payloads (spec §7.6): integer levels from one of the thesis's quantizers, coded
 //! as a symbol stream, and the exact reconstruction rules every decoder follows.
+pub mod allocate;
 pub mod float;
 pub mod minifloat;
 pub mod mulaw;

@@ -1,0 +1,248 @@
+//! The probe model: a copy of a model in which chosen tensors are graph inputs instead of
+//! constants, so that one runtime session can run the model with any values for them (the
+//! calibrating encoder perturbs one weight at a time without building a new session).
+//!
+//! A tensor can become an input when it is an initializer or the value of a `Constant` node,
+//! in the main graph or in a subgraph (`If`/`Loop`/`Scan` bodies see the values of the
+//! graphs around them). A tensor inside a subgraph becomes a main-graph input under a fresh
+//! name, and the subgraph's references to it are renamed. Tensors elsewhere (function bodies,
+//! attributes of other operators, sparse initializers, training graphs) stay constants.
+use std::collections::{HashMap, HashSet};
+
+use super::lift::Lifted;
+use super::proto::{
+    tensor_shape_proto, type_proto, GraphProto, ModelProto, TensorShapeProto, TypeProto,
+    ValueInfoProto,
+};
+use super::walk::{walk, SlotMut};
+use crate::error::Result;
+
+/// A model whose chosen tensors are graph inputs.
+pub struct Probe {
+    pub model: ModelProto,
+    /// Per tensor in walk order: the graph input that now carries it, when it became one.
+    pub inputs: Vec<Option<String>>,
+}
+
+const MARK: &str = "\u{0}nnc-probe:";
+
+/// Builds the probe of `model` (the model as read, with its data), whose walk gave `lifted`;
+/// `feed[i]` asks for the i-th tensor of the walk to become an input. External data is
+/// copied into the probe from `lifted`, so the probe runs without its files.
+pub fn build(
+    model: &ModelProto,
+    lifted: &[Lifted],
+    feed: &[bool],
+    max_depth: u32,
+) -> Result<Probe> {
+    let mut model = model.clone();
+    let mut k = 0usize;
+    walk(&mut model, max_depth, &mut |_, slot| {
+        let i = k;
+        k += 1;
+        if let SlotMut::Tensor(t) = slot {
+            if feed.get(i).copied().unwrap_or(false) {
+                t.doc_string = Some(format!("{MARK}{i}"));
+            } else if t.data_location == Some(1) {
+                if let Some(l) = lifted.get(i) {
+                    t.raw_data = Some(l.data.to_vec());
+                    t.external_data.clear();
+                    t.data_location = None;
+                }
+            }
+        }
+        Ok(())
+    })?;
+    let mut inputs = vec![None; lifted.len()];
+    let mut taken = Taken {
+        used: names_of(&model),
+        added: Vec::new(),
+        inputs: &mut inputs,
+        fresh: 0,
+    };
+    if let Some(g) = model.graph.as_mut() {
+        let listed: HashSet<String> = g.input.iter().filter_map(|v| v.name.clone()).collect();
+        taken.graph(g, true, &listed);
+        let added = std::mem::take(&mut taken.added);
+        g.input.extend(added);
+    }
+    // Marks left anywhere else (functions, other attributes) are cleared: those stay constants.
+    walk(&mut model, max_depth, &mut |_, slot| {
+        if let SlotMut::Tensor(t) = slot {
+            if t.doc_string.as_deref().is_some_and(|d| d.starts_with(MARK)) {
+                t.doc_string = None;
+            }
+        }
+        Ok(())
+    })?;
+    Ok(Probe { model, inputs })
+}
+
+/// The walk index a tensor was marked with.
+fn mark_of(doc: &Option<String>) -> Option<usize> {
+    doc.as_deref()?.strip_prefix(MARK)?.parse().ok()
+}
+
+struct Taken<'a> {
+    /// Every value name of the model, so that fresh names collide with none.
+    used: HashSet<String>,
+    /// Inputs to add to the main graph.
+    added: Vec<ValueInfoProto>,
+    inputs: &'a mut Vec<Option<String>>,
+    fresh: usize,
+}
+
+impl Taken<'_> {
+    fn fresh_name(&mut self, i: usize) -> String {
+        loop {
+            let name = format!("nnc_probe_{i}_{}", self.fresh);
+            self.fresh += 1;
+            if self.used.insert(name.clone()) {
+                return name;
+            }
+        }
+    }
+
+    /// Turns the marked initializers and `Constant` values of `g` (and of its subgraphs)
+    /// into main-graph inputs. `main`: `g` is the main graph, whose names stay; `listed`:
+    /// the main graph's declared inputs.
+    fn graph(&mut self, g: &mut GraphProto, main: bool, listed: &HashSet<String>) {
+        let mut renames: HashMap<String, String> = HashMap::new();
+        let mut keep = Vec::with_capacity(g.initializer.len());
+        for t in std::mem::take(&mut g.initializer) {
+            let (Some(i), Some(name)) = (mark_of(&t.doc_string), t.name.clone()) else {
+                keep.push(t);
+                continue;
+            };
+            let input = if main {
+                name.clone()
+            } else {
+                let fresh = self.fresh_name(i);
+                renames.insert(name.clone(), fresh.clone());
+                fresh
+            };
+            // An initializer that the graph also lists as an input (IR < 4) is fed there.
+            if !(main && listed.contains(&name)) {
+                self.added
+                    .push(value_info(&input, t.data_type.unwrap_or(0), &t.dims));
+            }
+            self.inputs[i] = Some(input);
+        }
+        g.initializer = keep;
+        let mut nodes = Vec::with_capacity(g.node.len());
+        for mut n in std::mem::take(&mut g.node) {
+            let is_constant = n.op_type.as_deref() == Some("Constant")
+                && matches!(n.domain.as_deref(), None | Some("") | Some("ai.onnx"));
+            let marked = if is_constant && n.output.len() == 1 && !n.output[0].is_empty() {
+                n.attribute
+                    .iter()
+                    .find_map(|a| a.t.as_ref().and_then(|t| mark_of(&t.doc_string)))
+            } else {
+                None
+            };
+            if let (Some(i), Some(t)) = (
+                marked,
+                n.attribute.iter().find_map(|a| a.t.as_ref()).cloned(),
+            ) {
+                let name = n.output[0].clone();
+                let input = if main {
+                    name
+                } else {
+                    let fresh = self.fresh_name(i);
+                    renames.insert(name, fresh.clone());
+                    fresh
+                };
+                self.added
+                    .push(value_info(&input, t.data_type.unwrap_or(0), &t.dims));
+                self.inputs[i] = Some(input);
+                continue;
+            }
+            for a in &mut n.attribute {
+                if let Some(sub) = a.g.as_mut() {
+                    self.graph(sub, false, listed);
+                }
+                for sub in &mut a.graphs {
+                    self.graph(sub, false, listed);
+                }
+            }
+            nodes.push(n);
+        }
+        g.node = nodes;
+        if !renames.is_empty() {
+            rename(g, &renames);
+        }
+    }
+}
+
+/// Renames value references in `g` and in the subgraphs it holds.
+fn rename(g: &mut GraphProto, map: &HashMap<String, String>) {
+    for n in &mut g.node {
+        for s in n.input.iter_mut() {
+            if let Some(to) = map.get(s.as_str()) {
+                *s = to.clone();
+            }
+        }
+        for a in &mut n.attribute {
+            if let Some(sub) = a.g.as_mut() {
+                rename(sub, map);
+            }
+            for sub in &mut a.graphs {
+                rename(sub, map);
+            }
+        }
+    }
+    for v in g.output.iter_mut().chain(g.value_info.iter_mut()) {
+        if let Some(to) = v.name.as_ref().and_then(|n| map.get(n)) {
+            v.name = Some(to.clone());
+        }
+    }
+}
+
+fn value_info(name: &str, elem_type: i32, dims: &[i64]) -> ValueInfoProto {
+    ValueInfoProto {
+        name: Some(name.to_owned()),
+        r#type: Some(TypeProto {
+            denotation: None,
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type: Some(elem_type),
+                shape: Some(TensorShapeProto {
+                    dim: dims
+                        .iter()
+                        .map(|&d| tensor_shape_proto::Dimension {
+                            denotation: None,
+                            value: Some(tensor_shape_proto::dimension::Value::DimValue(d)),
+                        })
+                        .collect(),
+                }),
+            })),
+        }),
+        doc_string: None,
+        metadata_props: Vec::new(),
+    }
+}
+
+/// Every value name a model's graphs use (inputs, outputs, initializers, node outputs).
+fn names_of(model: &ModelProto) -> HashSet<String> {
+    fn graph(g: &GraphProto, out: &mut HashSet<String>) {
+        out.extend(g.input.iter().filter_map(|v| v.name.clone()));
+        out.extend(g.output.iter().filter_map(|v| v.name.clone()));
+        out.extend(g.initializer.iter().filter_map(|t| t.name.clone()));
+        for n in &g.node {
+            out.extend(n.output.iter().cloned());
+            out.extend(n.input.iter().cloned());
+            for a in &n.attribute {
+                if let Some(sub) = &a.g {
+                    graph(sub, out);
+                }
+                for sub in &a.graphs {
+                    graph(sub, out);
+                }
+            }
+        }
+    }
+    let mut out = HashSet::new();
+    if let Some(g) = &model.graph {
+        graph(g, &mut out);
+    }
+    out
+}

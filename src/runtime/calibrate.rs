@@ -1,0 +1,549 @@
+//! The calibrating encoder: runs the model on calibration inputs, measures how each weight
+//! tensor's quantization moves the outputs, allocates one step per tensor to a target at the
+//! fewest bits (`quant::allocate`), and checks the target on the model as actually decoded,
+//! tightening and retrying when it is missed.
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use prost::Message;
+use rayon::prelude::*;
+
+use super::array::{Array, Values};
+use super::engine::{runtime, Session, Unrunnable};
+use super::inputs;
+use super::runs::{self, CalibrationError};
+use super::search::{
+    power, search_agreement, search_bits, search_distortion, search_size, snr_of, squared_error,
+    Checker, Measured,
+};
+use crate::container::fidelity::{Fidelity, OutputFidelity, Target};
+use crate::encoder::{CodedModel, EncodeOptions, Prepared, TensorRule};
+use crate::onnx::dtype;
+use crate::onnx::probe;
+use crate::onnx::proto::ModelProto;
+use crate::quant::allocate::{self, Allocation, Curve};
+use crate::quant::policy::{Family, LossyOptions, StepRule};
+use crate::quant::{quantize, reconstruct};
+
+/// Settings of the calibrating encoder.
+#[derive(Debug, Clone)]
+pub struct CalibrationOptions {
+    pub target: Target,
+    /// `--calibrate DIR`; synthetic inputs when `None`.
+    pub dir: Option<PathBuf>,
+    /// `--input-shape NAME=D,D,...`.
+    pub input_shapes: HashMap<String, Vec<i64>>,
+    /// How many synthetic inputs.
+    pub synthetic_inputs: usize,
+    /// Intra-op threads of the runtime.
+    pub threads: usize,
+    /// A progress bar on stderr.
+    pub progress: bool,
+    /// Step (fraction of σ) for quantizable tensors whose effect could not be measured.
+    pub unmeasured_fraction: f32,
+}
+
+impl Default for CalibrationOptions {
+    fn default() -> Self {
+        CalibrationOptions {
+            target: Target::Snr(DEFAULT_SNR_DB),
+            dir: None,
+            input_shapes: HashMap::new(),
+            synthetic_inputs: 8,
+            threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            progress: false,
+            unmeasured_fraction: 1.0 / 32.0,
+        }
+    }
+}
+
+/// The default target (README: chosen by measurement on the corpus).
+pub const DEFAULT_SNR_DB: f64 = 30.0;
+
+/// Why calibration did not produce a file.
+#[derive(Debug)]
+pub enum Failure {
+    /// The model cannot run here: the encoder falls back to the weight-domain rule.
+    Unrunnable(String),
+    /// A real error (bad input, I/O).
+    Error(crate::Error),
+}
+
+impl From<Unrunnable> for Failure {
+    fn from(u: Unrunnable) -> Self {
+        Failure::Unrunnable(u.0)
+    }
+}
+
+impl From<crate::Error> for Failure {
+    fn from(e: crate::Error) -> Self {
+        Failure::Error(e)
+    }
+}
+
+/// A calibrated encode, ready to write.
+pub struct Outcome {
+    pub coded: CodedModel,
+    pub fidelity: Fidelity,
+    /// Lines for the user: what was measured, what fell back.
+    pub notes: Vec<String>,
+    pub seconds: f64,
+}
+
+/// Protobuf's limit on a serialized model; larger models cannot be run from memory here.
+const MAX_MODEL_BYTES: usize = (1 << 31) - 1;
+
+/// Runs the calibration of `prepared` (lifted from `full`, the model as read).
+pub fn calibrate(
+    prepared: &Prepared,
+    full: &ModelProto,
+    opts: &EncodeOptions,
+    cal: &CalibrationOptions,
+) -> Result<Outcome, Failure> {
+    let t0 = Instant::now();
+    let mut stages = Stages::new();
+    let lossy = opts
+        .lossy
+        .ok_or_else(|| Failure::Unrunnable("lossless encoding has nothing to calibrate".into()))?;
+    if !matches!(
+        lossy.family,
+        Family::Midtread | Family::Midrise | Family::DeadZone { .. }
+    ) {
+        return Err(Failure::Unrunnable(
+            "calibration allocates steps of the uniform quantizers only".into(),
+        ));
+    }
+    let rt = runtime()?;
+    let lifted = &prepared.lifted;
+    let n = lifted.len();
+    let depth = crate::Limits::default().max_depth;
+    let mut notes = Vec::new();
+
+    // The reference model (external data inlined) and the calibration runs.
+    let reference_bytes = probe::build(full, lifted, &vec![false; n], depth)?
+        .model
+        .encode_to_vec();
+    if reference_bytes.len() > MAX_MODEL_BYTES {
+        return Err(Failure::Unrunnable(format!(
+            "the model ({} bytes) is over protobuf's 2 GB and cannot be run from memory",
+            reference_bytes.len()
+        )));
+    }
+    let mut reference = Session::from_bytes(&reference_bytes, cal.threads)?;
+    drop(reference_bytes);
+    let spec = inputs::signature(full);
+    let mut runs = runs::calibration_runs(
+        full,
+        &spec,
+        &mut reference,
+        cal.dir.as_deref(),
+        &cal.input_shapes,
+        cal.synthetic_inputs,
+    )
+    .map_err(|e| match e {
+        CalibrationError::Unrunnable(u) => Failure::Unrunnable(u.0),
+        CalibrationError::Error(e) => Failure::Error(e),
+    })?;
+    let mut base = runs.run_all(&mut reference, &[])?;
+    // Stateless samples run batched where the model allows it (one run instead of eight).
+    if let Some((b, out)) = runs::batched(&runs, &mut reference, &base) {
+        runs = b;
+        base = out;
+    }
+    stages.mark(&format!(
+        "reference session and inputs ({} inputs in {} samples of {} steps)",
+        runs.inputs,
+        runs.samples.len(),
+        runs.samples.first().map_or(0, |s| s.len())
+    ));
+    let float_outputs: Vec<usize> = (0..reference.outputs.len())
+        .filter(|&o| power(&base, o) > 0.0)
+        .collect();
+    if float_outputs.is_empty() {
+        return Err(Failure::Unrunnable(
+            "the model has no float output with nonzero values on the calibration inputs".into(),
+        ));
+    }
+
+    // The probe: every quantizable float tensor a graph input.
+    let candidates: Vec<usize> = (0..n)
+        .filter(|&i| prepared.may_quantize(i, &lossy))
+        .collect();
+    let feed: Vec<bool> = (0..n)
+        .map(|i| {
+            prepared.may_quantize(i, &lossy)
+                && matches!(
+                    lifted[i].data_type,
+                    dtype::FLOAT | dtype::DOUBLE | dtype::FLOAT16 | dtype::BFLOAT16
+                )
+        })
+        .collect();
+    let probe = probe::build(full, lifted, &feed, depth)?;
+    let fed: Vec<usize> = candidates
+        .iter()
+        .copied()
+        .filter(|&i| probe.inputs[i].is_some())
+        .collect();
+    let mut ps = Session::from_bytes(&probe.model.encode_to_vec(), cal.threads)?;
+    drop(probe.model);
+    let values: Vec<Vec<f64>> = fed
+        .par_iter()
+        .map(|&i| {
+            crate::encoder::float_values(lifted[i].data_type, &lifted[i].data).unwrap_or_default()
+        })
+        .collect();
+    let originals: Vec<Array> = fed
+        .iter()
+        .zip(&values)
+        .map(|(&i, v)| weight_array(&lifted[i].dims, lifted[i].data_type, v))
+        .collect();
+    let names: Vec<String> = fed
+        .iter()
+        .map(|&i| probe.inputs[i].clone().unwrap_or_default())
+        .collect();
+    // The probe's feeds: every weight as it is, or with some replaced.
+    let probe_base = runs.run_all(&mut ps, &feeds_with(&names, &originals, None))?;
+
+    // An output that most weight noise leaves bit-identical is piecewise constant on these
+    // inputs (dead activations, a saturated sigmoid): its SNR jumps instead of growing with
+    // the noise, so it is reported but not targeted. One run with every tensor at σ/16 tells.
+    let noisy: Vec<Array> = fed
+        .iter()
+        .zip(&values)
+        .zip(&originals)
+        .map(|((&i, v), orig)| {
+            reconstruction(v, &lifted[i].dims, &lossy, 1.0 / 16.0).map_or_else(
+                || orig.clone(),
+                |(r, _)| weight_array(&lifted[i].dims, lifted[i].data_type, &r),
+            )
+        })
+        .collect();
+    let noisy_feeds: Vec<(&str, &Array)> = names.iter().map(String::as_str).zip(&noisy).collect();
+    let noisy_out = runs.run_all(&mut ps, &noisy_feeds)?;
+    drop(noisy_feeds);
+    drop(noisy);
+    let mut targeted: Vec<usize> = Vec::new();
+    for (j, &o) in float_outputs.iter().enumerate() {
+        let (mut changed, mut all) = (0usize, 0usize);
+        for (a, b) in probe_base.iter().zip(&noisy_out) {
+            if let (Some(x), Some(y)) = (&a[o].values, &b[o].values) {
+                changed += x
+                    .iter()
+                    .zip(y)
+                    .filter(|(p, q)| p.to_bits() != q.to_bits())
+                    .count();
+                all += x.len();
+            }
+        }
+        if all > 0 && 2 * changed >= all {
+            targeted.push(j);
+        } else {
+            notes.push(format!(
+                "output {} is left unchanged by most weight noise on the calibration inputs \
+                 ({changed} of {all} values change: piecewise constant there); its SNR is \
+                 reported, not targeted",
+                reference.outputs[o]
+            ));
+        }
+    }
+    if targeted.is_empty() {
+        targeted = (0..float_outputs.len()).collect();
+    }
+    stages.mark("probe session and baseline");
+
+    // Rate–distortion curves of the measured tensors.
+    let fractions = allocate::fractions();
+    let curves: Vec<Curve> = fed
+        .par_iter()
+        .zip(&values)
+        .map(|(&i, v)| {
+            let t = &lifted[i];
+            let exact = crate::lossless::encode(t.data_type, &t.data, &opts.lossless)
+                .map(|(_, p)| p.len())
+                .unwrap_or(t.data.len());
+            allocate::curve(v, &t.dims, &lossy, &fractions, 8.0 * (exact + 96) as f64)
+        })
+        .collect();
+    stages.mark("rate-distortion curves");
+
+    // Sensitivities: one tensor at a time, quantized at a probe step; D per targeted output
+    // over weight MSE.
+    let trace = std::env::var_os("NNC_TRACE").is_some();
+    let bar = progress(
+        cal.progress,
+        fed.len() as u64,
+        "measuring each weight's effect",
+    );
+    let mut sens: Vec<Option<Vec<f64>>> = Vec::with_capacity(fed.len());
+    let mut effects: Vec<f64> = Vec::with_capacity(fed.len());
+    for (k, &i) in fed.iter().enumerate() {
+        let t = &lifted[i];
+        let mut result = None;
+        let mut effect = 0.0;
+        for f0 in [1.0f32 / 16.0, 1.0 / 64.0, 1.0 / 256.0] {
+            let Some((rec, mse)) = reconstruction(&values[k], &t.dims, &lossy, f0) else {
+                break;
+            };
+            if mse <= 0.0 {
+                break;
+            }
+            let a = weight_array(&t.dims, t.data_type, &rec);
+            let out = runs.run_all(&mut ps, &feeds_with(&names, &originals, Some((k, &a))))?;
+            let d: Vec<f64> = targeted
+                .iter()
+                .map(|&j| {
+                    let o = float_outputs[j];
+                    let se: f64 = probe_base
+                        .iter()
+                        .zip(&out)
+                        .map(|(x, y)| squared_error(&x[o], &y[o]))
+                        .sum();
+                    se / power(&probe_base, o)
+                })
+                .collect();
+            let worst = d.iter().copied().fold(0.0, f64::max);
+            // The effect at σ/16, scaled from a finer probe step by the weight MSE.
+            if f0 == 1.0 / 16.0 {
+                effect = worst;
+            }
+            result = Some(d.iter().map(|d| d / mse).collect::<Vec<f64>>());
+            // Outside the additive model's range (below ~10 dB) measure again, finer.
+            if worst <= 0.1 {
+                break;
+            }
+        }
+        if trace {
+            eprintln!(
+                "nnc: trace: {} a = {:?}, effect at σ/16 {:.3e}",
+                t.name, result, effect
+            );
+        }
+        sens.push(result.filter(|a| a.iter().any(|&x| x > 0.0)));
+        effects.push(effect);
+        if let Some(b) = &bar {
+            b.inc(1);
+        }
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    // A tensor whose effect at σ/16 is below 1e-4 of the strongest one's is not exercised by
+    // these inputs (recurrent weights behind a saturated state, a branch not taken):
+    // unmeasured, not free.
+    let strongest = effects.iter().copied().fold(0.0, f64::max);
+    for (k, e) in effects.iter().enumerate() {
+        if *e < 1e-4 * strongest {
+            sens[k] = None;
+        }
+    }
+    stages.mark(&format!("sensitivities ({} tensors)", fed.len()));
+    let measured: Vec<usize> = (0..fed.len()).filter(|&k| sens[k].is_some()).collect();
+    let unmeasured = candidates.len() - measured.len();
+    if unmeasured > 0 {
+        notes.push(format!(
+            "{unmeasured} of {} quantizable tensors could not be measured (not reached by the \
+             calibration inputs, or not feedable): they get the weight-domain step σ·{}",
+            candidates.len(),
+            cal.unmeasured_fraction
+        ));
+    }
+    let m_curves: Vec<Curve> = measured.iter().map(|&k| curves[k].clone()).collect();
+    let m_sens: Vec<Vec<f64>> = measured
+        .iter()
+        .map(|&k| sens[k].clone().unwrap_or_default())
+        .collect();
+
+    // Rules from an allocation: measured tensors as allocated, the rest at the fallback step.
+    let rules_of = |a: &Allocation| -> Vec<TensorRule> {
+        let mut rules = vec![TensorRule::Policy; n];
+        for &i in &candidates {
+            rules[i] = TensorRule::Fraction(cal.unmeasured_fraction);
+        }
+        for (j, &k) in measured.iter().enumerate() {
+            rules[fed[k]] = match m_curves[j].choices[a.picks[j]].fraction {
+                Some(f) => TensorRule::Fraction(f),
+                None => TensorRule::Exact,
+            };
+        }
+        rules
+    };
+    let mut check = Checker {
+        prepared,
+        opts,
+        runs: &runs,
+        base: &base,
+        float_outputs: &float_outputs,
+        targeted: &targeted,
+        threads: cal.threads,
+    };
+    let quantized_weights: u64 = candidates.iter().map(|&i| lifted[i].elements).sum();
+    let (coded, result) = match cal.target {
+        Target::Snr(db) => {
+            let budget = vec![10f64.powf(-db / 10.0); targeted.len()];
+            search_distortion(
+                &mut check,
+                &m_curves,
+                &m_sens,
+                &budget,
+                &rules_of,
+                &|r: &Measured| {
+                    r.targeted()
+                        .zip(&budget)
+                        .map(|(d, b)| d / b)
+                        .fold(0.0, f64::max)
+                },
+            )?
+        }
+        Target::Agreement(f) => search_agreement(&mut check, &m_curves, &m_sens, &rules_of, f)?,
+        Target::Bytes(b) => search_size(&mut check, &m_curves, &m_sens, &rules_of, b)?,
+        Target::BitsPerWeight(bpw) => {
+            // Bits of the quantized payloads; the rest of the file is what it is.
+            search_bits(
+                &mut check,
+                &m_curves,
+                &m_sens,
+                &rules_of,
+                bpw * quantized_weights as f64,
+            )?
+        }
+        Target::None => {
+            return Err(Failure::Unrunnable("no target to calibrate to".into()));
+        }
+    };
+    stages.mark("allocation and checks");
+    notes.extend(stages.report());
+    let outputs = reference
+        .outputs
+        .iter()
+        .enumerate()
+        .map(|(o, name)| {
+            let (snr_db, agreement) = match float_outputs.iter().position(|&x| x == o) {
+                Some(j) => (snr_of(result.distortion[j]), result.agreement[j]),
+                None => (
+                    if result.other_equal[o] {
+                        f64::INFINITY
+                    } else {
+                        f64::NEG_INFINITY
+                    },
+                    f64::NAN,
+                ),
+            };
+            OutputFidelity {
+                name: name.clone(),
+                snr_db,
+                agreement,
+            }
+        })
+        .collect();
+    let fidelity = Fidelity {
+        target: cal.target,
+        source: runs.source,
+        inputs: runs.inputs as u32,
+        runtime: rt.version.clone(),
+        outputs,
+    };
+    Ok(Outcome {
+        coded,
+        fidelity,
+        notes,
+        seconds: t0.elapsed().as_secs_f64(),
+    })
+}
+
+/// Wall time per stage, reported in the notes when `NNC_TRACE` is set.
+struct Stages {
+    on: bool,
+    last: Instant,
+    done: Vec<(String, f64)>,
+}
+
+impl Stages {
+    fn new() -> Stages {
+        Stages {
+            on: std::env::var_os("NNC_TRACE").is_some(),
+            last: Instant::now(),
+            done: Vec::new(),
+        }
+    }
+    fn mark(&mut self, what: &str) {
+        let now = Instant::now();
+        self.done
+            .push((what.to_owned(), (now - self.last).as_secs_f64()));
+        self.last = now;
+    }
+    fn report(&self) -> Option<String> {
+        self.on.then(|| {
+            let parts: Vec<String> = self
+                .done
+                .iter()
+                .map(|(w, s)| format!("{w} {s:.2} s"))
+                .collect();
+            format!("calibration time: {}", parts.join(", "))
+        })
+    }
+}
+
+fn progress(on: bool, len: u64, what: &str) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if !on || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let b = indicatif::ProgressBar::new(len);
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{msg}: {bar:30} {pos}/{len} ({elapsed})")
+    {
+        b.set_style(style);
+    }
+    b.set_message(what.to_owned());
+    Some(b)
+}
+
+/// The probe's weight feeds: every weight as it is, or one replaced.
+fn feeds_with<'a>(
+    names: &'a [String],
+    originals: &'a [Array],
+    swap: Option<(usize, &'a Array)>,
+) -> Vec<(&'a str, &'a Array)> {
+    names
+        .iter()
+        .zip(originals)
+        .enumerate()
+        .map(|(k, (name, a))| match swap {
+            Some((j, b)) if j == k => (name.as_str(), b),
+            _ => (name.as_str(), a),
+        })
+        .collect()
+}
+
+/// Tensor values as an input array of the tensor's type and dims.
+fn weight_array(dims: &[u64], data_type: i32, v: &[f64]) -> Array {
+    Array {
+        shape: dims.iter().map(|&d| d as i64).collect(),
+        values: Values::from_f64(data_type, v).unwrap_or(Values::F64(v.to_vec())),
+    }
+}
+
+/// The reconstruction of `values` quantized at fraction `f` of σ, and its mean squared error.
+fn reconstruction(
+    values: &[f64],
+    dims: &[u64],
+    l: &LossyOptions,
+    f: f32,
+) -> Option<(Vec<f64>, f64)> {
+    let mut own = *l;
+    own.step = StepRule::StdFraction(f);
+    let (params, _) = own.params_for(values, dims)?;
+    let levels = quantize(values, &params, None);
+    let per = (values.len() / params.steps.len().max(1)).max(1);
+    let mut out = Vec::with_capacity(values.len());
+    for (q, &s) in levels.chunks(per).zip(params.steps.iter().cycle()) {
+        out.extend(q.iter().map(|&q| reconstruct(&params.kind, q, s)));
+    }
+    let se: f64 = values
+        .iter()
+        .zip(&out)
+        .map(|(x, y)| (x - y) * (x - y))
+        .sum();
+    Some((out, se / values.len().max(1) as f64))
+}

@@ -1,0 +1,314 @@
+//! The search for steps that meet a target: allocate (`quant::allocate`), code, decode, run
+//! the decoded model on the calibration runs, measure, and adjust.
+use std::sync::Arc;
+
+use super::calibrate::Failure;
+use super::engine::{Output, Session};
+use super::runs::Runs;
+use crate::encoder::{CodedModel, EncodeOptions, Prepared, TensorRule};
+use crate::quant::allocate::{self, Allocation, Curve};
+
+/// What one check of a decoded model measured.
+#[derive(Debug, Clone)]
+pub struct Measured {
+    /// Per float output: Σ(y − ŷ)² / Σy².
+    pub distortion: Vec<f64>,
+    /// Which of them are targeted.
+    pub targeted: Vec<usize>,
+    /// Per float output: decision agreement.
+    pub agreement: Vec<f64>,
+    /// Per output (all): non-float outputs identical.
+    pub other_equal: Vec<bool>,
+    pub bytes: u64,
+}
+
+impl Measured {
+    pub fn targeted(&self) -> impl Iterator<Item = f64> + '_ {
+        self.targeted.iter().map(|&j| self.distortion[j])
+    }
+}
+
+pub struct Checker<'a> {
+    pub targeted: &'a [usize],
+    pub prepared: &'a Prepared,
+    pub opts: &'a EncodeOptions,
+    pub runs: &'a Runs,
+    pub base: &'a [Vec<Output>],
+    pub float_outputs: &'a [usize],
+    pub threads: usize,
+}
+
+impl Checker<'_> {
+    /// Codes with `rules`, decodes the result and runs it.
+    pub fn check(&mut self, rules: Vec<TensorRule>) -> Result<(CodedModel, Measured), Failure> {
+        let mut opts = self.opts.clone();
+        opts.tensor_rules = Some(Arc::new(rules));
+        let coded = self.prepared.code(&opts)?;
+        let (bytes, _) = coded.write(self.prepared, Vec::new(), None)?;
+        let size = bytes.len() as u64;
+        let decoded =
+            crate::decoder::decode_to_bytes(bytes.as_slice(), crate::DecodeOptions::default())?;
+        drop(bytes);
+        let mut s = Session::from_bytes(&decoded, self.threads)
+            .map_err(|e| Failure::Unrunnable(format!("the decoded model: {e}")))?;
+        drop(decoded);
+        let runs = self.runs.run_all(&mut s, &[])?;
+        let mut distortion = Vec::new();
+        let mut agreement = Vec::new();
+        for &o in self.float_outputs {
+            let se: f64 = self
+                .base
+                .iter()
+                .zip(&runs)
+                .map(|(a, b)| squared_error(&a[o], &b[o]))
+                .sum();
+            distortion.push(se / power(self.base, o));
+            let (mut same, mut all) = (0usize, 0usize);
+            for (a, b) in self.base.iter().zip(&runs) {
+                let probs = a[o]
+                    .values
+                    .as_ref()
+                    .is_some_and(|v| v.iter().all(|&x| (0.0..=1.0).contains(&x)));
+                let (da, db) = (decisions(&a[o], probs), decisions(&b[o], probs));
+                same += da.iter().zip(&db).filter(|(x, y)| x == y).count();
+                all += da.len().max(db.len());
+            }
+            agreement.push(if all == 0 {
+                f64::NAN
+            } else {
+                same as f64 / all as f64
+            });
+        }
+        let other_equal = (0..self.base.first().map_or(0, |r| r.len()))
+            .map(|o| {
+                self.base
+                    .iter()
+                    .zip(&runs)
+                    .all(|(a, b)| a[o].raw == b[o].raw && a[o].shape == b[o].shape)
+            })
+            .collect();
+        Ok((
+            coded,
+            Measured {
+                distortion,
+                targeted: self.targeted.to_vec(),
+                agreement,
+                other_equal,
+                bytes: size,
+            },
+        ))
+    }
+}
+
+pub type Rules<'a> = dyn Fn(&Allocation) -> Vec<TensorRule> + 'a;
+
+/// Allocates to `budget`, checks, and rescales the budget by how far the decoded model missed
+/// or beat it (`excess`: the worst measured D_o / target_o), keeping the smallest file that
+/// meets it; when none does, the closest.
+pub fn search_distortion(
+    check: &mut Checker<'_>,
+    curves: &[Curve],
+    sens: &[Vec<f64>],
+    budget: &[f64],
+    rules_of: &Rules<'_>,
+    excess: &dyn Fn(&Measured) -> f64,
+) -> Result<(CodedModel, Measured), Failure> {
+    let mut scale = 1.0f64;
+    // The largest scale known to meet the budget, and the smallest known to miss it.
+    let (mut lo, mut hi) = (0.0f64, f64::INFINITY);
+    let mut best: Option<(CodedModel, Measured)> = None;
+    let mut closest: Option<(f64, CodedModel, Measured)> = None;
+    for _ in 0..7 {
+        let b: Vec<f64> = budget.iter().map(|x| x * scale).collect();
+        let a = allocate::allocate(curves, sens, &b);
+        let (coded, m) = check.check(rules_of(&a))?;
+        let e = excess(&m);
+        if std::env::var_os("NNC_TRACE").is_some() {
+            eprintln!(
+                "nnc: trace: scale {scale:.3e}: predicted {:?}, measured {:?}, {} bytes",
+                a.distortion, m.distortion, m.bytes
+            );
+        }
+        if e <= 1.0 {
+            lo = lo.max(scale);
+            if best.as_ref().is_none_or(|(_, bm)| m.bytes < bm.bytes) {
+                best = Some((coded, m));
+            }
+            // Within 0.5 dB of the target: good enough.
+            if e > 10f64.powf(-0.05) {
+                break;
+            }
+        } else {
+            hi = hi.min(scale);
+            if closest.as_ref().is_none_or(|(c, _, _)| e < *c) {
+                closest = Some((e, coded, m));
+            }
+        }
+        // D grows about linearly with the budget: aim a little inside the target, but stay
+        // strictly between what is known to pass and what is known to fail.
+        let r = if e.is_finite() && e > 0.0 { e } else { 1e3 };
+        let mut next = scale * 10f64.powf(-0.02) / r;
+        if next <= lo || next >= hi {
+            next = if hi.is_finite() && lo > 0.0 {
+                (lo * hi).sqrt()
+            } else if hi.is_finite() {
+                hi / 4.0
+            } else {
+                lo * 4.0
+            };
+        }
+        if hi.is_finite() && lo > 0.0 && hi / lo < 1.15 {
+            break;
+        }
+        scale = next;
+    }
+    best.or(closest.map(|(_, c, m)| (c, m)))
+        .ok_or_else(|| Failure::Unrunnable("no allocation could be checked".into()))
+}
+
+/// The smallest file whose first output's decisions agree at least `f`: bisects the SNR target.
+pub fn search_agreement(
+    check: &mut Checker<'_>,
+    curves: &[Curve],
+    sens: &[Vec<f64>],
+    rules_of: &Rules<'_>,
+    f: f64,
+) -> Result<(CodedModel, Measured), Failure> {
+    let outputs = sens.first().map_or(1, |s| s.len());
+    let (mut lo, mut hi) = (5.0f64, 80.0f64);
+    let mut best: Option<(CodedModel, Measured)> = None;
+    let mut last = None;
+    for _ in 0..8 {
+        let mid = 0.5 * (lo + hi);
+        let a = allocate::allocate(curves, sens, &vec![10f64.powf(-mid / 10.0); outputs]);
+        let (coded, m) = check.check(rules_of(&a))?;
+        let agree = m.agreement.first().copied().unwrap_or(f64::NAN);
+        if agree >= f || agree.is_nan() {
+            hi = mid;
+            if best.as_ref().is_none_or(|(_, b)| m.bytes < b.bytes) {
+                best = Some((coded, m));
+            }
+        } else {
+            lo = mid;
+            last = Some((coded, m));
+        }
+        if hi - lo < 1.0 {
+            break;
+        }
+    }
+    best.or(last)
+        .ok_or_else(|| Failure::Unrunnable("no allocation could be checked".into()))
+}
+
+/// The least distortion whose file fits in `bytes`.
+pub fn search_size(
+    check: &mut Checker<'_>,
+    curves: &[Curve],
+    sens: &[Vec<f64>],
+    rules_of: &Rules<'_>,
+    bytes: f64,
+) -> Result<(CodedModel, Measured), Failure> {
+    // The file is the quantized bits plus the rest; the rest is learned from one coding.
+    let outputs = sens.first().map_or(1, |s| s.len());
+    let budget = vec![1.0; outputs];
+    let mut bits = 8.0 * bytes;
+    let mut best: Option<(CodedModel, Measured)> = None;
+    let mut smallest: Option<(CodedModel, Measured)> = None;
+    for _ in 0..5 {
+        let a = allocate::allocate_bits(curves, sens, &budget, bits.max(0.0));
+        let (coded, m) = check.check(rules_of(&a))?;
+        let over = m.bytes as f64 - bytes;
+        if over <= 0.0 {
+            let better = best.as_ref().is_none_or(|(_, b)| {
+                m.distortion.iter().sum::<f64>() < b.distortion.iter().sum::<f64>()
+            });
+            let close = -over < 0.005 * bytes;
+            if better {
+                best = Some((coded, m));
+            }
+            if close {
+                break;
+            }
+        } else if smallest.as_ref().is_none_or(|(_, s)| m.bytes < s.bytes) {
+            smallest = Some((coded, m));
+        }
+        bits -= 8.0 * over;
+    }
+    best.or(smallest)
+        .ok_or_else(|| Failure::Unrunnable("no allocation could be checked".into()))
+}
+
+/// The least distortion whose quantized weights take at most `bits` (predicted by the curves).
+pub fn search_bits(
+    check: &mut Checker<'_>,
+    curves: &[Curve],
+    sens: &[Vec<f64>],
+    rules_of: &Rules<'_>,
+    bits: f64,
+) -> Result<(CodedModel, Measured), Failure> {
+    let outputs = sens.first().map_or(1, |s| s.len());
+    let a = allocate::allocate_bits(curves, sens, &vec![1.0; outputs], bits);
+    check.check(rules_of(&a))
+}
+
+/// Σy² of float output `o` over all runs (finite values only).
+pub fn power(runs: &[Vec<Output>], o: usize) -> f64 {
+    runs.iter()
+        .filter_map(|r| r.get(o).and_then(|x| x.values.as_ref()))
+        .flat_map(|v| v.iter())
+        .filter(|x| x.is_finite())
+        .map(|&x| (x as f64) * (x as f64))
+        .sum()
+}
+
+/// Σ(y − ŷ)² between two runs of one output; infinite when shapes or non-finite positions
+/// differ.
+pub fn squared_error(a: &Output, b: &Output) -> f64 {
+    match (&a.values, &b.values) {
+        (Some(x), Some(y)) if x.len() == y.len() && a.shape == b.shape => {
+            let mut se = 0.0;
+            for (&p, &q) in x.iter().zip(y) {
+                if p.is_finite() && q.is_finite() {
+                    let d = p as f64 - q as f64;
+                    se += d * d;
+                } else if !(p == q || (p.is_nan() && q.is_nan())) {
+                    return f64::INFINITY;
+                }
+            }
+            se
+        }
+        _ => f64::INFINITY,
+    }
+}
+
+/// Decisions of one output: argmax over the last axis, or for a last axis of 1 (or a
+/// scalar), a threshold at 0.5 when every original value lies in [0, 1], else at 0.
+pub fn decisions(out: &Output, probabilities: bool) -> Vec<usize> {
+    let Some(v) = &out.values else {
+        return Vec::new();
+    };
+    let last = out.shape.last().copied().unwrap_or(1).max(1) as usize;
+    if last == 1 {
+        let th = if probabilities { 0.5 } else { 0.0 };
+        return v.iter().map(|&x| (x > th) as usize).collect();
+    }
+    v.chunks(last)
+        .map(|c| {
+            let mut best = 0;
+            for (i, &x) in c.iter().enumerate() {
+                if x > c[best] {
+                    best = i;
+                }
+            }
+            best
+        })
+        .collect()
+}
+
+pub fn snr_of(d: f64) -> f64 {
+    if d <= 0.0 {
+        f64::INFINITY
+    } else {
+        -10.0 * d.log10()
+    }
+}
