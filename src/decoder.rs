@@ -16,6 +16,7 @@ use crate::onnx::dtype;
 use crate::onnx::lift::{external_key, restore, safe_location};
 use crate::onnx::proto::ModelProto;
 use crate::onnx::walk::{walk_slots, SlotMut};
+use crate::onnx::wire::{census, CensusError};
 use crate::output::AtomicFile;
 use crate::Limits;
 
@@ -113,35 +114,10 @@ impl<R: Read> Decoder<R> {
                 "the first record must be GRAPH",
             ));
         }
-        let (model, graph_len) = parse_graph(&rec, &opts.limits, records.offset())?;
+        let read = records.offset();
+        let (model, graph_len, memory) = parse_graph(&rec, &opts.limits, read)?;
         let mut model = model;
-        let mut slots = Vec::new();
-        walk_slots(&mut model, opts.limits.max_depth, &mut |name, slot| {
-            let kind = match slot {
-                SlotMut::Tensor(t) => SlotKind::Tensor {
-                    data_type: t.data_type.unwrap_or(0),
-                    dims: t.dims.clone(),
-                    external: t.data_location == Some(1),
-                },
-                SlotMut::Floats(_) => SlotKind::Floats,
-                SlotMut::Ints(_) => SlotKind::Ints,
-            };
-            slots.push(SlotInfo { name, kind });
-            Ok(())
-        })
-        .map_err(|e| match e {
-            Error::Input { detail, .. } => Error::format(FormatRule::Graph, rec.offset, detail),
-            e => e,
-        })?;
-        if slots.len() as u64 > opts.limits.max_tensors {
-            return Err(Error::Limit {
-                what: "tensor count",
-                value: slots.len() as u64,
-                limit: opts.limits.max_tensors,
-                offset: rec.offset,
-                tensor: None,
-            });
-        }
+        let slots = collect_slots(&mut model, &opts.limits, rec.offset, read, memory)?;
         Ok(Decoder {
             records: Some(records),
             model,
@@ -279,7 +255,7 @@ impl<R: Read> Decoder<R> {
         let mut model = std::mem::take(&mut self.model);
         let mut it = tensors.into_iter();
         let mut external = Vec::new();
-        walk_slots(&mut model, self.opts.limits.max_depth, &mut |name, slot| {
+        walk_slots(&mut model, self.opts.limits.max_depth, &mut |_, slot| {
             let Some(t) = it.next() else {
                 return Err(Error::format(
                     FormatRule::RecordOrder,
@@ -287,11 +263,12 @@ impl<R: Read> Decoder<R> {
                     "fewer tensors than slots",
                 ));
             };
+            let name = t.name.as_str();
             let bad = || {
                 format_err(
                     FormatRule::TensorHeader,
                     0,
-                    &name,
+                    name,
                     "decoded data does not fit its slot",
                 )
             };
@@ -309,7 +286,7 @@ impl<R: Read> Decoder<R> {
                                 format_err(
                                     FormatRule::Graph,
                                     0,
-                                    &name,
+                                    name,
                                     format!("external offset {v:?} is not a number"),
                                 )
                             })?,
@@ -318,7 +295,7 @@ impl<R: Read> Decoder<R> {
                             format_err(
                                 FormatRule::Graph,
                                 0,
-                                &name,
+                                name,
                                 format!("unsafe external location {loc:?}"),
                             )
                         })?;
@@ -369,7 +346,9 @@ fn next_known<R: Read>(records: &mut RecordReader<R>) -> Result<Record> {
     }
 }
 
-fn parse_graph(rec: &Record, limits: &Limits, read: u64) -> Result<(ModelProto, u64)> {
+/// Spec §5.1 steps 1 to 6: the GRAPH header, the zstd frame, the census of what parsing
+/// builds (limit `graph memory`), the parse. Returns the model, `L` and the census's memory.
+fn parse_graph(rec: &Record, limits: &Limits, read: u64) -> Result<(ModelProto, u64, u64)> {
     let at = rec.header_offset();
     if rec.header.len() != 9 {
         return Err(Error::format(
@@ -412,6 +391,21 @@ fn parse_graph(rec: &Record, limits: &Limits, read: u64) -> Result<(ModelProto, 
             format!("graph is {} bytes, header says {len}", bytes.len()),
         ));
     }
+    let budget = limits.graph_memory_budget(read);
+    let census = census(&bytes, budget).map_err(|e| match e {
+        CensusError::Budget { memory, .. } => Error::Limit {
+            what: "graph memory",
+            value: memory,
+            limit: budget,
+            offset: rec.payload_offset(),
+            tensor: None,
+        },
+        CensusError::Malformed { at, detail } => Error::format(
+            FormatRule::Graph,
+            rec.payload_offset(),
+            format!("graph is not a ModelProto: {detail} at byte {at} of the serialized model"),
+        ),
+    })?;
     let model = ModelProto::decode(bytes.as_slice()).map_err(|e| {
         Error::format(
             FormatRule::Graph,
@@ -419,7 +413,115 @@ fn parse_graph(rec: &Record, limits: &Limits, read: u64) -> Result<(ModelProto, 
             format!("graph is not a ModelProto: {e}"),
         )
     })?;
-    Ok((model, len))
+    Ok((model, len, census.memory - bytes.len() as u64))
+}
+
+/// Spec §5.1 steps 7 and 8: walks the lifted model and records what each slot must match,
+/// charging each slot's bookkeeping (its name, its dims) to the graph-memory budget before
+/// allocating it, and failing at the first slot over `max_tensors` or with a name longer
+/// than `max_name_len`: the work is linear in the graph and the budget, never in the
+/// number of slots times the length of a name.
+fn collect_slots(
+    model: &mut ModelProto,
+    limits: &Limits,
+    at: u64,
+    read: u64,
+    graph_memory: u64,
+) -> Result<Vec<SlotInfo>> {
+    let budget = limits.graph_memory_budget(read);
+    let mut memory = graph_memory;
+    let mut slots: Vec<SlotInfo> = Vec::new();
+    let limit = |what, value, limit| Error::Limit {
+        what,
+        value,
+        limit,
+        offset: at,
+        tensor: None,
+    };
+    walk_slots(model, limits.max_depth, &mut |name, slot| {
+        if slots.len() as u64 >= limits.max_tensors {
+            return Err(limit(
+                "tensor count",
+                slots.len() as u64 + 1,
+                limits.max_tensors,
+            ));
+        }
+        let len = name.len();
+        if len as u64 > limits.max_name_len as u64 {
+            return Err(limit("name length", len as u64, limits.max_name_len as u64));
+        }
+        let dims = match &slot {
+            SlotMut::Tensor(t) => t.dims.len(),
+            _ => 0,
+        };
+        // The slot's entry, twice over for the growth of the vector, its name and dims.
+        let cost = 2 * std::mem::size_of::<SlotInfo>() as u64 + len as u64 + 8 * dims as u64;
+        memory = memory.saturating_add(cost);
+        if memory > budget {
+            return Err(limit("graph memory", memory, budget));
+        }
+        let alloc_err = || limit("graph memory (allocation failed)", memory, budget);
+        let name = name.to_string_within(len).ok_or_else(alloc_err)?;
+        let kind = match slot {
+            SlotMut::Tensor(t) => {
+                let mut d = Vec::new();
+                d.try_reserve_exact(t.dims.len()).map_err(|_| alloc_err())?;
+                d.extend_from_slice(&t.dims);
+                SlotKind::Tensor {
+                    data_type: t.data_type.unwrap_or(0),
+                    dims: d,
+                    external: t.data_location == Some(1),
+                }
+            }
+            SlotMut::Floats(_) => SlotKind::Floats,
+            SlotMut::Ints(_) => SlotKind::Ints,
+        };
+        slots.try_reserve(1).map_err(|_| alloc_err())?;
+        slots.push(SlotInfo { name, kind });
+        Ok(())
+    })
+    .map_err(|e| match e {
+        Error::Input { detail, .. } => Error::format(FormatRule::Graph, at, detail),
+        e => e,
+    })?;
+    Ok(slots)
+}
+
+/// What a decoder with `limits` checks of a GRAPH record holding `graph` (the serialized
+/// lifted `model`) when it has read `read` bytes: the encoder calls this so that it writes
+/// only files the decoder accepts (spec §10). Returns the number of slots.
+pub(crate) fn check_graph(
+    model: &mut ModelProto,
+    graph: &[u8],
+    read: u64,
+    limits: &Limits,
+) -> Result<usize> {
+    let len = graph.len() as u64;
+    if len > limits.max_graph_bytes {
+        return Err(Error::Limit {
+            what: "graph bytes",
+            value: len,
+            limit: limits.max_graph_bytes,
+            offset: 0,
+            tensor: None,
+        });
+    }
+    limits.check_decoded(read, 0, len, 0, None)?;
+    let budget = limits.graph_memory_budget(read);
+    let c = census(graph, budget).map_err(|e| match e {
+        CensusError::Budget { memory, .. } => Error::Limit {
+            what: "graph memory",
+            value: memory,
+            limit: budget,
+            offset: 0,
+            tensor: None,
+        },
+        CensusError::Malformed { detail, .. } => Error::input(
+            None,
+            format!("internal: the lifted graph does not parse: {detail}"),
+        ),
+    })?;
+    Ok(collect_slots(model, limits, 0, read, c.memory - len)?.len())
 }
 
 /// Spec §6.3: the record must describe the slot it fills.

@@ -5,17 +5,22 @@ use std::path::Path;
 use prost::Message;
 use rayon::prelude::*;
 
+use crate::container::record::PREFIX_LEN;
 use crate::container::tensor_header::{Coding, Storage, TensorHeader};
 use crate::container::writer::ContainerWriter;
+use crate::container::FILE_HEADER_LEN;
+use crate::decoder::check_graph;
 use crate::error::{Error, Result};
 use crate::lossless::{self, LosslessOptions};
 use crate::onnx::dtype;
-use crate::onnx::lift::{lift, restore, Lifted};
+use crate::onnx::lift::{lift_bounded, restore, Lifted};
 use crate::onnx::proto::ModelProto;
-use crate::onnx::walk::{walk, walk_slots};
+use crate::onnx::walk::walk;
+use crate::onnx::wire::{census, CensusError};
 use crate::output::AtomicFile;
 use crate::quant::policy::{Consumers, LossyOptions, StepRule};
 use crate::quant::{self, float, QuantParams};
+use crate::Limits;
 
 /// Encoder settings. The same input and settings give the same bytes, whatever the number of
 /// threads.
@@ -26,6 +31,10 @@ pub struct EncodeOptions {
     pub lossy: Option<LossyOptions>,
     /// Subgraph nesting accepted in the input model.
     pub max_depth: Option<u32>,
+    /// The decoder limits the file must satisfy (default: `Limits::default()`): the encoder
+    /// writes only files a decoder with these limits accepts, and fails naming the limit
+    /// otherwise (spec §10).
+    pub limits: Option<Limits>,
     /// Give every tensor a record of its own, even one that would cost less in the graph
     /// (for tools and tests that look at records; files get larger).
     pub records_only: bool,
@@ -69,10 +78,32 @@ pub struct QuantReport {
     pub entropy_bits: f64,
 }
 
-/// Parses an ONNX model from bytes.
+/// Parses an ONNX model from bytes, after a census of what parsing builds (spec §10: the
+/// encoder's input is bounded like the decoder's, by the expansion rule over its size).
 pub fn parse_model(bytes: &[u8]) -> Result<ModelProto> {
+    let budget = input_budget(bytes.len() as u64, &Limits::default());
+    census(bytes, budget).map_err(|e| match e {
+        CensusError::Budget { memory, .. } => Error::Limit {
+            what: "input model memory",
+            value: memory,
+            limit: budget,
+            offset: 0,
+            tensor: None,
+        },
+        CensusError::Malformed { at, detail } => Error::input(
+            None,
+            format!("not an ONNX ModelProto: {detail} at byte {at}"),
+        ),
+    })?;
     ModelProto::decode(bytes)
         .map_err(|e| Error::input(None, format!("not an ONNX ModelProto: {e}")))
+}
+
+/// What the encoder may spend on a model of `len` serialized bytes: the decoder's expansion
+/// rule (`len × max_expansion + expansion_slack`).
+fn input_budget(len: u64, l: &Limits) -> u64 {
+    len.saturating_mul(l.max_expansion)
+        .saturating_add(l.expansion_slack)
 }
 
 /// Encodes a parsed model into `out`. `base_dir` is where external data files live.
@@ -82,9 +113,20 @@ pub fn encode_model<W: Write>(
     opts: &EncodeOptions,
     out: W,
 ) -> Result<(W, EncodeReport)> {
-    let depth = opts.max_depth.unwrap_or(crate::Limits::default().max_depth);
+    let mut limits = opts.limits.unwrap_or_default();
+    if let Some(d) = opts.max_depth {
+        limits.max_depth = d;
+    }
+    let depth = limits.max_depth;
+    let size = model.encoded_len() as u64;
     let consumers = Consumers::of(&model);
-    let lifted = lift(&mut model, base_dir, depth)?;
+    let lifted = lift_bounded(
+        &mut model,
+        base_dir,
+        &limits,
+        input_budget(size, &limits),
+        size,
+    )?;
     // Tensors the policy may quantize never stay in the graph, so the graph is known once
     // the others are coded; it is compressed while the quantizer runs. Every tensor is
     // coded; the first error in walk order is the one reported, whatever the number of
@@ -117,13 +159,13 @@ pub fn encode_model<W: Write>(
         // Tensors cheaper in the graph than in a record of their own go back into it: they
         // are then not slots (spec §5.2) and the graph's zstd frame codes them.
         let mut k = 0;
-        walk(&mut model, depth, &mut |name, slot| {
+        walk(&mut model, depth, &mut |_, slot| {
             let i = k;
             k += 1;
             if let Some(Ok((Placement::Graph(Some(bytes)), _))) = &results[i] {
                 if !restore(slot, lifted[i].storage, bytes.clone()) {
                     return Err(Error::input(
-                        Some(&name),
+                        Some(&lifted[i].name),
                         "internal: tensor data does not go back into its place",
                     ));
                 }
@@ -135,18 +177,17 @@ pub fn encode_model<W: Write>(
             .filter(|r| matches!(r, Some(Ok((Placement::Record(..), _)))))
             .count()
             + may_quantize.iter().filter(|&&q| q).count();
-        let mut slots = 0;
-        walk_slots(&mut model, depth, &mut |_, _| {
-            slots += 1;
-            Ok(())
-        })?;
+        let graph = model.encode_to_vec();
+        // Encode only what decodes: the graph's size, what parsing it builds, the count and
+        // names of its slots, under the decoder's default limits (the compressed size is not
+        // known yet: the check below, once it is, repeats the budget-dependent rules).
+        let slots = check_graph(&mut model, &graph, u64::MAX, &limits)?;
         if slots != records {
             return Err(Error::input(
                 None,
                 format!("internal: {slots} slots in the lifted model but {records} records"),
             ));
         }
-        let graph = model.encode_to_vec();
         // Level 19 costs 15-90 ms on a graph of 60-150 KB for 0.1-3 % of the graph's size
         // over level 15 (0.1 % of the file at most, measured on the corpus): 19 only for
         // small graphs.
@@ -156,6 +197,10 @@ pub fn encode_model<W: Write>(
             15
         };
         let (frame, rest) = rayon::join(|| zstd::bulk::compress(&graph, level), || phase(true));
+        let frame = frame.map(|f| {
+            let read = (FILE_HEADER_LEN + PREFIX_LEN + 9 + f.len()) as u64;
+            check_graph(&mut model, &graph, read, &limits).map(|_| f)
+        });
         graph_frame = Some((graph.len() as u64, frame));
         rest
     } else {
@@ -171,16 +216,23 @@ pub fn encode_model<W: Write>(
     let Some((graph_len, frame)) = graph_frame else {
         return Err(Error::input(None, "internal: graph not compressed"));
     };
-    let frame = frame.map_err(|e| Error::io("zstd compression of the graph", e))?;
+    let frame = frame.map_err(|e| Error::io("zstd compression of the graph", e))??;
     let mut w = ContainerWriter::new(out)?;
     w.graph(graph_len, &frame)?;
     let mut report = EncodeReport {
         graph_bytes: frame.len() as u64,
         ..Default::default()
     };
+    let mut read = (FILE_HEADER_LEN + PREFIX_LEN + 9 + frame.len()) as u64;
+    let mut decoded = graph_len;
     for ((placement, quant), t) in coded.into_iter().zip(&lifted) {
         let (coding, payload_bytes, in_graph) = match &placement {
             Placement::Record(h, payload) => {
+                let header = h.to_bytes();
+                read += (PREFIX_LEN + header.len() + payload.len()) as u64;
+                check_record(h, header.len(), read, decoded, &limits)
+                    .map_err(|e| e.with_tensor(&h.name))?;
+                decoded += h.data_bytes;
                 w.tensor(h, payload)?;
                 (h.coding, payload.len() as u64, false)
             }
@@ -201,6 +253,44 @@ pub fn encode_model<W: Write>(
     let (w, total) = w.finish()?;
     report.total_bytes = total;
     Ok((w, report))
+}
+
+/// Encode only what decodes: the checks of spec §4.1, §6.1 and §10 that the decoder's
+/// `limits` apply to a TENSOR record with header `h` (`header_len` bytes) that ends after
+/// `read` bytes, after `decoded` bytes of graph and tensors.
+fn check_record(
+    h: &TensorHeader,
+    header_len: usize,
+    read: u64,
+    decoded: u64,
+    limits: &Limits,
+) -> Result<()> {
+    let limit = |what, value: u64, limit: u64| {
+        Err(Error::Limit {
+            what,
+            value,
+            limit,
+            offset: 0,
+            tensor: None,
+        })
+    };
+    if header_len as u64 > limits.max_header_bytes as u64 {
+        return limit(
+            "record header length",
+            header_len as u64,
+            limits.max_header_bytes as u64,
+        );
+    }
+    if h.dims.len() as u64 > limits.max_dims as u64 {
+        return limit("rank", h.dims.len() as u64, limits.max_dims as u64);
+    }
+    if h.storage != Storage::Inline && h.elements > limits.max_elements {
+        return limit("elements", h.elements, limits.max_elements);
+    }
+    if h.data_bytes > limits.max_alloc {
+        return limit("tensor bytes", h.data_bytes, limits.max_alloc);
+    }
+    limits.check_decoded(read, decoded, h.data_bytes, 0, None)
 }
 
 /// Largest serialized graph compressed at zstd level 19 (above: level 15).

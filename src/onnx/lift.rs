@@ -13,6 +13,7 @@ use super::proto::{ModelProto, TensorProto};
 use super::walk::{walk, SlotMut};
 use crate::container::tensor_header::Storage;
 use crate::error::{Error, Result};
+use crate::Limits;
 
 /// The canonical bytes of a tensor (spec §6.2), owned or borrowed from an mmapped file.
 pub enum Data {
@@ -48,15 +49,70 @@ pub struct Lifted {
 }
 
 /// Takes the data of every slot out of `model` (walk order). `base_dir` is where external
-/// data files are looked up (the directory of the model file).
+/// data files are looked up (the directory of the model file). Bounded as [`lift_bounded`]
+/// with the default limits and the budget of a model of this size (spec §10 expansion rule).
 pub fn lift(
     model: &mut ModelProto,
     base_dir: Option<&Path>,
     max_depth: u32,
 ) -> Result<Vec<Lifted>> {
-    let mut out = Vec::new();
+    use prost::Message;
+    let limits = Limits {
+        max_depth,
+        ..Limits::default()
+    };
+    let size = model.encoded_len() as u64;
+    let budget = size
+        .saturating_mul(limits.max_expansion)
+        .saturating_add(limits.expansion_slack);
+    lift_bounded(model, base_dir, &limits, budget, size)
+}
+
+/// [`lift`] under explicit limits.
+///
+/// Encode only what decodes (spec §10): a name longer than the decoder's `max_name_len`
+/// fails here, naming the limit, and the bookkeeping of every place (its name, its dims) is
+/// charged to `budget` bytes before it is allocated (`memory` is what the caller has spent
+/// already), so that a small model whose places copy long names cannot make the encoder
+/// allocate without bound.
+pub fn lift_bounded(
+    model: &mut ModelProto,
+    base_dir: Option<&Path>,
+    limits: &Limits,
+    budget: u64,
+    memory: u64,
+) -> Result<Vec<Lifted>> {
+    let mut out: Vec<Lifted> = Vec::new();
     let mut files: HashMap<String, Arc<Mmap>> = HashMap::new();
-    walk(model, max_depth, &mut |name, slot| {
+    let mut memory = memory;
+    let limit = |what: &'static str, value: u64, limit: u64| Error::Limit {
+        what,
+        value,
+        limit,
+        offset: 0,
+        tensor: None,
+    };
+    walk(model, limits.max_depth, &mut |name, slot| {
+        let len = name.len();
+        if len as u64 > limits.max_name_len as u64 {
+            return Err(limit(
+                "name length (the decoder's max_name_len)",
+                len as u64,
+                limits.max_name_len as u64,
+            ));
+        }
+        memory = memory.saturating_add(2 * std::mem::size_of::<Lifted>() as u64 + 2 * len as u64);
+        if let SlotMut::Tensor(t) = &slot {
+            memory = memory.saturating_add(8 * t.dims.len() as u64);
+        }
+        if memory > budget {
+            return Err(limit("input model memory", memory, budget));
+        }
+        let name = name
+            .to_string_within(len)
+            .ok_or_else(|| limit("input model memory (allocation failed)", memory, budget))?;
+        out.try_reserve(1)
+            .map_err(|_| limit("input model memory (allocation failed)", memory, budget))?;
         let lifted = match slot {
             SlotMut::Floats(v) => {
                 let data: Vec<u8> = v.iter().flat_map(|f| f.to_le_bytes()).collect();

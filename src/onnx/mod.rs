@@ -4,3 +4,4 @@ pub mod lift;
 #[allow(clippy::all, missing_docs)]
 pub mod proto;
 pub mod walk;
+pub mod wire;

@@ -14,7 +14,6 @@ use std::collections::BTreeMap;
 
 use nnc::container::record::PREFIX_LEN;
 use nnc::quant::{Kind, QuantParams};
-use nnc::EncodeOptions;
 use prost::Message;
 
 use super::container::{NncFile, RawHeader, Rec};
