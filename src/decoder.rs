@@ -17,7 +17,7 @@ use crate::onnx::lift::{external_key, restore, safe_location};
 use crate::onnx::proto::ModelProto;
 use crate::onnx::walk::{walk_slots, SlotMut};
 use crate::onnx::wire::{census, CensusError};
-use crate::output::AtomicFile;
+use crate::output::OutputSet;
 use crate::Limits;
 
 /// What the walk of the lifted graph says about one slot (spec §6.3 consistency rules).
@@ -626,59 +626,99 @@ pub fn decode_to_bytes<R: Read>(r: R, opts: DecodeOptions) -> Result<Vec<u8>> {
 
 /// Decodes `input` to the ONNX file `output`; external tensors go to their original
 /// locations relative to `output`'s directory unless `inline_external`. Every file is written
-/// under a temporary name and renamed only when all decoding succeeded.
+/// under an unguessable temporary name and all are renamed into place only when all decoding
+/// and writing succeeded (spec §11); nothing new is left otherwise.
 pub fn decode_file(
     input: &Path,
     output: &Path,
     opts: DecodeOptions,
     inline_external: bool,
 ) -> Result<()> {
+    // Refuse a bad output path before any work.
+    let mut set = OutputSet::new(output)?;
     let f = std::fs::File::open(input)
         .map_err(|e| Error::io(format!("opening {}", input.display()), e))?;
     let (model, external) = Decoder::new(std::io::BufReader::with_capacity(1 << 20, f), opts)?
         .into_model(inline_external)?;
+    let file_len = std::fs::metadata(input).map(|m| m.len()).unwrap_or(0);
+    let plan = plan_external(external, output, file_len, &opts.limits)?;
     let bytes = model.encode_to_vec();
     if bytes.len() as u64 > i32::MAX as u64 {
         return Err(Error::Unsupported {
             detail: "decoded model exceeds protobuf's 2 GB; decode with external data".into(),
         });
     }
-    let dir = output
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut files: HashMap<PathBuf, crate::output::AtomicWriter> = HashMap::new();
+    let model_h = set.add(output)?;
+    for (location, parts) in plan {
+        let h = set.add_relative(&location)?;
+        for e in parts {
+            set.write_at(h, e.offset, &e.data)?;
+        }
+    }
+    set.write(model_h, &bytes)?;
+    set.commit()
+}
+
+/// Groups external data by file and checks it (spec §6.3, §10): no file named like the
+/// output model, no two tensors overlapping in one file, and the files' total length (the
+/// largest end in each, gaps included) within `max_alloc` and the expansion rule over the
+/// `read` bytes of the input.
+fn plan_external(
+    external: Vec<ExternalData>,
+    output: &Path,
+    read: u64,
+    limits: &Limits,
+) -> Result<Vec<(PathBuf, Vec<ExternalData>)>> {
+    let mut files: Vec<(PathBuf, Vec<ExternalData>)> = Vec::new();
+    let mut index: HashMap<PathBuf, usize> = HashMap::new();
     for e in external {
-        let end = e.offset.saturating_add(e.data.len() as u64);
-        if end > opts.limits.max_alloc {
-            return Err(Error::Limit {
-                what: "external data offset",
-                value: end,
-                limit: opts.limits.max_alloc,
-                offset: 0,
-                tensor: None,
+        let i = *index.entry(e.location.clone()).or_insert_with(|| {
+            files.push((e.location.clone(), Vec::new()));
+            files.len() - 1
+        });
+        files[i].1.push(e);
+    }
+    let model_name = output.file_name().map(PathBuf::from);
+    let mut total: u64 = 0;
+    for (loc, parts) in &mut files {
+        if Some(&*loc) == model_name.as_ref() {
+            return Err(Error::Unsupported {
+                detail: format!(
+                    "external location {} is the output model's own name: decode to another                      name or with --inline-external",
+                    loc.display()
+                ),
             });
         }
-        if !files.contains_key(&e.location) {
-            let path = dir.join(&e.location);
-            if let Some(p) = path.parent() {
-                std::fs::create_dir_all(p)
-                    .map_err(|err| Error::io(format!("creating {}", p.display()), err))?;
+        parts.sort_by_key(|e| e.offset);
+        let mut end = 0u64;
+        for e in parts.iter() {
+            if e.offset < end {
+                return Err(Error::format(
+                    FormatRule::Graph,
+                    0,
+                    format!(
+                        "external tensors overlap in {} at byte {}",
+                        loc.display(),
+                        e.offset
+                    ),
+                ));
             }
-            files.insert(e.location.clone(), AtomicFile::create(&path)?.writer());
+            end = e.offset.saturating_add(e.data.len() as u64);
         }
-        if let Some(w) = files.get_mut(&e.location) {
-            w.write_at(e.offset, &e.data)
-                .map_err(|err| Error::io(format!("writing {}", e.location.display()), err))?;
-        }
+        total = total.saturating_add(end);
     }
-    let pending: Vec<_> = files.into_values().collect();
-    let f = AtomicFile::create(output)?;
-    let mut w = f.writer();
-    std::io::Write::write_all(&mut w, &bytes)
-        .map_err(|e| Error::io(format!("writing {}", output.display()), e))?;
-    for p in pending {
-        AtomicFile::commit(p)?;
+    let bound = read
+        .saturating_mul(limits.max_expansion)
+        .saturating_add(limits.expansion_slack)
+        .min(limits.max_alloc);
+    if total > bound {
+        return Err(Error::Limit {
+            what: "external data length",
+            value: total,
+            limit: bound,
+            offset: 0,
+            tensor: None,
+        });
     }
-    AtomicFile::commit(w)
+    Ok(files)
 }

@@ -241,3 +241,208 @@ fn write_cases() {
         None => write_to(tempfile::tempdir().unwrap().path()),
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Outputs: whole, together, or not at all; never outside the output directory.
+
+/// Files under `dir`, relative, sorted (directories end in `/`).
+fn listing(dir: &Path) -> Vec<String> {
+    fn go(root: &Path, d: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(root).unwrap().display().to_string();
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            if m.is_dir() {
+                out.push(format!("{rel}/"));
+                go(root, &p, out);
+            } else {
+                out.push(rel);
+            }
+        }
+    }
+    let mut v = Vec::new();
+    go(dir, dir, &mut v);
+    v.sort();
+    v
+}
+
+fn decode_in(dir: &Path, file: &[u8], out: &str) -> nnc::Result<()> {
+    let input = dir.join("in.nnc.src");
+    std::fs::write(&input, file).unwrap();
+    let r = nnc::decode_file(&input, &dir.join(out), DecodeOptions::default(), false);
+    std::fs::remove_file(&input).unwrap();
+    r
+}
+
+#[test]
+fn failed_decodes_leave_nothing_behind() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    // A bad tensor after an external one.
+    assert!(decode_in(dir, &external_model("w.bin", 0, true), "m.onnx").is_err());
+    assert_eq!(listing(dir), Vec::<String>::new());
+    // An external file named like the model: refused, nothing written.
+    assert!(matches!(
+        decode_in(dir, &external_model("m.onnx", 0, false), "m.onnx"),
+        Err(Error::Unsupported { .. })
+    ));
+    assert_eq!(listing(dir), Vec::<String>::new());
+    // The output is a directory: refused up front, the directory untouched.
+    std::fs::create_dir(dir.join("m.onnx")).unwrap();
+    assert!(decode_in(dir, &external_model("w.bin", 0, false), "m.onnx").is_err());
+    assert_eq!(listing(dir), vec!["m.onnx/"]);
+    std::fs::remove_dir(dir.join("m.onnx")).unwrap();
+    // The external file's directory is a regular file: fails after the model's temporary
+    // file exists; both go, and so does the directory created on the way.
+    std::fs::write(dir.join("sub"), b"x").unwrap();
+    assert!(decode_in(dir, &external_model("a/sub/w.bin", 0, false), "m.onnx").is_ok());
+    assert!(decode_in(dir, &external_model("sub/w.bin", 0, false), "n.onnx").is_err());
+    assert_eq!(
+        listing(dir),
+        vec!["a/", "a/sub/", "a/sub/w.bin", "m.onnx", "sub"]
+    );
+    // Overlapping external tensors, and 4 sparse files of 16 GiB from a few hundred bytes.
+    assert!(matches!(
+        decode_in(dir, &sparse_externals(4, (16 << 30) - 8), "s.onnx"),
+        Err(Error::Limit {
+            what: "external data length",
+            ..
+        })
+    ));
+    assert_eq!(listing(dir).len(), 5);
+}
+
+#[cfg(unix)]
+#[test]
+fn symlinked_directories_inside_the_output_directory_are_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("out");
+    let outside = d.path().join("outside");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    std::os::unix::fs::symlink(&outside, out.join("sub")).unwrap();
+    let r = decode_in(&out, &external_model("sub/w.bin", 0, false), "m.onnx");
+    assert!(matches!(r, Err(Error::Unsupported { .. })), "{r:?}");
+    assert_eq!(listing(&outside), Vec::<String>::new());
+    assert_eq!(listing(&out), vec!["sub"]);
+    // A link as the output model's name is replaced, its target untouched.
+    std::fs::write(outside.join("victim"), b"keep").unwrap();
+    std::os::unix::fs::symlink(outside.join("victim"), out.join("m.onnx")).unwrap();
+    decode_in(&out, &external_model("w.bin", 0, false), "m.onnx").unwrap();
+    assert_eq!(std::fs::read(outside.join("victim")).unwrap(), b"keep");
+    assert!(!std::fs::symlink_metadata(out.join("m.onnx"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+}
+
+/// SIGTERM at any moment of `nnc decode` leaves every output or none (status 143), never a
+/// temporary file or a part of the set.
+#[cfg(unix)]
+#[test]
+fn sigterm_during_decode_leaves_all_outputs_or_none() {
+    use std::process::Command;
+    let d = tempfile::tempdir().unwrap();
+    // 24 MiB of external data that does not compress: writing and syncing it takes a while.
+    let mut g = Vec::new();
+    let mut recs = Vec::new();
+    let mut x = 0x9e3779b97f4a7c15u64;
+    for i in 0..3 {
+        let n = 2 << 20;
+        let vals: Vec<f32> = (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                f32::from_bits((x as u32 & 0x3fff_ffff) | 0x3000_0000)
+            })
+            .collect();
+        let name = format!("w{i}");
+        g.extend(ld(
+            GRAPH_INITIALIZER,
+            &float_slot(&name, n as u64, Some((&format!("d{i}/w.bin"), 0))),
+        ));
+        recs.push(float_record(
+            &name,
+            nnc::container::tensor_header::Storage::External,
+            &vals,
+        ));
+    }
+    let file = d.path().join("big.nnc");
+    std::fs::write(&file, nnc(&model(&g), &recs)).unwrap();
+    let mut interrupted = 0;
+    for delay_ms in [5u64, 20, 40, 60, 80, 100, 150, 200, 300, 600] {
+        let out = d.path().join(format!("out{delay_ms}"));
+        std::fs::create_dir(&out).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_nnc"))
+            .args([
+                "decode",
+                file.to_str().unwrap(),
+                out.join("m.onnx").to_str().unwrap(),
+            ])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let status = child.wait().unwrap();
+        let files = listing(&out);
+        if status.success() {
+            assert_eq!(files.len(), 7, "{files:?}");
+        } else {
+            interrupted += 1;
+            assert_eq!(status.code(), Some(143), "{status:?}");
+            assert_eq!(files, Vec::<String>::new(), "after {delay_ms} ms");
+        }
+    }
+    common::say(&format!(
+        "SIGTERM: {interrupted} of 10 decodes interrupted, none left a file"
+    ));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encoder paths: external data resolved with links followed, inside the model's directory,
+// regular files only, never blocking.
+
+#[cfg(unix)]
+#[test]
+fn encoder_external_paths_stay_inside_the_model_directory() {
+    use std::os::unix::fs::symlink;
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("model");
+    let outside = d.path().join("outside");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("secret.bin"), [7u8; 16]).unwrap();
+    std::fs::write(dir.join("real.bin"), [0u8; 16]).unwrap();
+    let encode = |loc: &str| {
+        let m = model(&ld(GRAPH_INITIALIZER, &float_slot("w", 4, Some((loc, 0)))));
+        std::fs::write(dir.join("m.onnx"), m).unwrap();
+        let out = d.path().join("out.nnc");
+        let t = Instant::now();
+        let r = nnc::encode_file(&dir.join("m.onnx"), &out, &common::lossless());
+        assert!(t.elapsed().as_secs_f64() < 5.0, "{loc}: blocked");
+        let _ = std::fs::remove_file(&out);
+        r.map(|_| ())
+    };
+    encode("real.bin").unwrap();
+    symlink(dir.join("real.bin"), dir.join("inner-link.bin")).unwrap();
+    encode("inner-link.bin").unwrap();
+    symlink(outside.join("secret.bin"), dir.join("link.bin")).unwrap();
+    assert!(matches!(encode("link.bin"), Err(Error::Input { .. })));
+    symlink(&outside, dir.join("sub")).unwrap();
+    assert!(matches!(encode("sub/secret.bin"), Err(Error::Input { .. })));
+    std::fs::create_dir(dir.join("adir")).unwrap();
+    assert!(matches!(encode("adir"), Err(Error::Input { .. })));
+    let fifo = dir.join("fifo.bin");
+    let ok = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    assert!(matches!(encode("fifo.bin"), Err(Error::Input { .. })));
+    assert!(encode("missing.bin").is_err());
+}

@@ -3,7 +3,7 @@
 //! tensors that stay in the graph (`in_graph`); the data travels in TENSOR records in walk
 //! order.
 use std::collections::HashMap;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use memmap2::Mmap;
@@ -254,20 +254,23 @@ pub fn external_key<'a>(t: &'a TensorProto, key: &str) -> Option<&'a str> {
         .and_then(|e| e.value.as_deref())
 }
 
-/// Checks an external `location` is a relative path inside the model's directory.
+/// Checks an external `location` (spec §6.3): split on `/` only, every component a
+/// non-empty name other than `..` (`.` components are dropped), no `\`, `:` or NUL anywhere
+/// (separators and drive or stream syntax on other systems). So `a//b`, `a/`, `/a`, `a/../b`,
+/// `a\b` and `C:w` are refused; `./w.bin` and `w.bin` name the same file. Returns the
+/// relative path.
 pub fn safe_location(loc: &str) -> Option<PathBuf> {
-    let p = Path::new(loc);
-    if loc.is_empty()
-        || p.components()
-            .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
-    {
+    if loc.contains(['\\', ':', '\0']) {
         return None;
     }
-    // `.` components are dropped: `./w.bin` and `w.bin` are one file (spec §6.3).
-    let clean: PathBuf = p
-        .components()
-        .filter(|c| matches!(c, Component::Normal(_)))
-        .collect();
+    let mut clean = PathBuf::new();
+    for c in loc.split('/') {
+        match c {
+            "" | ".." => return None,
+            "." => {}
+            c => clean.push(c),
+        }
+    }
     (!clean.as_os_str().is_empty()).then_some(clean)
 }
 
@@ -309,11 +312,9 @@ fn read_external(
     let map = match files.get(loc) {
         Some(m) => m.clone(),
         None => {
-            let path = base_dir.map(|d| d.join(&rel)).unwrap_or(rel);
-            let f = std::fs::File::open(&path)
-                .map_err(|e| Error::io(format!("opening external data {}", path.display()), e))?;
+            let f = open_external(base_dir, &rel, name)?;
+            let path = rel;
             // The encoder's only mapping (the decoder never maps): see `map_file`.
-
             let m = Arc::new(
                 map_file(&f).map_err(|e| Error::io(format!("mapping {}", path.display()), e))?,
             );
@@ -339,6 +340,65 @@ fn read_external(
         start: offset as usize,
         len: (end - offset) as usize,
     })
+}
+
+/// Opens the external data file `rel` of a model in `base_dir` (spec §11, paths): the path
+/// is resolved with every symbolic link followed and must stay inside the model's directory
+/// (also resolved), and name a regular file. The file is opened without blocking (a FIFO
+/// would wait for a writer forever) and checked again once open, so that a file swapped in
+/// between the check and the open is caught.
+fn open_external(base_dir: Option<&Path>, rel: &Path, name: &str) -> Result<std::fs::File> {
+    let base = base_dir
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let refuse = |what: String| Error::input(Some(name), what);
+    let root = base.canonicalize().map_err(|e| {
+        Error::io(
+            format!("resolving the model directory {}", base.display()),
+            e,
+        )
+    })?;
+    let joined = base.join(rel);
+    let path = joined
+        .canonicalize()
+        .map_err(|e| Error::io(format!("resolving external data {}", joined.display()), e))?;
+    if !path.starts_with(&root) {
+        return Err(refuse(format!(
+            "external data {} resolves to {}, outside the model's directory {}",
+            joined.display(),
+            path.display(),
+            root.display()
+        )));
+    }
+    let regular = |m: &std::fs::Metadata| m.file_type().is_file();
+    let meta = std::fs::symlink_metadata(&path)
+        .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    if !regular(&meta) {
+        return Err(refuse(format!(
+            "external data {} is not a regular file",
+            path.display()
+        )));
+    }
+    let mut o = std::fs::OpenOptions::new();
+    o.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW);
+    }
+    let f = o
+        .open(&path)
+        .map_err(|e| Error::io(format!("opening external data {}", path.display()), e))?;
+    let meta = f
+        .metadata()
+        .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    if !regular(&meta) {
+        return Err(refuse(format!(
+            "external data {} is not a regular file",
+            path.display()
+        )));
+    }
+    Ok(f)
 }
 
 #[allow(unsafe_code)]
