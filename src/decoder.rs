@@ -377,7 +377,8 @@ fn parse_graph(rec: &Record, limits: &Limits, read: u64) -> Result<(ModelProto, 
         });
     }
     limits.check_decoded(read, 0, len, at + 1, None)?;
-    let bytes = zstd::bulk::decompress(&rec.payload, len as usize).map_err(|e| {
+    let (bytes, r) = crate::error::try_zstd(&rec.payload, len as usize, rec.payload_offset())?;
+    r.map_err(|e| {
         Error::format(
             FormatRule::Graph,
             rec.payload_offset(),
@@ -621,7 +622,25 @@ fn decode_payload(h: &TensorHeader, payload: &[u8], base: u64, parallel: bool) -
 /// Decodes a whole `.nnc` from `r` to ONNX bytes (external tensors inlined).
 pub fn decode_to_bytes<R: Read>(r: R, opts: DecodeOptions) -> Result<Vec<u8>> {
     let (model, _) = Decoder::new(r, opts)?.into_model(true)?;
-    Ok(model.encode_to_vec())
+    encode_fallibly(&model)
+}
+
+/// The serialized model, its buffer reserved fallibly.
+fn encode_fallibly(model: &ModelProto) -> Result<Vec<u8>> {
+    let mut bytes = crate::error::try_zeroed(0, 0)?;
+    bytes
+        .try_reserve_exact(model.encoded_len())
+        .map_err(|_| Error::Limit {
+            what: "memory (allocation failed)",
+            value: model.encoded_len() as u64,
+            limit: 0,
+            offset: 0,
+            tensor: None,
+        })?;
+    model.encode(&mut bytes).map_err(|e| Error::Unsupported {
+        detail: format!("serializing the decoded model: {e}"),
+    })?;
+    Ok(bytes)
 }
 
 /// Decodes `input` to the ONNX file `output`; external tensors go to their original
@@ -642,7 +661,7 @@ pub fn decode_file(
         .into_model(inline_external)?;
     let file_len = std::fs::metadata(input).map(|m| m.len()).unwrap_or(0);
     let plan = plan_external(external, output, file_len, &opts.limits)?;
-    let bytes = model.encode_to_vec();
+    let bytes = encode_fallibly(&model)?;
     if bytes.len() as u64 > i32::MAX as u64 {
         return Err(Error::Unsupported {
             detail: "decoded model exceeds protobuf's 2 GB; decode with external data".into(),

@@ -446,3 +446,36 @@ fn encoder_external_paths_stay_inside_the_model_directory() {
     assert!(matches!(encode("fifo.bin"), Err(Error::Input { .. })));
     assert!(encode("missing.bin").is_err());
 }
+
+/// A tensor the caller's raised limits allow but the machine cannot hold: a typed error, not
+/// an abort (allocation is fallible for every size that comes from the file).
+#[test]
+fn allocation_failure_is_a_typed_error() {
+    use nnc::container::tensor_header::{Coding, Storage, TensorHeader};
+    let n: u64 = 1 << 50;
+    let mut t = vi(TENSOR_DIMS, n);
+    t.extend(vi(TENSOR_DATA_TYPE, 2));
+    t.extend(ld(TENSOR_NAME, b"huge"));
+    let h = TensorHeader {
+        data_type: 2,
+        storage: Storage::RawData,
+        coding: Coding::Zstd,
+        name: "huge".into(),
+        dims: vec![n],
+        elements: n,
+        data_bytes: n,
+        params: Vec::new(),
+    };
+    let b = nnc(
+        &model(&ld(GRAPH_INITIALIZER, &t)),
+        &[(h, zstd::bulk::compress(&[0u8; 64], 3).unwrap())],
+    );
+    let mut o = single_thread();
+    o.limits.max_alloc = u64::MAX;
+    o.limits.max_elements = u64::MAX;
+    o.limits.max_expansion = u64::MAX;
+    match nnc::decode_to_bytes(b.as_slice(), o) {
+        Err(Error::Limit { what, .. }) => assert_eq!(what, "memory (allocation failed)"),
+        other => panic!("{:?}", other.map(|b| b.len())),
+    }
+}
