@@ -98,5 +98,6 @@ pub fn cases(valid: &BTreeMap<String, Vec<u8>>) -> Vec<Invalid> {
     payload::classes(&mut o);
     payload::zstd_and_quant_payloads(&mut o);
     file::index_and_trailer(&mut o);
+    tensor::order_and_overlap(&mut o);
     o.v
 }

@@ -188,6 +188,11 @@ pub(super) fn graph_record(o: &mut Out) {
     for (tag, loc) in [
         ("parent", "../weights.bin"),
         ("absolute", "/tmp/weights.bin"),
+        ("backslash", "sub\\weights.bin"),
+        ("empty-component", "sub//weights.bin"),
+        ("trailing-slash", "weights.bin/"),
+        ("colon", "C:weights.bin"),
+        ("dot-only", "./."),
     ] {
         let mut f = o.file(base);
         let mut m = graph_model(&f);
@@ -872,5 +877,93 @@ pub(super) fn quant_params(o: &mut Out) {
         mu,
         "mu-law with the per-channel flag.",
         &|p| p[1] = 1,
+    );
+}
+
+/// Two external tensors of one file whose byte ranges overlap (spec §6.3), and files that
+/// break two rules at once, named for the one that comes first in the check order (§9).
+pub(super) fn order_and_overlap(o: &mut Out) {
+    let base = "storage-external";
+    let mut f = o.file(base);
+    let mut m = graph_model(&f);
+    let t = &mut m.graph.as_mut().unwrap().initializer[1];
+    for e in &mut t.external_data {
+        if e.key.as_deref() == Some("offset") {
+            e.value = Some("60".into());
+        }
+    }
+    set_graph_model(&mut f, &m);
+    o.add(
+        "graph-external-overlap",
+        "graph",
+        &["§6.3"],
+        base,
+        "External tensors \"ext.a\" (bytes 0..64) and \"ext.b\" (60..100) of weights.bin \
+         overlap. Only a decoder that writes external files meets this rule.",
+        f.bytes(),
+    );
+    o.v.last_mut().unwrap().decode = "files";
+
+    // GRAPH without the critical flag and with a 10-byte header: §4.2 comes before §5.1.
+    let mut f = o.file(EX);
+    f.recs[GRAPH].flags = 0;
+    f.recs[GRAPH].header.push(0);
+    o.add(
+        "reserved-nonzero-two-rules-graph-flag-and-header",
+        "reserved-nonzero",
+        &["§4.2", "§5.1", "§9"],
+        EX,
+        "The GRAPH record's critical flag is clear and its header has 10 bytes: the flag \
+         (§4.2) is checked before the GRAPH header (§5.1).",
+        f.bytes(),
+    );
+    // Raw coding with parameters and a short payload: p != 0 comes before the payload.
+    let mut f = o.file(EX);
+    edit_header(&mut f, K, |h| h.params = vec![0]);
+    f.recs[K].payload.pop();
+    o.add(
+        "tensor-header-two-rules-params-and-payload",
+        "tensor-header",
+        &["§6.3", "§7", "§9"],
+        EX,
+        "Tensor \"k\" (raw coding) has one parameter byte and a payload one byte short: \
+         codings 0..2 with parameters (tensor-header) are rejected before the payload is \
+         decoded.",
+        f.bytes(),
+    );
+    // A wrong name and dims that pass the expansion rule: consistency comes first.
+    let mut f = o.file(EX);
+    edit_header(&mut f, K, |h| {
+        h.name = b"kk".to_vec();
+        h.dims = vec![1 << 30];
+        h.elements = 1 << 30;
+        h.data_bytes = 8 << 30;
+    });
+    o.add(
+        "tensor-header-two-rules-slot-and-expansion",
+        "tensor-header",
+        &["§6.3", "§10", "§9"],
+        EX,
+        "Tensor record \"kk\" of 2^30 INT64 elements for the slot \"k\": the consistency \
+         rules of §6.3 are checked before the expansion rule (which this record also breaks).",
+        f.bytes(),
+    );
+    // mu-law with Xmax NaN (parameters) and a NaN table entry (payload).
+    let mut f = o.file("quant-mulaw");
+    let r = tensor_named(&f, "w");
+    let k = payload_info(&f, r).quant.expect("quantized").mulaw_table as u64 - 1;
+    edit_header(&mut f, r, |h| {
+        h.params[4..8].copy_from_slice(&f32::NAN.to_le_bytes())
+    });
+    let at = varint(k).len() + 4;
+    f.recs[r].payload[at..at + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    o.add(
+        "tensor-header-two-rules-mulaw-xmax-and-table",
+        "tensor-header",
+        &["§7.6.2", "§7.6.4", "§9"],
+        "quant-mulaw",
+        "mu-law Xmax is NaN (parameters, tensor-header) and table entry T[1] is NaN (payload): \
+         parameters are checked first.",
+        f.bytes(),
     );
 }
