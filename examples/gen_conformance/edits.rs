@@ -321,3 +321,40 @@ pub fn sparse_first_on_the_wire(bytes: Vec<u8>) -> Vec<u8> {
     set_graph_bytes(&mut f, &out);
     f.bytes()
 }
+
+/// The serialized lifted model of the GRAPH record.
+pub fn graph_bytes(f: &NncFile) -> Vec<u8> {
+    let g = &f.recs[f.find(kind::GRAPH)[0]];
+    zstd::bulk::decompress(&g.payload, 1 << 30).expect("graph zstd")
+}
+
+/// Fields unknown to onnx-ml.proto added to the lifted model: ModelProto field 1000 (bytes)
+/// and field 1001 (a varint), and GraphProto field 1002 inside `graph` (spec §5.1 step 6:
+/// skipped by the walk, dropped from the rebuilt model).
+pub fn unknown_fields(bytes: Vec<u8>) -> Vec<u8> {
+    let mut f = NncFile::parse(&bytes);
+    let mut out = Vec::new();
+    for (field, whole) in wire_fields(&graph_bytes(&f)) {
+        if field != 7 {
+            out.extend_from_slice(&whole);
+            continue;
+        }
+        let mut c = nnc::bytes::Cursor::new(&whole, 0, nnc::FormatRule::Graph);
+        c.varint("key").unwrap();
+        let n = c.varint("len").unwrap() as usize;
+        let mut graph = c.take(n, "graph").unwrap().to_vec();
+        put_varint(&mut graph, 1002 << 3 | 2);
+        put_varint(&mut graph, 5);
+        graph.extend_from_slice(b"extra");
+        out.push(0x3a);
+        put_varint(&mut out, graph.len() as u64);
+        out.extend_from_slice(&graph);
+    }
+    put_varint(&mut out, 1000 << 3 | 2);
+    put_varint(&mut out, 7);
+    out.extend_from_slice(b"unknown");
+    put_varint(&mut out, 1001 << 3);
+    put_varint(&mut out, 42);
+    set_graph_bytes(&mut f, &out);
+    f.bytes()
+}

@@ -904,6 +904,36 @@ pub(super) fn order_and_overlap(o: &mut Out) {
     );
     o.v.last_mut().unwrap().decode = "files";
 
+    // A string field that is not UTF-8 (ModelProto.producer_name).
+    let mut f = o.file(EX);
+    let mut g = graph_bytes(&f);
+    g.extend_from_slice(&[0x12, 2, 0xff, 0xfe]);
+    set_graph_bytes(&mut f, &g);
+    o.add(
+        "graph-string-not-utf8",
+        "graph",
+        &["§5.1"],
+        EX,
+        "ModelProto.producer_name (a protobuf string) holds the bytes FF FE, not UTF-8: the \
+         graph does not parse as an onnx.ModelProto (spec §5.1 step 6; bytes fields are \
+         not checked).",
+        f.bytes(),
+    );
+    // A known field with the wrong wire type (ModelProto.graph as a varint).
+    let mut f = o.file(EX);
+    let mut g = graph_bytes(&f);
+    g.extend_from_slice(&[0x38, 1]);
+    set_graph_bytes(&mut f, &g);
+    o.add(
+        "graph-wrong-wire-type",
+        "graph",
+        &["§5.1"],
+        EX,
+        "ModelProto field 7 (graph, a message) repeated as a varint: a known field number with \
+         another wire type (spec §5.1 step 6).",
+        f.bytes(),
+    );
+
     // GRAPH without the critical flag and with a 10-byte header: §4.2 comes before §5.1.
     let mut f = o.file(EX);
     f.recs[GRAPH].flags = 0;

@@ -58,6 +58,19 @@ pub(super) fn pinned() -> Vec<Case> {
         .sections(&["§7.6.4"])
         .lossy_edit(super::super::edits::mulaw_negative_zero),
         expansion_boundary(0),
+        case(
+            "graph-unknown-fields",
+            "The lifted model carries fields unknown to onnx-ml.proto (ModelProto fields 1000 \
+             and 1001, GraphProto field 1002): a decoder skips them for the walk and drops them \
+             from the rebuilt model, which equals the encoder's input (spec §5.1 step 6).",
+            model(graph(
+                "g",
+                vec![floats("a", &[4], &[1.0, 2.0, 3.0, 4.0])],
+                vec![],
+            )),
+        )
+        .sections(&["§5.1"])
+        .edit(super::super::edits::unknown_fields),
     ]
 }
 
