@@ -13,10 +13,10 @@ use crate::decoder::check_graph;
 use crate::error::{Error, Result};
 use crate::lossless::{self, LosslessOptions};
 use crate::onnx::dtype;
-use crate::onnx::lift::{lift_bounded, restore, Lifted};
+use crate::onnx::lift::{lift_bounded, map_file, restore, Lifted, RawSource};
 use crate::onnx::proto::ModelProto;
 use crate::onnx::walk::walk;
-use crate::onnx::wire::{census, CensusError};
+use crate::onnx::wire::{census, strip_raw_data, CensusError};
 use crate::output::AtomicFile;
 use crate::quant::policy::{Consumers, LossyOptions, StepRule};
 use crate::quant::{self, float, QuantParams};
@@ -108,25 +108,41 @@ fn input_budget(len: u64, l: &Limits) -> u64 {
 
 /// Encodes a parsed model into `out`. `base_dir` is where external data files live.
 pub fn encode_model<W: Write>(
+    model: ModelProto,
+    base_dir: Option<&Path>,
+    opts: &EncodeOptions,
+    out: W,
+) -> Result<(W, EncodeReport)> {
+    let size = model.encoded_len() as u64;
+    encode_with(model, base_dir, opts, out, None, size)
+}
+
+/// [`encode_model`] with the model's `raw_data` left in its input file (`raw`), and the
+/// input's size (for the budget of spec §10).
+fn encode_with<W: Write>(
     mut model: ModelProto,
     base_dir: Option<&Path>,
     opts: &EncodeOptions,
     out: W,
+    raw: Option<RawSource>,
+    size: u64,
 ) -> Result<(W, EncodeReport)> {
     let mut limits = opts.limits.unwrap_or_default();
     if let Some(d) = opts.max_depth {
         limits.max_depth = d;
     }
     let depth = limits.max_depth;
-    let size = model.encoded_len() as u64;
     let consumers = Consumers::of(&model);
+    let parsed = model.encoded_len() as u64;
     let lifted = lift_bounded(
         &mut model,
         base_dir,
         &limits,
         input_budget(size, &limits),
-        size,
+        parsed,
+        raw.as_ref(),
     )?;
+    drop(raw);
     // Tensors the policy may quantize never stay in the graph, so the graph is known once
     // the others are coded; it is compressed while the quantizer runs. Every tensor is
     // coded; the first error in walk order is the one reported, whatever the number of
@@ -588,13 +604,55 @@ fn quantize_tensor(
 
 /// Encodes the ONNX file `input` into the `.nnc` file `output` (written under a temporary
 /// name and renamed, so a failure leaves no output behind).
+///
+/// The input is mapped, not read: the parsed model is a copy of it without the contents of
+/// its `raw_data` fields (spec §10 census first, then `wire::strip_raw_data`), and tensors
+/// are lifted from the map, so the encoder never holds the weights twice.
 pub fn encode_file(input: &Path, output: &Path, opts: &EncodeOptions) -> Result<EncodeReport> {
-    let bytes =
-        std::fs::read(input).map_err(|e| Error::io(format!("reading {}", input.display()), e))?;
-    let model = parse_model(&bytes)?;
-    drop(bytes);
+    let f = std::fs::File::open(input)
+        .map_err(|e| Error::io(format!("opening {}", input.display()), e))?;
+    let meta = f
+        .metadata()
+        .map_err(|e| Error::io(format!("reading {}", input.display()), e))?;
+    if !meta.is_file() {
+        return Err(Error::input(
+            None,
+            format!("{} is not a regular file", input.display()),
+        ));
+    }
+    let map = std::sync::Arc::new(
+        map_file(&f).map_err(|e| Error::io(format!("mapping {}", input.display()), e))?,
+    );
+    let size = map.len() as u64;
+    let budget = input_budget(size, &opts.limits.unwrap_or_default());
+    let malformed = |at: usize, detail: &str| {
+        Error::input(
+            None,
+            format!("not an ONNX ModelProto: {detail} at byte {at}"),
+        )
+    };
+    census(&map, budget).map_err(|e| match e {
+        CensusError::Budget { memory, .. } => Error::Limit {
+            what: "input model memory",
+            value: memory,
+            limit: budget,
+            offset: 0,
+            tensor: None,
+        },
+        CensusError::Malformed { at, detail } => malformed(at, detail),
+    })?;
+    let stripped = strip_raw_data(&map).map_err(|e| match e {
+        CensusError::Malformed { at, detail } => malformed(at, detail),
+        CensusError::Budget { .. } => Error::input(None, "internal: budget while stripping"),
+    })?;
+    let model = ModelProto::decode(stripped.bytes.as_slice())
+        .map_err(|e| Error::input(None, format!("not an ONNX ModelProto: {e}")))?;
+    let raw = RawSource {
+        map,
+        ranges: stripped.ranges,
+    };
     let file = AtomicFile::create(output)?;
-    let (file, report) = encode_model(model, input.parent(), opts, file.writer())?;
+    let (file, report) = encode_with(model, input.parent(), opts, file.writer(), Some(raw), size)?;
     AtomicFile::commit(file)?;
     Ok(report)
 }

@@ -65,7 +65,24 @@ pub fn lift(
     let budget = size
         .saturating_mul(limits.max_expansion)
         .saturating_add(limits.expansion_slack);
-    lift_bounded(model, base_dir, &limits, budget, size)
+    lift_bounded(model, base_dir, &limits, budget, size, None)
+}
+
+/// Tensor data left in the encoder's input (an mmap) by
+/// [`strip_raw_data`](super::wire::strip_raw_data): each `raw_data` of the parsed model holds
+/// the 8-byte number of its range in `ranges`.
+pub struct RawSource {
+    pub map: Arc<Mmap>,
+    pub ranges: Vec<(usize, usize)>,
+}
+
+impl RawSource {
+    /// The bytes a stripped `raw_data` stands for, as (start, len) in the map.
+    fn range(&self, raw: &[u8]) -> Option<(usize, usize)> {
+        let id = u64::from_le_bytes(raw.try_into().ok()?);
+        let &(start, len) = self.ranges.get(usize::try_from(id).ok()?)?;
+        (start.checked_add(len)? <= self.map.len()).then_some((start, len))
+    }
 }
 
 /// [`lift`] under explicit limits.
@@ -81,6 +98,7 @@ pub fn lift_bounded(
     limits: &Limits,
     budget: u64,
     memory: u64,
+    raw: Option<&RawSource>,
 ) -> Result<Vec<Lifted>> {
     let mut out: Vec<Lifted> = Vec::new();
     let mut files: HashMap<String, Arc<Mmap>> = HashMap::new();
@@ -142,7 +160,7 @@ pub fn lift_bounded(
                     in_graph: false,
                 }
             }
-            SlotMut::Tensor(t) => lift_tensor(t, name, base_dir, &mut files)?,
+            SlotMut::Tensor(t) => lift_tensor(t, name, base_dir, &mut files, raw)?,
         };
         out.push(lifted);
         Ok(())
@@ -175,12 +193,41 @@ fn lift_tensor(
     name: String,
     base_dir: Option<&Path>,
     files: &mut HashMap<String, Arc<Mmap>>,
+    raw: Option<&RawSource>,
 ) -> Result<Lifted> {
     let dt = t.data_type.unwrap_or(0);
     let external = t.data_location == Some(1);
     let elements = t.dims.iter().try_fold(1u64, |acc, &d| {
         u64::try_from(d).ok().and_then(|d| acc.checked_mul(d))
     });
+    // Data left in the input map: lifted from there when it is a plain raw_data tensor (no
+    // copy), otherwise copied back, since the tensor stays in the graph as it was.
+    if let (Some(src), Some(r)) = (raw, t.raw_data.as_deref()) {
+        let (start, len) = src
+            .range(r)
+            .ok_or_else(|| Error::input(Some(&name), "internal: raw_data reference"))?;
+        let canonical = !external
+            && dt > 0
+            && dtype::typed_len(t) == 0
+            && elements.and_then(|n| dtype::byte_len(dt, n)) == Some(len as u64);
+        if let (true, Some(elements)) = (canonical, elements) {
+            t.raw_data = None;
+            return Ok(Lifted {
+                name,
+                data_type: dt,
+                dims: t.dims.iter().map(|&d| d as u64).collect(),
+                elements,
+                storage: Storage::RawData,
+                data: Data::Mapped {
+                    map: src.map.clone(),
+                    start,
+                    len,
+                },
+                in_graph: false,
+            });
+        }
+        t.raw_data = Some(src.map[start..start + len].to_vec());
+    }
     let (Some(elements), true) = (elements, dt > 0) else {
         if external {
             return Err(Error::input(
@@ -401,8 +448,9 @@ fn open_external(base_dir: Option<&Path>, rel: &Path, name: &str) -> Result<std:
     Ok(f)
 }
 
+/// Maps a file read-only (the encoder's input and external data).
 #[allow(unsafe_code)]
-fn map_file(f: &std::fs::File) -> std::io::Result<Mmap> {
+pub fn map_file(f: &std::fs::File) -> std::io::Result<Mmap> {
     // SAFETY: the mapping is read-only and lives while the encoder runs; a concurrent writer
     // to the same file could change the bytes we read, which the CRC in the output then
     // covers as read. This is the usual contract of reading a file through mmap.

@@ -284,10 +284,90 @@ impl Counter<'_> {
     }
 }
 
-/// Whether message `m`'s field `field` is `TensorProto.raw_data` (for callers that walk the
-/// wire format themselves).
-pub fn is_raw_data(m: usize, field: u32) -> bool {
-    m == TENSOR && field == RAW_DATA_FIELD
+/// A serialized `ModelProto` with the content of every `TensorProto.raw_data` replaced by
+/// its number (8 bytes, little-endian) in `ranges`, the byte ranges of the contents in the
+/// input. The encoder parses this small copy and reads tensor data from the input (an
+/// mmap) through the ranges, so that it never holds a second copy of the weights.
+pub struct Stripped {
+    pub bytes: Vec<u8>,
+    pub ranges: Vec<(usize, usize)>,
+}
+
+/// Strips `bytes` as [`Stripped`] says. Fails on malformed wire data as [`census`] does
+/// (call the census first: it bounds what this allocates).
+pub fn strip_raw_data(bytes: &[u8]) -> Result<Stripped, CensusError> {
+    let mut ranges = Vec::new();
+    let mut c = Counter {
+        bytes,
+        budget: u64::MAX,
+        census: Census::default(),
+    };
+    let out = c.strip(MODEL, 0, bytes.len(), 1, &mut ranges)?;
+    Ok(Stripped { bytes: out, ranges })
+}
+
+impl Counter<'_> {
+    fn strip(
+        &mut self,
+        m: usize,
+        start: usize,
+        end: usize,
+        depth: u32,
+        ranges: &mut Vec<(usize, usize)>,
+    ) -> Result<Vec<u8>, CensusError> {
+        if depth > MAX_NESTING {
+            return Err(malformed(start, "messages nested deeper than 100"));
+        }
+        let mut out = Vec::new();
+        let mut pos = start;
+        while pos < end {
+            let at = pos;
+            let key = self.varint(&mut pos, end)?;
+            let field = key >> 3;
+            match key & 7 {
+                0 => {
+                    self.varint(&mut pos, end)?;
+                }
+                1 | 5 => {
+                    let n = if key & 7 == 1 { 8 } else { 4 };
+                    if end - pos < n {
+                        return Err(malformed(at, "fixed-width value cut off"));
+                    }
+                    pos += n;
+                }
+                2 => {
+                    let len = self.varint(&mut pos, end)?;
+                    if len > (end - pos) as u64 {
+                        return Err(malformed(at, "length-delimited field cut off"));
+                    }
+                    let body = pos;
+                    pos += len as usize;
+                    let kind = MESSAGES[m]
+                        .fields
+                        .iter()
+                        .find(|(f, _)| *f as u64 == field)
+                        .map(|&(_, k)| k);
+                    if m == TENSOR && field == RAW_DATA_FIELD as u64 {
+                        crate::bytes::put_varint(&mut out, key);
+                        crate::bytes::put_varint(&mut out, 8);
+                        out.extend_from_slice(&(ranges.len() as u64).to_le_bytes());
+                        ranges.push((body, len as usize));
+                        continue;
+                    }
+                    if let Some(Kind::Message(t) | Kind::RepeatedMessage(t)) = kind {
+                        let sub = self.strip(t, body, pos, depth + 1, ranges)?;
+                        crate::bytes::put_varint(&mut out, key);
+                        crate::bytes::put_varint(&mut out, sub.len() as u64);
+                        out.extend_from_slice(&sub);
+                        continue;
+                    }
+                }
+                _ => return Err(malformed(at, "group or invalid wire type")),
+            }
+            out.extend_from_slice(&self.bytes[at..pos]);
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]
@@ -326,6 +406,34 @@ mod tests {
             census(&b, 10_000),
             Err(CensusError::Budget { .. })
         ));
+    }
+
+    #[test]
+    fn stripping_keeps_everything_but_raw_data() {
+        let t = |name: &str, raw: Vec<u8>| proto::TensorProto {
+            name: Some(name.into()),
+            dims: vec![raw.len() as i64],
+            data_type: Some(2),
+            raw_data: Some(raw),
+            ..Default::default()
+        };
+        let m = proto::ModelProto {
+            graph: Some(proto::GraphProto {
+                name: Some("g".into()),
+                initializer: vec![t("a", vec![1, 2, 3]), t("b", vec![9; 300])],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let b = m.encode_to_vec();
+        let s = strip_raw_data(&b).unwrap();
+        let mut back = proto::ModelProto::decode(s.bytes.as_slice()).unwrap();
+        for t in &mut back.graph.as_mut().unwrap().initializer {
+            let id = u64::from_le_bytes(t.raw_data.as_deref().unwrap().try_into().unwrap());
+            let (start, len) = s.ranges[id as usize];
+            t.raw_data = Some(b[start..start + len].to_vec());
+        }
+        assert_eq!(back, m);
     }
 
     #[test]
