@@ -22,6 +22,8 @@ use crate::error::{Error, Result};
 /// that the signal thread can remove them.
 static LIVE: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 static HOOKED: AtomicBool = AtomicBool::new(false);
+/// Set once an output set has been renamed into place.
+static COMMITTED: AtomicBool = AtomicBool::new(false);
 
 fn live() -> MutexGuard<'static, Vec<PathBuf>> {
     LIVE.lock().unwrap_or_else(|e| e.into_inner())
@@ -32,8 +34,10 @@ fn forget(paths: &[PathBuf]) {
 }
 
 /// Installs a SIGINT/SIGTERM handler that removes the temporary files and directories of
-/// every output being written, then exits with status 130 (SIGINT) or 143 (SIGTERM). For
-/// programs (the `nnc` command); a library leaves signal handling to its caller.
+/// every output being written, then exits with status 130 (SIGINT) or 143 (SIGTERM); a
+/// signal that arrives once the outputs are in place (nothing left to remove) lets the
+/// program finish. For programs that write one set of outputs (the `nnc` command); a library
+/// leaves signal handling to its caller.
 ///
 /// The handler is a thread fed by `signal-hook` (not code in signal context): it can remove
 /// files and take the lock that [`OutputSet::commit`] holds while it renames, so an
@@ -49,8 +53,13 @@ pub fn remove_outputs_on_signal() -> Result<()> {
     std::thread::Builder::new()
         .name("nnc-signals".into())
         .spawn(move || {
-            if let Some(sig) = signals.forever().next() {
+            for sig in signals.forever() {
                 let mut l = live();
+                if l.is_empty() && COMMITTED.load(Ordering::SeqCst) {
+                    // Every output is in place and the program is about to end: let it
+                    // finish (status 0) rather than report an interruption.
+                    continue;
+                }
                 // Files first, then the directories created for them, innermost last
                 // created first.
                 for p in l.iter().rev() {
@@ -258,6 +267,7 @@ impl OutputSet {
         }
         l.retain(|p| !self.created.contains(p));
         self.created.clear();
+        COMMITTED.store(true, Ordering::SeqCst);
         Ok(())
     }
 }
