@@ -13,8 +13,10 @@ use libfuzzer_sys::fuzz_target;
 use nnc::container::tensor_header::{Coding, Storage, TensorHeader};
 use nnc::container::writer::ContainerWriter;
 
-/// Largest serialized graph the target builds (its own buffers stay under the malloc limit).
-const MAX_GRAPH: usize = 6 << 20;
+/// Largest serialized graph the target builds. Its own buffers are reserved up front below
+/// the malloc limit (a first version let a 6 MiB node grow the graph's vector to 21.6 MB:
+/// the harness, not the decoder, tripped `-malloc_limit_mb=16`).
+const MAX_GRAPH: usize = 3 << 20;
 
 #[derive(Arbitrary, Debug)]
 enum Piece {
@@ -69,6 +71,9 @@ fn vi(out: &mut Vec<u8>, field: u32, v: u64) {
 }
 /// `part` appended `n` times, as long as the buffer stays under MAX_GRAPH.
 fn rep(out: &mut Vec<u8>, part: &[u8], n: u64) {
+    if out.capacity() < MAX_GRAPH + 64 {
+        out.reserve_exact(MAX_GRAPH + 64 - out.len());
+    }
     for _ in 0..n {
         if out.len() + part.len() > MAX_GRAPH {
             return;
@@ -88,13 +93,15 @@ fn float_tensor(name: &str, n: u64) -> Vec<u8> {
 fn build(p: &Plan) -> Vec<u8> {
     let scale = 1u64 << (p.scale % 17);
     let n = |c: u16| (c as u64).saturating_mul(scale);
-    let mut g = Vec::new();
+    // Pieces go into g while it stays under MAX_GRAPH; g itself never reallocates.
+    let mut g = Vec::with_capacity(2 * MAX_GRAPH + (1 << 18));
     ld(&mut g, 2, &vec![b'g'; (p.graph_name_len as usize).min(1 << 17)]);
     for i in 0..p.valid % 8 {
         ld(&mut g, 5, &float_tensor(&format!("v{i}"), 2));
     }
     let mut functions = Vec::new();
     for piece in &p.pieces {
+        // Every piece adds at most MAX_GRAPH + a few bytes: stop while g has room for one.
         if g.len() > MAX_GRAPH {
             break;
         }
@@ -179,11 +186,12 @@ fn build(p: &Plan) -> Vec<u8> {
             }
         }
     }
-    let mut m = Vec::new();
+    let mut m = Vec::with_capacity(g.len() + MAX_GRAPH + 64);
     vi(&mut m, 1, 8);
     ld(&mut m, 7, &g);
+    drop(g);
     for f in functions {
-        if m.len() + f.len() < MAX_GRAPH {
+        if m.len() + f.len() + 16 < m.capacity() {
             ld(&mut m, 25, &f);
         }
     }
