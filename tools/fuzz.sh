@@ -34,7 +34,7 @@ for t in "${targets[@]}"; do
     if [ "$t" = hostile_graph ]; then
         limits=(-rss_limit_mb=1024 -malloc_limit_mb=16 -timeout=5 -max_len=1024)
     fi
-    if ASAN_OPTIONS=quarantine_size_mb=64:malloc_context_size=0 \
+    if ASAN_OPTIONS=quarantine_size_mb=64 \
         cargo fuzz run "${flags[@]}" "$t" -- \
         -max_total_time="$secs" "${limits[@]}" \
         -print_final_stats=1 >"artifacts/$t.log" 2>&1; then
