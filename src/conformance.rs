@@ -386,6 +386,7 @@ pub fn set_limit(l: &mut Limits, key: &str, v: u64) -> bool {
         "max_elements" => l.max_elements = v,
         "max_name_len" => l.max_name_len = v32,
         "max_graph_bytes" => l.max_graph_bytes = v,
+        "max_graph_memory" => l.max_graph_memory = v,
         "max_depth" => l.max_depth = v32,
         "max_header_bytes" => l.max_header_bytes = v32,
         "max_expansion" => l.max_expansion = v,

@@ -16,7 +16,8 @@ use crate::onnx::dtype;
 use crate::onnx::lift::{external_key, restore, safe_location};
 use crate::onnx::proto::ModelProto;
 use crate::onnx::walk::{walk_slots, SlotMut};
-use crate::output::AtomicFile;
+use crate::onnx::wire::{census, CensusError};
+use crate::output::OutputSet;
 use crate::Limits;
 
 /// What the walk of the lifted graph says about one slot (spec §6.3 consistency rules).
@@ -116,35 +117,10 @@ impl<R: Read> Decoder<R> {
                 "the first record must be GRAPH",
             ));
         }
-        let (model, graph_len) = parse_graph(&rec, &opts.limits, records.offset())?;
+        let read = records.offset();
+        let (model, graph_len, memory) = parse_graph(&rec, &opts.limits, read)?;
         let mut model = model;
-        let mut slots = Vec::new();
-        walk_slots(&mut model, opts.limits.max_depth, &mut |name, slot| {
-            let kind = match slot {
-                SlotMut::Tensor(t) => SlotKind::Tensor {
-                    data_type: t.data_type.unwrap_or(0),
-                    dims: t.dims.clone(),
-                    external: t.data_location == Some(1),
-                },
-                SlotMut::Floats(_) => SlotKind::Floats,
-                SlotMut::Ints(_) => SlotKind::Ints,
-            };
-            slots.push(SlotInfo { name, kind });
-            Ok(())
-        })
-        .map_err(|e| match e {
-            Error::Input { detail, .. } => Error::format(FormatRule::Graph, rec.offset, detail),
-            e => e,
-        })?;
-        if slots.len() as u64 > opts.limits.max_tensors {
-            return Err(Error::Limit {
-                what: "tensor count",
-                value: slots.len() as u64,
-                limit: opts.limits.max_tensors,
-                offset: rec.offset,
-                tensor: None,
-            });
-        }
+        let slots = collect_slots(&mut model, &opts.limits, rec.offset, read, memory)?;
         Ok(Decoder {
             records: Some(records),
             model,
@@ -293,7 +269,7 @@ impl<R: Read> Decoder<R> {
         let mut model = std::mem::take(&mut self.model);
         let mut it = tensors.into_iter();
         let mut external = Vec::new();
-        walk_slots(&mut model, self.opts.limits.max_depth, &mut |name, slot| {
+        walk_slots(&mut model, self.opts.limits.max_depth, &mut |_, slot| {
             let Some(t) = it.next() else {
                 return Err(Error::format(
                     FormatRule::RecordOrder,
@@ -301,11 +277,12 @@ impl<R: Read> Decoder<R> {
                     "fewer tensors than slots",
                 ));
             };
+            let name = t.name.as_str();
             let bad = || {
                 format_err(
                     FormatRule::TensorHeader,
                     0,
-                    &name,
+                    name,
                     "decoded data does not fit its slot",
                 )
             };
@@ -323,7 +300,7 @@ impl<R: Read> Decoder<R> {
                                 format_err(
                                     FormatRule::Graph,
                                     0,
-                                    &name,
+                                    name,
                                     format!("external offset {v:?} is not a number"),
                                 )
                             })?,
@@ -332,7 +309,7 @@ impl<R: Read> Decoder<R> {
                             format_err(
                                 FormatRule::Graph,
                                 0,
-                                &name,
+                                name,
                                 format!("unsafe external location {loc:?}"),
                             )
                         })?;
@@ -392,7 +369,9 @@ fn next_known<R: Read>(
     }
 }
 
-fn parse_graph(rec: &Record, limits: &Limits, read: u64) -> Result<(ModelProto, u64)> {
+/// Spec §5.1 steps 1 to 6: the GRAPH header, the zstd frame, the census of what parsing
+/// builds (limit `graph memory`), the parse. Returns the model, `L` and the census's memory.
+fn parse_graph(rec: &Record, limits: &Limits, read: u64) -> Result<(ModelProto, u64, u64)> {
     let at = rec.header_offset();
     if rec.header.len() != 9 {
         return Err(Error::format(
@@ -421,7 +400,8 @@ fn parse_graph(rec: &Record, limits: &Limits, read: u64) -> Result<(ModelProto, 
         });
     }
     limits.check_decoded(read, 0, len, at + 1, None)?;
-    let bytes = zstd::bulk::decompress(&rec.payload, len as usize).map_err(|e| {
+    let (bytes, r) = crate::error::try_zstd(&rec.payload, len as usize, rec.payload_offset())?;
+    r.map_err(|e| {
         Error::format(
             FormatRule::Graph,
             rec.payload_offset(),
@@ -435,6 +415,21 @@ fn parse_graph(rec: &Record, limits: &Limits, read: u64) -> Result<(ModelProto, 
             format!("graph is {} bytes, header says {len}", bytes.len()),
         ));
     }
+    let budget = limits.graph_memory_budget(read);
+    let census = census(&bytes, budget).map_err(|e| match e {
+        CensusError::Budget { memory, .. } => Error::Limit {
+            what: "graph memory",
+            value: memory,
+            limit: budget,
+            offset: rec.payload_offset(),
+            tensor: None,
+        },
+        CensusError::Malformed { at, detail } => Error::format(
+            FormatRule::Graph,
+            rec.payload_offset(),
+            format!("graph is not a ModelProto: {detail} at byte {at} of the serialized model"),
+        ),
+    })?;
     let model = ModelProto::decode(bytes.as_slice()).map_err(|e| {
         Error::format(
             FormatRule::Graph,
@@ -442,7 +437,115 @@ fn parse_graph(rec: &Record, limits: &Limits, read: u64) -> Result<(ModelProto, 
             format!("graph is not a ModelProto: {e}"),
         )
     })?;
-    Ok((model, len))
+    Ok((model, len, census.memory - bytes.len() as u64))
+}
+
+/// Spec §5.1 steps 7 and 8: walks the lifted model and records what each slot must match,
+/// charging each slot's bookkeeping (its name, its dims) to the graph-memory budget before
+/// allocating it, and failing at the first slot over `max_tensors` or with a name longer
+/// than `max_name_len`: the work is linear in the graph and the budget, never in the
+/// number of slots times the length of a name.
+fn collect_slots(
+    model: &mut ModelProto,
+    limits: &Limits,
+    at: u64,
+    read: u64,
+    graph_memory: u64,
+) -> Result<Vec<SlotInfo>> {
+    let budget = limits.graph_memory_budget(read);
+    let mut memory = graph_memory;
+    let mut slots: Vec<SlotInfo> = Vec::new();
+    let limit = |what, value, limit| Error::Limit {
+        what,
+        value,
+        limit,
+        offset: at,
+        tensor: None,
+    };
+    walk_slots(model, limits.max_depth, &mut |name, slot| {
+        if slots.len() as u64 >= limits.max_tensors {
+            return Err(limit(
+                "tensor count",
+                slots.len() as u64 + 1,
+                limits.max_tensors,
+            ));
+        }
+        let len = name.len();
+        if len as u64 > limits.max_name_len as u64 {
+            return Err(limit("name length", len as u64, limits.max_name_len as u64));
+        }
+        let dims = match &slot {
+            SlotMut::Tensor(t) => t.dims.len(),
+            _ => 0,
+        };
+        // The slot's entry, twice over for the growth of the vector, its name and dims.
+        let cost = 2 * std::mem::size_of::<SlotInfo>() as u64 + len as u64 + 8 * dims as u64;
+        memory = memory.saturating_add(cost);
+        if memory > budget {
+            return Err(limit("graph memory", memory, budget));
+        }
+        let alloc_err = || limit("graph memory (allocation failed)", memory, budget);
+        let name = name.to_string_within(len).ok_or_else(alloc_err)?;
+        let kind = match slot {
+            SlotMut::Tensor(t) => {
+                let mut d = Vec::new();
+                d.try_reserve_exact(t.dims.len()).map_err(|_| alloc_err())?;
+                d.extend_from_slice(&t.dims);
+                SlotKind::Tensor {
+                    data_type: t.data_type.unwrap_or(0),
+                    dims: d,
+                    external: t.data_location == Some(1),
+                }
+            }
+            SlotMut::Floats(_) => SlotKind::Floats,
+            SlotMut::Ints(_) => SlotKind::Ints,
+        };
+        slots.try_reserve(1).map_err(|_| alloc_err())?;
+        slots.push(SlotInfo { name, kind });
+        Ok(())
+    })
+    .map_err(|e| match e {
+        Error::Input { detail, .. } => Error::format(FormatRule::Graph, at, detail),
+        e => e,
+    })?;
+    Ok(slots)
+}
+
+/// What a decoder with `limits` checks of a GRAPH record holding `graph` (the serialized
+/// lifted `model`) when it has read `read` bytes: the encoder calls this so that it writes
+/// only files the decoder accepts (spec §10). Returns the number of slots.
+pub(crate) fn check_graph(
+    model: &mut ModelProto,
+    graph: &[u8],
+    read: u64,
+    limits: &Limits,
+) -> Result<usize> {
+    let len = graph.len() as u64;
+    if len > limits.max_graph_bytes {
+        return Err(Error::Limit {
+            what: "graph bytes",
+            value: len,
+            limit: limits.max_graph_bytes,
+            offset: 0,
+            tensor: None,
+        });
+    }
+    limits.check_decoded(read, 0, len, 0, None)?;
+    let budget = limits.graph_memory_budget(read);
+    let c = census(graph, budget).map_err(|e| match e {
+        CensusError::Budget { memory, .. } => Error::Limit {
+            what: "graph memory",
+            value: memory,
+            limit: budget,
+            offset: 0,
+            tensor: None,
+        },
+        CensusError::Malformed { detail, .. } => Error::input(
+            None,
+            format!("internal: the lifted graph does not parse: {detail}"),
+        ),
+    })?;
+    Ok(collect_slots(model, limits, 0, read, c.memory - len)?.len())
 }
 
 /// Spec §6.3: the record must describe the slot it fills.
@@ -542,64 +645,122 @@ fn decode_payload(h: &TensorHeader, payload: &[u8], base: u64, parallel: bool) -
 /// Decodes a whole `.nnc` from `r` to ONNX bytes (external tensors inlined).
 pub fn decode_to_bytes<R: Read>(r: R, opts: DecodeOptions) -> Result<Vec<u8>> {
     let (model, _) = Decoder::new(r, opts)?.into_model(true)?;
-    Ok(model.encode_to_vec())
+    encode_fallibly(&model)
+}
+
+/// The serialized model, its buffer reserved fallibly.
+fn encode_fallibly(model: &ModelProto) -> Result<Vec<u8>> {
+    let mut bytes = crate::error::try_zeroed(0, 0)?;
+    bytes
+        .try_reserve_exact(model.encoded_len())
+        .map_err(|_| Error::Limit {
+            what: "memory (allocation failed)",
+            value: model.encoded_len() as u64,
+            limit: 0,
+            offset: 0,
+            tensor: None,
+        })?;
+    model.encode(&mut bytes).map_err(|e| Error::Unsupported {
+        detail: format!("serializing the decoded model: {e}"),
+    })?;
+    Ok(bytes)
 }
 
 /// Decodes `input` to the ONNX file `output`; external tensors go to their original
 /// locations relative to `output`'s directory unless `inline_external`. Every file is written
-/// under a temporary name and renamed only when all decoding succeeded.
+/// under an unguessable temporary name and all are renamed into place only when all decoding
+/// and writing succeeded (spec §11); nothing new is left otherwise.
 pub fn decode_file(
     input: &Path,
     output: &Path,
     opts: DecodeOptions,
     inline_external: bool,
 ) -> Result<()> {
+    // Refuse a bad output path before any work.
+    let mut set = OutputSet::new(output)?;
     let f = std::fs::File::open(input)
         .map_err(|e| Error::io(format!("opening {}", input.display()), e))?;
     let (model, external) = Decoder::new(std::io::BufReader::with_capacity(1 << 20, f), opts)?
         .into_model(inline_external)?;
-    let bytes = model.encode_to_vec();
+    let file_len = std::fs::metadata(input).map(|m| m.len()).unwrap_or(0);
+    let plan = plan_external(external, output, file_len, &opts.limits)?;
+    let bytes = encode_fallibly(&model)?;
     if bytes.len() as u64 > i32::MAX as u64 {
         return Err(Error::Unsupported {
             detail: "decoded model exceeds protobuf's 2 GB; decode with external data".into(),
         });
     }
-    let dir = output
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut files: HashMap<PathBuf, crate::output::AtomicWriter> = HashMap::new();
+    let model_h = set.add(output)?;
+    for (location, parts) in plan {
+        let h = set.add_relative(&location)?;
+        for e in parts {
+            set.write_at(h, e.offset, &e.data)?;
+        }
+    }
+    set.write(model_h, &bytes)?;
+    set.commit()
+}
+
+/// Groups external data by file and checks it (spec §6.3, §10): no file named like the
+/// output model, no two tensors overlapping in one file, and the files' total length (the
+/// largest end in each, gaps included) within `max_alloc` and the expansion rule over the
+/// `read` bytes of the input.
+fn plan_external(
+    external: Vec<ExternalData>,
+    output: &Path,
+    read: u64,
+    limits: &Limits,
+) -> Result<Vec<(PathBuf, Vec<ExternalData>)>> {
+    let mut files: Vec<(PathBuf, Vec<ExternalData>)> = Vec::new();
+    let mut index: HashMap<PathBuf, usize> = HashMap::new();
     for e in external {
-        let end = e.offset.saturating_add(e.data.len() as u64);
-        if end > opts.limits.max_alloc {
-            return Err(Error::Limit {
-                what: "external data offset",
-                value: end,
-                limit: opts.limits.max_alloc,
-                offset: 0,
-                tensor: None,
+        let i = *index.entry(e.location.clone()).or_insert_with(|| {
+            files.push((e.location.clone(), Vec::new()));
+            files.len() - 1
+        });
+        files[i].1.push(e);
+    }
+    let model_name = output.file_name().map(PathBuf::from);
+    let mut total: u64 = 0;
+    for (loc, parts) in &mut files {
+        if Some(&*loc) == model_name.as_ref() {
+            return Err(Error::Unsupported {
+                detail: format!(
+                    "external location {} is the output model's own name: decode to another                      name or with --inline-external",
+                    loc.display()
+                ),
             });
         }
-        if !files.contains_key(&e.location) {
-            let path = dir.join(&e.location);
-            if let Some(p) = path.parent() {
-                std::fs::create_dir_all(p)
-                    .map_err(|err| Error::io(format!("creating {}", p.display()), err))?;
+        parts.sort_by_key(|e| e.offset);
+        let mut end = 0u64;
+        for e in parts.iter() {
+            if e.offset < end {
+                return Err(Error::format(
+                    FormatRule::Graph,
+                    0,
+                    format!(
+                        "external tensors overlap in {} at byte {}",
+                        loc.display(),
+                        e.offset
+                    ),
+                ));
             }
-            files.insert(e.location.clone(), AtomicFile::create(&path)?.writer());
+            end = e.offset.saturating_add(e.data.len() as u64);
         }
-        if let Some(w) = files.get_mut(&e.location) {
-            w.write_at(e.offset, &e.data)
-                .map_err(|err| Error::io(format!("writing {}", e.location.display()), err))?;
-        }
+        total = total.saturating_add(end);
     }
-    let pending: Vec<_> = files.into_values().collect();
-    let f = AtomicFile::create(output)?;
-    let mut w = f.writer();
-    std::io::Write::write_all(&mut w, &bytes)
-        .map_err(|e| Error::io(format!("writing {}", output.display()), e))?;
-    for p in pending {
-        AtomicFile::commit(p)?;
+    let bound = read
+        .saturating_mul(limits.max_expansion)
+        .saturating_add(limits.expansion_slack)
+        .min(limits.max_alloc);
+    if total > bound {
+        return Err(Error::Limit {
+            what: "external data length",
+            value: total,
+            limit: bound,
+            offset: 0,
+            tensor: None,
+        });
     }
-    AtomicFile::commit(w)
+    Ok(files)
 }

@@ -6,17 +6,22 @@ use prost::Message;
 use rayon::prelude::*;
 
 use crate::container::fidelity::Fidelity;
+use crate::container::record::PREFIX_LEN;
 use crate::container::tensor_header::{Coding, Storage, TensorHeader};
 use crate::container::writer::ContainerWriter;
+use crate::container::FILE_HEADER_LEN;
+use crate::decoder::check_graph;
 use crate::error::{Error, Result};
 use crate::lossless::{self, LosslessOptions};
 use crate::onnx::dtype;
-use crate::onnx::lift::{lift, restore, Lifted};
+use crate::onnx::lift::{lift_bounded, map_file, restore, Lifted, RawSource};
 use crate::onnx::proto::ModelProto;
-use crate::onnx::walk::{walk, walk_slots};
+use crate::onnx::walk::walk;
+use crate::onnx::wire::{census, strip_raw_data, CensusError};
 use crate::output::AtomicFile;
 use crate::quant::policy::{Consumers, LossyOptions, StepRule};
 use crate::quant::{self, float, QuantParams};
+use crate::Limits;
 
 /// Encoder settings. The same input and settings give the same bytes, whatever the number of
 /// threads.
@@ -27,6 +32,10 @@ pub struct EncodeOptions {
     pub lossy: Option<LossyOptions>,
     /// Subgraph nesting accepted in the input model.
     pub max_depth: Option<u32>,
+    /// The decoder limits the file must satisfy (default: `Limits::default()`): the encoder
+    /// writes only files a decoder with these limits accepts, and fails naming the limit
+    /// otherwise (spec §10).
+    pub limits: Option<Limits>,
     /// Give every tensor a record of its own, even one that would cost less in the graph
     /// (for tools and tests that look at records; files get larger).
     pub records_only: bool,
@@ -90,10 +99,32 @@ pub struct QuantReport {
     pub entropy_bits: f64,
 }
 
-/// Parses an ONNX model from bytes.
+/// Parses an ONNX model from bytes, after a census of what parsing builds (spec §10: the
+/// encoder's input is bounded like the decoder's, by the expansion rule over its size).
 pub fn parse_model(bytes: &[u8]) -> Result<ModelProto> {
+    let budget = input_budget(bytes.len() as u64, &Limits::default());
+    census(bytes, budget).map_err(|e| match e {
+        CensusError::Budget { memory, .. } => Error::Limit {
+            what: "input model memory",
+            value: memory,
+            limit: budget,
+            offset: 0,
+            tensor: None,
+        },
+        CensusError::Malformed { at, detail } => Error::input(
+            None,
+            format!("not an ONNX ModelProto: {detail} at byte {at}"),
+        ),
+    })?;
     ModelProto::decode(bytes)
         .map_err(|e| Error::input(None, format!("not an ONNX ModelProto: {e}")))
+}
+
+/// What the encoder may spend on a model of `len` serialized bytes: the decoder's expansion
+/// rule (`len × max_expansion + expansion_slack`).
+fn input_budget(len: u64, l: &Limits) -> u64 {
+    len.saturating_mul(l.max_expansion)
+        .saturating_add(l.expansion_slack)
 }
 
 /// Encodes a parsed model into `out`. `base_dir` is where external data files live.
@@ -103,7 +134,8 @@ pub fn encode_model<W: Write>(
     opts: &EncodeOptions,
     out: W,
 ) -> Result<(W, EncodeReport)> {
-    let prepared = Prepared::new(model, base_dir, opts)?;
+    let size = model.encoded_len() as u64;
+    let prepared = Prepared::new(model, base_dir, opts, None, size)?;
     prepared.code(opts)?.write(&prepared, out, None)
 }
 
@@ -115,25 +147,51 @@ pub struct Prepared {
     /// Every tensor of the walk, in walk order.
     pub lifted: Vec<Lifted>,
     consumers: Consumers,
-    depth: u32,
+    /// The decoder limits the file must satisfy.
+    limits: Limits,
 }
 
 impl Prepared {
-    /// Lifts every tensor out of `model`.
+    /// Lifts every tensor out of `model`, whose `raw_data` may have been left in its input
+    /// file (`raw`); `size` is the input's size (for the budget of spec §10).
     pub fn new(
         mut model: ModelProto,
         base_dir: Option<&Path>,
         opts: &EncodeOptions,
+        raw: Option<RawSource>,
+        size: u64,
     ) -> Result<Prepared> {
-        let depth = opts.max_depth.unwrap_or(crate::Limits::default().max_depth);
+        let mut limits = opts.limits.unwrap_or_default();
+        if let Some(d) = opts.max_depth {
+            limits.max_depth = d;
+        }
         let consumers = Consumers::of(&model);
-        let lifted = lift(&mut model, base_dir, depth)?;
+        let parsed = model.encoded_len() as u64;
+        let lifted = lift_bounded(
+            &mut model,
+            base_dir,
+            &limits,
+            input_budget(size, &limits),
+            parsed,
+            raw.as_ref(),
+        )?;
+        drop(raw);
         Ok(Prepared {
             model,
             lifted,
             consumers,
-            depth,
+            limits,
         })
+    }
+
+    /// The model with its slots' data lifted out.
+    pub fn lifted_model(&self) -> &ModelProto {
+        &self.model
+    }
+
+    /// Subgraph nesting the walk accepts.
+    pub fn max_depth(&self) -> u32 {
+        self.limits.max_depth
     }
 
     /// Whether the policy of `l` lets tensor `i` be quantized (it may still stay exact).
@@ -154,7 +212,8 @@ impl Prepared {
     pub fn code(&self, opts: &EncodeOptions) -> Result<CodedModel> {
         let lifted = &self.lifted;
         let consumers = &self.consumers;
-        let depth = self.depth;
+        let depth = self.limits.max_depth;
+        let limits = &self.limits;
         let mut model = self.model.clone();
         // Tensors the policy may quantize never stay in the graph, so the graph is known once
         // the others are coded; it is compressed while the quantizer runs. Every tensor is
@@ -195,13 +254,13 @@ impl Prepared {
             // Tensors cheaper in the graph than in a record of their own go back into it: they
             // are then not slots (spec §5.2) and the graph's zstd frame codes them.
             let mut k = 0;
-            walk(&mut model, depth, &mut |name, slot| {
+            walk(&mut model, depth, &mut |_, slot| {
                 let i = k;
                 k += 1;
                 if let Some(Ok((Placement::Graph(Some(bytes)), _))) = &results[i] {
                     if !restore(slot, lifted[i].storage, bytes.clone()) {
                         return Err(Error::input(
-                            Some(&name),
+                            Some(&lifted[i].name),
                             "internal: tensor data does not go back into its place",
                         ));
                     }
@@ -213,18 +272,17 @@ impl Prepared {
                 .filter(|r| matches!(r, Some(Ok((Placement::Record(..), _)))))
                 .count()
                 + may_quantize.iter().filter(|&&q| q).count();
-            let mut slots = 0;
-            walk_slots(&mut model, depth, &mut |_, _| {
-                slots += 1;
-                Ok(())
-            })?;
+            let graph = model.encode_to_vec();
+            // Encode only what decodes: the graph's size, what parsing it builds, the count
+            // and names of its slots, under the decoder's limits (the compressed size is not
+            // known yet: the check below, once it is, repeats the budget-dependent rules).
+            let slots = check_graph(&mut model, &graph, u64::MAX, limits)?;
             if slots != records {
                 return Err(Error::input(
                     None,
                     format!("internal: {slots} slots in the lifted model but {records} records"),
                 ));
             }
-            let graph = model.encode_to_vec();
             // Level 19 costs 15-90 ms on a graph of 60-150 KB for 0.1-3 % of the graph's size
             // over level 15 (0.1 % of the file at most, measured on the corpus): 19 only for
             // small graphs.
@@ -234,6 +292,10 @@ impl Prepared {
                 15
             };
             let (frame, rest) = rayon::join(|| zstd::bulk::compress(&graph, level), || phase(true));
+            let frame = frame.map(|f| {
+                let read = (FILE_HEADER_LEN + PREFIX_LEN + 9 + f.len()) as u64;
+                check_graph(&mut model, &graph, read, limits).map(|_| f)
+            });
             graph_frame = Some((graph.len() as u64, frame));
             rest
         } else {
@@ -249,7 +311,7 @@ impl Prepared {
         let Some((graph_len, frame)) = graph_frame else {
             return Err(Error::input(None, "internal: graph not compressed"));
         };
-        let frame = frame.map_err(|e| Error::io("zstd compression of the graph", e))?;
+        let frame = frame.map_err(|e| Error::io("zstd compression of the graph", e))??;
         Ok(CodedModel {
             graph_len,
             frame,
@@ -267,16 +329,28 @@ pub struct CodedModel {
 
 impl CodedModel {
     /// Bytes of the container `write` produces without a FIDELITY record.
-    pub fn container_bytes(&self) -> Result<u64> {
-        let (_, r) = self.write_to(std::io::sink(), None)?;
+    pub fn container_bytes(&self, prepared: &Prepared) -> Result<u64> {
+        let (_, r) = self.write_to(std::io::sink(), None, &prepared.limits)?;
         Ok(r)
     }
 
-    fn write_to<W: Write>(&self, out: W, fidelity: Option<&Fidelity>) -> Result<(W, u64)> {
+    fn write_to<W: Write>(
+        &self,
+        out: W,
+        fidelity: Option<&Fidelity>,
+        limits: &Limits,
+    ) -> Result<(W, u64)> {
         let mut w = ContainerWriter::new(out)?;
         w.graph(self.graph_len, &self.frame)?;
+        let mut read = (FILE_HEADER_LEN + PREFIX_LEN + 9 + self.frame.len()) as u64;
+        let mut decoded = self.graph_len;
         for (placement, _) in &self.tensors {
             if let Placement::Record(h, payload) = placement {
+                let header = h.to_bytes();
+                read += (PREFIX_LEN + header.len() + payload.len()) as u64;
+                check_record(h, header.len(), read, decoded, limits)
+                    .map_err(|e| e.with_tensor(&h.name))?;
+                decoded += h.data_bytes;
                 w.tensor(h, payload)?;
             }
         }
@@ -293,7 +367,7 @@ impl CodedModel {
         out: W,
         fidelity: Option<&Fidelity>,
     ) -> Result<(W, EncodeReport)> {
-        let (w, total) = self.write_to(out, fidelity)?;
+        let (w, total) = self.write_to(out, fidelity, &prepared.limits)?;
         let mut report = EncodeReport {
             graph_bytes: self.frame.len() as u64,
             total_bytes: total,
@@ -338,6 +412,44 @@ type Coded = (Placement, Option<QuantReport>);
 /// most 5 bytes for files under 32 GiB, name length varint).
 fn record_overhead(name: &str, rank: usize) -> usize {
     24 + 36 + name.len() + 8 * rank + 5 + 2 + name.len()
+}
+
+/// Encode only what decodes: the checks of spec §4.1, §6.1 and §10 that the decoder's
+/// `limits` apply to a TENSOR record with header `h` (`header_len` bytes) that ends after
+/// `read` bytes, after `decoded` bytes of graph and tensors.
+fn check_record(
+    h: &TensorHeader,
+    header_len: usize,
+    read: u64,
+    decoded: u64,
+    limits: &Limits,
+) -> Result<()> {
+    let limit = |what, value: u64, limit: u64| {
+        Err(Error::Limit {
+            what,
+            value,
+            limit,
+            offset: 0,
+            tensor: None,
+        })
+    };
+    if header_len as u64 > limits.max_header_bytes as u64 {
+        return limit(
+            "record header length",
+            header_len as u64,
+            limits.max_header_bytes as u64,
+        );
+    }
+    if h.dims.len() as u64 > limits.max_dims as u64 {
+        return limit("rank", h.dims.len() as u64, limits.max_dims as u64);
+    }
+    if h.storage != Storage::Inline && h.elements > limits.max_elements {
+        return limit("elements", h.elements, limits.max_elements);
+    }
+    if h.data_bytes > limits.max_alloc {
+        return limit("tensor bytes", h.data_bytes, limits.max_alloc);
+    }
+    limits.check_decoded(read, decoded, h.data_bytes, 0, None)
 }
 
 /// Whether the policy lets `t` be quantized (`quantize_tensor` may still keep it lossless).
@@ -623,15 +735,64 @@ fn quantize_tensor(
     Ok(Some((params, payload, report)))
 }
 
+/// Reads the ONNX file `input` and lifts its tensors.
+///
+/// The input is mapped, not read: the parsed model is a copy of it without the contents of
+/// its `raw_data` fields (spec §10 census first, then `wire::strip_raw_data`), and tensors
+/// are lifted from the map, so the encoder never holds the weights twice.
+pub fn prepare_file(input: &Path, opts: &EncodeOptions) -> Result<Prepared> {
+    let f = std::fs::File::open(input)
+        .map_err(|e| Error::io(format!("opening {}", input.display()), e))?;
+    let meta = f
+        .metadata()
+        .map_err(|e| Error::io(format!("reading {}", input.display()), e))?;
+    if !meta.is_file() {
+        return Err(Error::input(
+            None,
+            format!("{} is not a regular file", input.display()),
+        ));
+    }
+    let map = std::sync::Arc::new(
+        map_file(&f).map_err(|e| Error::io(format!("mapping {}", input.display()), e))?,
+    );
+    let size = map.len() as u64;
+    let budget = input_budget(size, &opts.limits.unwrap_or_default());
+    let malformed = |at: usize, detail: &str| {
+        Error::input(
+            None,
+            format!("not an ONNX ModelProto: {detail} at byte {at}"),
+        )
+    };
+    census(&map, budget).map_err(|e| match e {
+        CensusError::Budget { memory, .. } => Error::Limit {
+            what: "input model memory",
+            value: memory,
+            limit: budget,
+            offset: 0,
+            tensor: None,
+        },
+        CensusError::Malformed { at, detail } => malformed(at, detail),
+    })?;
+    let stripped = strip_raw_data(&map).map_err(|e| match e {
+        CensusError::Malformed { at, detail } => malformed(at, detail),
+        CensusError::Budget { .. } => Error::input(None, "internal: budget while stripping"),
+    })?;
+    let model = ModelProto::decode(stripped.bytes.as_slice())
+        .map_err(|e| Error::input(None, format!("not an ONNX ModelProto: {e}")))?;
+    let raw = RawSource {
+        map,
+        ranges: stripped.ranges,
+    };
+    Prepared::new(model, input.parent(), opts, Some(raw), size)
+}
+
 /// Encodes the ONNX file `input` into the `.nnc` file `output` (written under a temporary
 /// name and renamed, so a failure leaves no output behind).
 pub fn encode_file(input: &Path, output: &Path, opts: &EncodeOptions) -> Result<EncodeReport> {
-    let bytes =
-        std::fs::read(input).map_err(|e| Error::io(format!("reading {}", input.display()), e))?;
-    let model = parse_model(&bytes)?;
-    drop(bytes);
+    let prepared = prepare_file(input, opts)?;
+    let coded = prepared.code(opts)?;
     let file = AtomicFile::create(output)?;
-    let (file, report) = encode_model(model, input.parent(), opts, file.writer())?;
+    let (file, report) = coded.write(&prepared, file.writer(), None)?;
     AtomicFile::commit(file)?;
     Ok(report)
 }
@@ -648,13 +809,8 @@ pub fn encode_file_calibrated(
     cal: &crate::runtime::CalibrationOptions,
 ) -> Result<EncodeReport> {
     use crate::runtime::calibrate::{calibrate, Failure};
-    let bytes =
-        std::fs::read(input).map_err(|e| Error::io(format!("reading {}", input.display()), e))?;
-    let model = parse_model(&bytes)?;
-    drop(bytes);
-    let full = model.clone();
-    let prepared = Prepared::new(model, input.parent(), opts)?;
-    let (coded, fidelity, notes, seconds) = match calibrate(&prepared, &full, opts, cal) {
+    let prepared = prepare_file(input, opts)?;
+    let (coded, fidelity, notes, seconds) = match calibrate(&prepared, opts, cal) {
         Ok(o) => (o.coded, Some(o.fidelity), o.notes, o.seconds),
         Err(Failure::Unrunnable(why)) => (
             prepared.code(opts)?,
@@ -666,7 +822,6 @@ pub fn encode_file_calibrated(
         ),
         Err(Failure::Error(e)) => return Err(e),
     };
-    drop(full);
     let file = AtomicFile::create(output)?;
     let (file, mut report) = coded.write(&prepared, file.writer(), fidelity.as_ref())?;
     AtomicFile::commit(file)?;

@@ -182,3 +182,44 @@ impl std::error::Error for Error {
         }
     }
 }
+
+/// `n` default values, or a limit error if the memory cannot be had: a size that comes from a
+/// file is reserved fallibly, so that running out of memory is an error, never an abort
+/// (spec §10). `at` is the file offset to report.
+pub fn try_zeroed<T: Clone + Default>(n: usize, at: u64) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| Error::Limit {
+        what: "memory (allocation failed)",
+        value: (n as u64).saturating_mul(std::mem::size_of::<T>() as u64),
+        limit: 0,
+        offset: at,
+        tensor: None,
+    })?;
+    v.resize(n, T::default());
+    Ok(v)
+}
+
+/// A copy of `s`, reserved fallibly as [`try_zeroed`].
+pub fn try_copy(s: &[u8], at: u64) -> Result<Vec<u8>> {
+    let mut v = try_zeroed(0, at)?;
+    v.try_reserve_exact(s.len()).map_err(|_| Error::Limit {
+        what: "memory (allocation failed)",
+        value: s.len() as u64,
+        limit: 0,
+        offset: at,
+        tensor: None,
+    })?;
+    v.extend_from_slice(s);
+    Ok(v)
+}
+
+/// Decompresses zstd frames into a buffer of exactly `n` bytes reserved fallibly; returns
+/// the bytes and how many the frames held (at most `n`).
+pub fn try_zstd(payload: &[u8], n: usize, at: u64) -> Result<(Vec<u8>, std::io::Result<usize>)> {
+    let mut v = try_zeroed(n, at)?;
+    let r = zstd::bulk::decompress_to_buffer(payload, &mut v);
+    if let Ok(k) = r {
+        v.truncate(k);
+    }
+    Ok((v, r))
+}

@@ -17,6 +17,11 @@ pub struct Limits {
     pub max_name_len: u32,
     /// Largest decompressed graph section in bytes.
     pub max_graph_bytes: u64,
+    /// Largest memory the parsed graph and its walk may take (spec §10 `graph memory`): the
+    /// census of the protobuf (what parsing builds: messages, strings, repeated values) plus
+    /// the per-slot bookkeeping of the walk (names, dims). Also bounded by the expansion rule
+    /// over the bytes read, so that a small file cannot build a huge graph.
+    pub max_graph_memory: u64,
     /// Deepest nesting of subgraphs (If/Loop/Scan bodies, functions).
     pub max_depth: u32,
     /// Largest tensor-record header in bytes.
@@ -30,6 +35,14 @@ pub struct Limits {
 }
 
 impl Limits {
+    /// The budget for the graph's memory after `read` input bytes (spec §10):
+    /// `min(read × max_expansion + expansion_slack, max_graph_memory)`.
+    pub fn graph_memory_budget(&self, read: u64) -> u64 {
+        read.saturating_mul(self.max_expansion)
+            .saturating_add(self.expansion_slack)
+            .min(self.max_graph_memory)
+    }
+
     /// Checks that decoding `more` bytes, after `decoded` bytes from `read` input bytes, stays
     /// within `max_alloc` and the expansion bound.
     pub fn check_decoded(
@@ -74,6 +87,8 @@ impl Default for Limits {
             max_elements: 1 << 32,
             max_name_len: 1 << 16,
             max_graph_bytes: 1 << 30,
+            // 4 GiB: real graphs without their tensor data take a few MB parsed.
+            max_graph_memory: 4 << 30,
             max_depth: 64,
             max_header_bytes: 1 << 20,
             max_expansion: 1024,

@@ -94,11 +94,11 @@ pub fn decode(
                     ),
                 ));
             }
-            Ok(payload.to_vec())
+            crate::error::try_copy(payload, base)
         }
         Coding::Zstd => {
-            let v = zstd::bulk::decompress(payload, data_bytes)
-                .map_err(|e| err(base, format!("zstd frame: {e}")))?;
+            let (v, r) = crate::error::try_zstd(payload, data_bytes, base)?;
+            r.map_err(|e| err(base, format!("zstd frame: {e}")))?;
             if v.len() != data_bytes {
                 return Err(err(
                     base,
@@ -122,15 +122,15 @@ pub fn decode(
                 ));
             }
             let n = data_bytes / w;
-            let mut out = vec![0u8; data_bytes];
-            let mut plane = vec![0u8; n];
+            let mut out = crate::error::try_zeroed(data_bytes, base)?;
+            let mut plane = crate::error::try_zeroed(n, base)?;
             let mut c = Cursor::new(payload, base, FormatRule::Payload);
             let mut top = Vec::new();
             for k in (0..w).rev() {
                 let ctx = (w >= 2 && k == w - 2).then_some(top.as_slice());
                 decode_stream_ctx(&mut c, 1, 256, |s| s as u8, ctx, &mut plane, parallel)?;
                 if k == w - 1 {
-                    top = plane.clone();
+                    top = crate::error::try_copy(&plane, base)?;
                 }
                 for (o, &b) in out.iter_mut().skip(k).step_by(w).zip(&plane) {
                     *o = b;

@@ -487,6 +487,10 @@ fn open(
 }
 
 fn run(cli: Cli) -> nnc::Result<()> {
+    if matches!(cli.cmd, Cmd::Encode { .. } | Cmd::Decode { .. }) {
+        // Ctrl-C or a kill while writing leaves no partial output behind.
+        nnc::output::remove_outputs_on_signal()?;
+    }
     match cli.cmd {
         Cmd::Analyze(args) => args.run(),
         Cmd::Conformance { dir } => {

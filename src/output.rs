@@ -1,41 +1,300 @@
-//! Output files that appear whole or not at all: written under a temporary name in the same
-//! directory, then renamed; dropped (on error) they are removed.
-use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+//! Output files that appear whole, all together, or not at all (spec §11, paths and partial
+//! output): every file of one decode (the model and its external data files) is written under
+//! an unguessable temporary name, created exclusively in its destination's directory (the
+//! `tempfile` crate: `O_EXCL`, so an existing file or symbolic link is never opened), and all
+//! are renamed into place only when every one of them has been written and synced. On any
+//! error, on drop, and on SIGINT or SIGTERM (with [`remove_outputs_on_signal`]), the temporary
+//! files and the directories created for them are removed.
+//!
+//! Refused up front: an output path that is a directory (or a link to one); two outputs with
+//! one name; a destination whose directory inside the output directory is a symbolic link
+//! (it could lead outside it) or not a directory.
+use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use tempfile::NamedTempFile;
 
 use crate::error::{Error, Result};
 
-pub struct AtomicFile {
-    tmp: PathBuf,
+/// Temporary files and created directories of every live [`OutputSet`] of the process, so
+/// that the signal thread can remove them.
+static LIVE: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+static HOOKED: AtomicBool = AtomicBool::new(false);
+/// Set once an output set has been renamed into place.
+static COMMITTED: AtomicBool = AtomicBool::new(false);
+
+fn live() -> MutexGuard<'static, Vec<PathBuf>> {
+    LIVE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn forget(paths: &[PathBuf]) {
+    live().retain(|p| !paths.contains(p));
+}
+
+/// Installs a SIGINT/SIGTERM handler that removes the temporary files and directories of
+/// every output being written, then exits with status 130 (SIGINT) or 143 (SIGTERM); a
+/// signal that arrives once the outputs are in place (nothing left to remove) lets the
+/// program finish. For programs that write one set of outputs (the `nnc` command); a library
+/// leaves signal handling to its caller.
+///
+/// The handler is a thread fed by `signal-hook` (not code in signal context): it can remove
+/// files and take the lock that [`OutputSet::commit`] holds while it renames, so an
+/// interruption leaves either every output in place or none of them, and it acts at once,
+/// even while a large tensor is being decoded.
+pub fn remove_outputs_on_signal() -> Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    if HOOKED.swap(true, Ordering::SeqCst) {
+        return Ok(());
+    }
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+        .map_err(|e| Error::io("installing the signal handler", e))?;
+    std::thread::Builder::new()
+        .name("nnc-signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                let mut l = live();
+                if l.is_empty() && COMMITTED.load(Ordering::SeqCst) {
+                    // Every output is in place and the program is about to end: let it
+                    // finish (status 0) rather than report an interruption.
+                    continue;
+                }
+                // Files first, then the directories created for them, innermost last
+                // created first.
+                for p in l.iter().rev() {
+                    let _ = std::fs::remove_file(p).or_else(|_| std::fs::remove_dir(p));
+                }
+                l.clear();
+                eprintln!("nnc: interrupted; partial outputs removed");
+                std::process::exit(128 + sig);
+            }
+        })
+        .map_err(|e| Error::io("starting the signal thread", e))?;
+    Ok(())
+}
+
+/// One file being written.
+struct Pending {
     dest: PathBuf,
-    file: Option<BufWriter<File>>,
+    tmp: Option<BufWriter<NamedTempFile>>,
+    tmp_path: PathBuf,
+}
+
+/// A set of output files committed together.
+pub struct OutputSet {
+    /// The directory of the main output (the model), where relative outputs go.
+    dir: PathBuf,
+    files: Vec<Pending>,
+    /// Directories this set created, in creation order (removed on failure).
+    created: Vec<PathBuf>,
+}
+
+impl OutputSet {
+    /// A set whose main output is `dest` (not yet created): refuses a `dest` that is a
+    /// directory or a link to one, or that has no file name.
+    pub fn new(dest: &Path) -> Result<OutputSet> {
+        if dest.file_name().is_none() {
+            return Err(Error::input(
+                None,
+                format!("output path {} has no file name", dest.display()),
+            ));
+        }
+        if std::fs::metadata(dest).is_ok_and(|m| m.is_dir()) {
+            return Err(Error::Unsupported {
+                detail: format!("output path {} is a directory", dest.display()),
+            });
+        }
+        let dir = dest
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        Ok(OutputSet {
+            dir,
+            files: Vec::new(),
+            created: Vec::new(),
+        })
+    }
+
+    /// Adds the output `dest` (a path as the caller gave it); returns its handle.
+    pub fn add(&mut self, dest: &Path) -> Result<usize> {
+        if self.files.iter().any(|f| f.dest == dest) {
+            return Err(Error::Unsupported {
+                detail: format!("two outputs are named {}", dest.display()),
+            });
+        }
+        if std::fs::symlink_metadata(dest).is_ok_and(|m| m.is_dir()) {
+            return Err(Error::Unsupported {
+                detail: format!("output path {} is a directory", dest.display()),
+            });
+        }
+        let parent = dest
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        self.start(dest.to_path_buf(), parent)
+    }
+
+    /// Adds an output at `rel`, a path relative to the main output's directory made only of
+    /// normal components (spec §6.3); creates the directories it needs, refusing any that
+    /// exists as a symbolic link or as something else than a directory.
+    pub fn add_relative(&mut self, rel: &Path) -> Result<usize> {
+        if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
+            return Err(Error::Unsupported {
+                detail: format!("output {} is not a plain relative path", rel.display()),
+            });
+        }
+        let mut at = self.dir.clone();
+        let comps: Vec<_> = rel.components().collect();
+        for c in comps.iter().take(comps.len().saturating_sub(1)) {
+            at.push(c);
+            match std::fs::symlink_metadata(&at) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    return Err(Error::Unsupported {
+                        detail: format!(
+                            "{} is a symbolic link: external data is not written through links",
+                            at.display()
+                        ),
+                    })
+                }
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => {
+                    return Err(Error::Unsupported {
+                        detail: format!("{} exists and is not a directory", at.display()),
+                    })
+                }
+                Err(_) => {
+                    std::fs::create_dir(&at)
+                        .map_err(|e| Error::io(format!("creating {}", at.display()), e))?;
+                    live().push(at.clone());
+                    self.created.push(at.clone());
+                }
+            }
+        }
+        let dest = self.dir.join(rel);
+        self.add(&dest)
+    }
+
+    fn start(&mut self, dest: PathBuf, parent: &Path) -> Result<usize> {
+        let tmp = tempfile::Builder::new()
+            .prefix(".nnc-")
+            .suffix(".tmp")
+            .tempfile_in(parent)
+            .map_err(|e| {
+                Error::io(
+                    format!("creating a temporary file in {}", parent.display()),
+                    e,
+                )
+            })?;
+        let tmp_path = tmp.path().to_path_buf();
+        live().push(tmp_path.clone());
+        self.files.push(Pending {
+            dest,
+            tmp: Some(BufWriter::with_capacity(1 << 20, tmp)),
+            tmp_path,
+        });
+        Ok(self.files.len() - 1)
+    }
+
+    fn writer(&mut self, h: usize) -> std::io::Result<&mut BufWriter<NamedTempFile>> {
+        self.files
+            .get_mut(h)
+            .and_then(|f| f.tmp.as_mut())
+            .ok_or_else(|| std::io::Error::other("output already committed"))
+    }
+
+    /// Appends `data` to output `h`.
+    pub fn write(&mut self, h: usize, data: &[u8]) -> Result<()> {
+        let dest = self.files.get(h).map(|f| f.dest.display().to_string());
+        let ctx = || format!("writing {}", dest.clone().unwrap_or_default());
+        let w = self.writer(h).map_err(|e| Error::io(ctx(), e))?;
+        w.write_all(data).map_err(|e| Error::io(ctx(), e))
+    }
+
+    /// Writes `data` at byte `offset` of output `h` (the file grows; gaps read as zeros).
+    pub fn write_at(&mut self, h: usize, offset: u64, data: &[u8]) -> Result<()> {
+        let dest = self.files.get(h).map(|f| f.dest.display().to_string());
+        let ctx = || format!("writing {}", dest.clone().unwrap_or_default());
+        let w = self.writer(h).map_err(|e| Error::io(ctx(), e))?;
+        w.flush().map_err(|e| Error::io(ctx(), e))?;
+        w.get_mut()
+            .as_file_mut()
+            .seek(SeekFrom::Start(offset))
+            .map_err(|e| Error::io(ctx(), e))?;
+        w.write_all(data).map_err(|e| Error::io(ctx(), e))
+    }
+
+    /// Flushes and syncs every output, then renames them all into place, the first added
+    /// (the main output, by convention the model) last. Holding the lock of the signal thread
+    /// while renaming: an interruption leaves all outputs or none.
+    pub fn commit(mut self) -> Result<()> {
+        let mut done = Vec::new();
+        for f in &mut self.files {
+            let Some(w) = f.tmp.take() else { continue };
+            let tmp = w
+                .into_inner()
+                .map_err(|e| Error::io(format!("writing {}", f.dest.display()), e.into_error()))?;
+            tmp.as_file()
+                .sync_all()
+                .map_err(|e| Error::io(format!("syncing {}", f.dest.display()), e))?;
+            done.push((tmp, f.dest.clone()));
+        }
+        let mut l = live();
+        let mut renamed: Vec<PathBuf> = Vec::new();
+        let mut order: Vec<_> = done.into_iter().collect();
+        if !order.is_empty() {
+            let first = order.remove(0);
+            order.push(first);
+        }
+        for (tmp, dest) in order {
+            let tmp_path = tmp.path().to_path_buf();
+            if let Err(e) = tmp.persist(&dest) {
+                // Undo: nothing new stays (the renamed outputs replaced files that are gone,
+                // but no partial set remains).
+                for r in &renamed {
+                    let _ = std::fs::remove_file(r);
+                }
+                drop(e.file);
+                l.retain(|p| *p != tmp_path);
+                return Err(Error::io(
+                    format!("renaming to {}", dest.display()),
+                    e.error,
+                ));
+            }
+            l.retain(|p| *p != tmp_path);
+            renamed.push(dest);
+        }
+        l.retain(|p| !self.created.contains(p));
+        self.created.clear();
+        COMMITTED.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+impl Drop for OutputSet {
+    fn drop(&mut self) {
+        // NamedTempFile removes its file when dropped.
+        let tmps: Vec<PathBuf> = self.files.iter().map(|f| f.tmp_path.clone()).collect();
+        self.files.clear();
+        forget(&tmps);
+        for d in self.created.iter().rev() {
+            let _ = std::fs::remove_dir(d);
+        }
+        forget(&self.created);
+    }
+}
+
+/// A single output file (the encoder's `.nnc`): an [`OutputSet`] of one, as a `Write`.
+pub struct AtomicFile {
+    set: OutputSet,
 }
 
 impl AtomicFile {
     pub fn create(dest: &Path) -> Result<AtomicFile> {
-        let dir = dest
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let name = dest.file_name().ok_or_else(|| {
-            Error::input(
-                None,
-                format!("output path {} has no file name", dest.display()),
-            )
-        })?;
-        let tmp = dir.join(format!(
-            ".{}.{}.tmp",
-            name.to_string_lossy(),
-            std::process::id()
-        ));
-        let f =
-            File::create(&tmp).map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
-        Ok(AtomicFile {
-            tmp,
-            dest: dest.to_path_buf(),
-            file: Some(BufWriter::with_capacity(1 << 20, f)),
-        })
+        let mut set = OutputSet::new(dest)?;
+        set.add(dest)?;
+        Ok(AtomicFile { set })
     }
 
     /// The writer; hand it back to `commit` when done.
@@ -45,61 +304,18 @@ impl AtomicFile {
 
     /// Flushes, syncs and renames into place.
     pub fn commit(w: AtomicWriter) -> Result<()> {
-        let mut a = w.0;
-        let Some(f) = a.file.take() else {
-            return Ok(());
-        };
-        let f = f
-            .into_inner()
-            .map_err(|e| Error::io(format!("writing {}", a.tmp.display()), e.into_error()))?;
-        f.sync_all()
-            .map_err(|e| Error::io(format!("syncing {}", a.tmp.display()), e))?;
-        drop(f);
-        std::fs::rename(&a.tmp, &a.dest)
-            .map_err(|e| Error::io(format!("renaming to {}", a.dest.display()), e))?;
-        a.tmp = PathBuf::new();
-        Ok(())
-    }
-}
-
-impl Drop for AtomicFile {
-    fn drop(&mut self) {
-        if !self.tmp.as_os_str().is_empty() {
-            self.file.take();
-            let _ = std::fs::remove_file(&self.tmp);
-        }
+        w.0.set.commit()
     }
 }
 
 /// A `Write` into an `AtomicFile`.
 pub struct AtomicWriter(AtomicFile);
 
-impl AtomicWriter {
-    /// Writes `data` at byte `offset` (the file grows, sparse where the OS allows).
-    pub fn write_at(&mut self, offset: u64, data: &[u8]) -> std::io::Result<()> {
-        use std::io::{Seek, SeekFrom};
-        let f = self
-            .0
-            .file
-            .as_mut()
-            .ok_or_else(|| std::io::Error::other("file already committed"))?;
-        f.flush()?;
-        f.get_mut().seek(SeekFrom::Start(offset))?;
-        f.write_all(data)
-    }
-}
-
 impl Write for AtomicWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match self.0.file.as_mut() {
-            Some(f) => f.write(buf),
-            None => Err(std::io::Error::other("file already committed")),
-        }
+        self.0.set.writer(0)?.write(buf)
     }
     fn flush(&mut self) -> std::io::Result<()> {
-        match self.0.file.as_mut() {
-            Some(f) => f.flush(),
-            None => Ok(()),
-        }
+        self.0.set.writer(0)?.flush()
     }
 }

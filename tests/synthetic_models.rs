@@ -689,7 +689,7 @@ fn inlined(m: &ModelProto, data: &[(String, String, u64, Vec<u8>)]) -> ModelProt
     nnc::onnx::walk::walk(&mut m, 64, &mut |name, slot| {
         if let nnc::onnx::walk::SlotMut::Tensor(t) = slot {
             if t.data_location == Some(1) {
-                let (_, _, _, bytes) = data.iter().find(|d| d.0 == name).unwrap();
+                let (_, _, _, bytes) = data.iter().find(|d| name.eq_str(&d.0)).unwrap();
                 t.raw_data = Some(bytes.clone());
                 t.data_location = None;
                 t.external_data.clear();

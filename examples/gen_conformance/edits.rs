@@ -220,3 +220,141 @@ pub fn spec_deadzone_f16(bytes: Vec<u8>) -> Vec<u8> {
     f.recs[r].payload = vec![1, 0, 0, 2, 3, 6, 1, 0];
     f.bytes()
 }
+
+/// Count-0 streams of modes 4 and 5 (spec §7.1): the empty FLOAT tensor "c4" recoded as
+/// quantized midtread (one step 1.0) whose level stream is mode 4 with two classes, segment
+/// 1, a class stream of 0 symbols (mode 0) and chunk 1; "c5" as planes whose plane 2 is mode
+/// 5 with two classes and chunk 1 (planes 3, 1, 0 stored, no bytes).
+pub fn empty_class_streams(bytes: Vec<u8>) -> Vec<u8> {
+    let mut f = NncFile::parse(&bytes);
+    // Kc = 2, two exact models (kind 2: m = 2, s0 = 0, gap 0, f0 - 1 = 100).
+    let classes: &[u8] = &[2, 2, 2, 0, 0, 100, 2, 2, 0, 0, 100];
+    let r = tensor_named(&f, "c4");
+    let params = nnc::quant::QuantParams {
+        kind: nnc::quant::Kind::Midtread,
+        steps: vec![1.0],
+    };
+    edit_header(&mut f, r, |h| {
+        h.coding = 3;
+        h.params = params.to_bytes();
+    });
+    f.recs[r].payload = [&[1u8, 4][..], classes, &[1, 0, 1]].concat();
+    let r = tensor_named(&f, "c5");
+    edit_header(&mut f, r, |h| h.coding = 1);
+    f.recs[r].payload = [&[0u8, 5][..], classes, &[1, 0, 0]].concat();
+    f.bytes()
+}
+
+/// The μ-law table entry T[0] of tensor "w" set to −0.0 (spec §7.6.4: not negative; level 0
+/// then reconstructs −0).
+pub fn mulaw_negative_zero(bytes: Vec<u8>) -> Vec<u8> {
+    let mut f = NncFile::parse(&bytes);
+    let r = tensor_named(&f, "w");
+    let k = payload_info(&f, r).quant.expect("quantized").mulaw_table as u64 - 1;
+    let at = varint(k).len();
+    f.recs[r].payload[at..at + 4].copy_from_slice(&0x8000_0000u32.to_le_bytes());
+    f.bytes()
+}
+
+/// The fields of a serialized message as (field number, bytes of the whole field).
+fn wire_fields(b: &[u8]) -> Vec<(u64, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut c = nnc::bytes::Cursor::new(b, 0, nnc::FormatRule::Graph);
+    while !c.is_empty() {
+        let start = b.len() - c.remaining();
+        let key = c.varint("key").unwrap();
+        match key & 7 {
+            0 => {
+                c.varint("v").unwrap();
+            }
+            1 => {
+                c.take(8, "f64").unwrap();
+            }
+            2 => {
+                let n = c.varint("len").unwrap() as usize;
+                c.take(n, "body").unwrap();
+            }
+            5 => {
+                c.take(4, "f32").unwrap();
+            }
+            w => panic!("wire type {w}"),
+        }
+        out.push((key >> 3, b[start..b.len() - c.remaining()].to_vec()));
+    }
+    out
+}
+
+/// The lifted graph re-serialized with every `sparse_initializer` (field 15) before the
+/// first `initializer` (field 5) on the wire: the walk order (§5.2) is by field, not by
+/// position in the bytes.
+pub fn sparse_first_on_the_wire(bytes: Vec<u8>) -> Vec<u8> {
+    let mut f = NncFile::parse(&bytes);
+    let g = &f.recs[f.find(kind::GRAPH)[0]];
+    let model = zstd::bulk::decompress(&g.payload, 1 << 30).expect("graph zstd");
+    let mut out = Vec::new();
+    for (field, whole) in wire_fields(&model) {
+        if field != 7 {
+            out.extend_from_slice(&whole);
+            continue;
+        }
+        // ModelProto.graph: key, length, GraphProto.
+        let mut c = nnc::bytes::Cursor::new(&whole, 0, nnc::FormatRule::Graph);
+        c.varint("key").unwrap();
+        let n = c.varint("len").unwrap() as usize;
+        let body = c.take(n, "graph").unwrap();
+        let fields = wire_fields(body);
+        let mut graph: Vec<u8> = fields
+            .iter()
+            .filter(|(n, _)| *n == 15)
+            .flat_map(|(_, b)| b.clone())
+            .collect();
+        graph.extend(
+            fields
+                .iter()
+                .filter(|(n, _)| *n != 15)
+                .flat_map(|(_, b)| b.clone()),
+        );
+        out.push(0x3a);
+        put_varint(&mut out, graph.len() as u64);
+        out.extend_from_slice(&graph);
+    }
+    set_graph_bytes(&mut f, &out);
+    f.bytes()
+}
+
+/// The serialized lifted model of the GRAPH record.
+pub fn graph_bytes(f: &NncFile) -> Vec<u8> {
+    let g = &f.recs[f.find(kind::GRAPH)[0]];
+    zstd::bulk::decompress(&g.payload, 1 << 30).expect("graph zstd")
+}
+
+/// Fields unknown to onnx-ml.proto added to the lifted model: ModelProto field 1000 (bytes)
+/// and field 1001 (a varint), and GraphProto field 1002 inside `graph` (spec §5.1 step 6:
+/// skipped by the walk, dropped from the rebuilt model).
+pub fn unknown_fields(bytes: Vec<u8>) -> Vec<u8> {
+    let mut f = NncFile::parse(&bytes);
+    let mut out = Vec::new();
+    for (field, whole) in wire_fields(&graph_bytes(&f)) {
+        if field != 7 {
+            out.extend_from_slice(&whole);
+            continue;
+        }
+        let mut c = nnc::bytes::Cursor::new(&whole, 0, nnc::FormatRule::Graph);
+        c.varint("key").unwrap();
+        let n = c.varint("len").unwrap() as usize;
+        let mut graph = c.take(n, "graph").unwrap().to_vec();
+        put_varint(&mut graph, 1002 << 3 | 2);
+        put_varint(&mut graph, 5);
+        graph.extend_from_slice(b"extra");
+        out.push(0x3a);
+        put_varint(&mut out, graph.len() as u64);
+        out.extend_from_slice(&graph);
+    }
+    put_varint(&mut out, 1000 << 3 | 2);
+    put_varint(&mut out, 7);
+    out.extend_from_slice(b"unknown");
+    put_varint(&mut out, 1001 << 3);
+    put_varint(&mut out, 42);
+    set_graph_bytes(&mut f, &out);
+    f.bytes()
+}

@@ -147,7 +147,15 @@ pub fn generate(out: &Path) -> Result<Summary, String> {
     }
     let mut uncommon_json = Vec::new();
     for c in uncommon::cases() {
-        let (bytes, _) = nnc::encode_model(c.model.clone(), None, &valid::lossless(), Vec::new())
+        let mut limits = Limits::default();
+        for &(k, v) in &c.relaxed {
+            set_limit(&mut limits, k, v);
+        }
+        let opts = nnc::EncodeOptions {
+            limits: Some(limits),
+            ..valid::lossless()
+        };
+        let (bytes, _) = nnc::encode_model(c.model.clone(), None, &opts, Vec::new())
             .map_err(|e| format!("encoding uncommon/{}: {e}", c.name))?;
         let file = format!("uncommon/{}/input.nnc", c.name);
         write(&out.join(&file), &bytes)?;
@@ -160,10 +168,6 @@ pub fn generate(out: &Path) -> Result<Summary, String> {
                 c.limit,
                 other.map(|b| b.len())
             )),
-        }
-        let mut limits = Limits::default();
-        for &(k, v) in &c.relaxed {
-            set_limit(&mut limits, k, v);
         }
         let decoded = decoded_json(&bytes, limits)
             .map_err(|e| format!("{file} does not decode with raised limits: {e}"))?;
@@ -216,6 +220,7 @@ pub fn set_limit(l: &mut Limits, key: &str, v: u64) {
         "max_elements" => l.max_elements = v,
         "max_name_len" => l.max_name_len = v as u32,
         "max_graph_bytes" => l.max_graph_bytes = v,
+        "max_graph_memory" => l.max_graph_memory = v,
         "max_depth" => l.max_depth = v as u32,
         "max_header_bytes" => l.max_header_bytes = v as u32,
         "max_expansion" => l.max_expansion = v,

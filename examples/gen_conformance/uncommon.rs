@@ -57,6 +57,32 @@ pub fn cases() -> Vec<Uncommon> {
             relaxed: vec![("max_expansion", 1 << 20)],
         },
         Uncommon {
+            name: "expansion-boundary-over",
+            description: "valid/expansion-boundary with one more byte of zeros: L + data_bytes \
+                          is read x max_expansion + expansion_slack + 1, one byte over the \
+                          expansion rule's bound with the default limits.",
+            sections: vec!["§10"],
+            model: super::valid::expansion_model(1),
+            limit: "decoded bytes (expansion over input)",
+            relaxed: vec![("max_expansion", 1025)],
+        },
+        Uncommon {
+            name: "graph-memory-empty-attributes",
+            description: "A graph of 200 000 empty attributes of one node: 400 KB serialized, \
+                          a few hundred bytes compressed, about 1 GB parsed (an empty \
+                          AttributeProto takes about 1.6 KB in memory). Valid; the reference \
+                          decoder refuses it before parsing with limit graph memory (spec \
+                          §5.1 step 5, §10).",
+            sections: vec!["§5.1", "§10", "§11"],
+            model: {
+                let mut n = node("Identity", &["x"], &["y"], vec![]);
+                n.attribute = vec![Default::default(); 200_000];
+                model(graph("g", vec![], vec![n]))
+            },
+            limit: "graph memory",
+            relaxed: vec![("max_expansion", 1 << 24)],
+        },
+        Uncommon {
             name: "rank-65",
             description: "A tensor of rank 65 (all dims 1), one more than the default max_dims \
                           (64).",

@@ -3,8 +3,10 @@
 //!
 //! - Encoding may fail only with `Error::Unsupported` (a valid request this version cannot
 //!   carry out; the entropy coder reports its own failures so) or `Error::Input` (a model
-//!   the encoder refuses, e.g. dims whose product overflows). The generated models are valid
-//!   and need no files, so in practice neither occurs. Any other error (a `Format` error from
+//!   the encoder refuses, e.g. dims whose product overflows), or `Error::Limit` (a file the
+//!   decoder's default limits would refuse, e.g. zeros beyond the expansion rule: the encoder
+//!   writes only what decodes). The generated models are valid and need no files, so in
+//!   practice the first two do not occur. Any other error (a `Format` error from
 //!   the encoder's own decode of a quantized tensor, an I/O error) is a bug.
 //! - Encoding is deterministic: the same model and settings give the same bytes twice.
 //! - The file decodes, and the report lists one tensor per slot of the walk.
@@ -64,19 +66,19 @@ fn slots(m: &ModelProto) -> Vec<Slot> {
     walk(&mut m, 64, &mut |name, slot| {
         out.push(match slot {
             SlotMut::Tensor(t) => Slot {
-                name,
+                name: name.to_string(),
                 bytes: t.encode_to_vec(),
                 values: tensor_values(t),
                 data_type: t.data_type.unwrap_or(0),
             },
             SlotMut::Floats(v) => Slot {
-                name,
+                name: name.to_string(),
                 bytes: v.iter().flat_map(|f| f.to_le_bytes()).collect(),
                 values: Some(v.iter().map(|&x| x as f64).collect()),
                 data_type: dtype::FLOAT,
             },
             SlotMut::Ints(v) => Slot {
-                name,
+                name: name.to_string(),
                 bytes: v.iter().flat_map(|f| f.to_le_bytes()).collect(),
                 values: None,
                 data_type: dtype::INT64,
@@ -186,7 +188,7 @@ fn check_quantized(i: usize, a: &Slot, b: &Slot, report: &EncodeReport, lossy: &
 fn encode(model: &ModelProto, opts: &EncodeOptions) -> Option<(Vec<u8>, EncodeReport)> {
     match nnc::encode_model(model.clone(), None, opts, Vec::new()) {
         Ok(r) => Some(r),
-        Err(Error::Unsupported { .. } | Error::Input { .. }) => None,
+        Err(Error::Unsupported { .. } | Error::Input { .. } | Error::Limit { .. }) => None,
         Err(e) => panic!("encoding failed: {e} ({opts:?})"),
     }
 }

@@ -84,6 +84,7 @@ pub fn options(u: &mut Unstructured<'_>) -> Result<EncodeOptions> {
             lossless,
             lossy: None,
             max_depth: None,
+            limits: None,
             records_only,
         });
     }
@@ -182,6 +183,7 @@ pub fn options(u: &mut Unstructured<'_>) -> Result<EncodeOptions> {
             },
         }),
         max_depth: None,
+        limits: None,
         records_only,
     })
 }

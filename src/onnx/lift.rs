@@ -3,7 +3,7 @@
 //! tensors that stay in the graph (`in_graph`); the data travels in TENSOR records in walk
 //! order.
 use std::collections::HashMap;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use memmap2::Mmap;
@@ -13,6 +13,7 @@ use super::proto::{ModelProto, TensorProto};
 use super::walk::{walk, SlotMut};
 use crate::container::tensor_header::Storage;
 use crate::error::{Error, Result};
+use crate::Limits;
 
 /// The canonical bytes of a tensor (spec §6.2), owned or borrowed from an mmapped file.
 pub enum Data {
@@ -48,15 +49,88 @@ pub struct Lifted {
 }
 
 /// Takes the data of every slot out of `model` (walk order). `base_dir` is where external
-/// data files are looked up (the directory of the model file).
+/// data files are looked up (the directory of the model file). Bounded as [`lift_bounded`]
+/// with the default limits and the budget of a model of this size (spec §10 expansion rule).
 pub fn lift(
     model: &mut ModelProto,
     base_dir: Option<&Path>,
     max_depth: u32,
 ) -> Result<Vec<Lifted>> {
-    let mut out = Vec::new();
+    use prost::Message;
+    let limits = Limits {
+        max_depth,
+        ..Limits::default()
+    };
+    let size = model.encoded_len() as u64;
+    let budget = size
+        .saturating_mul(limits.max_expansion)
+        .saturating_add(limits.expansion_slack);
+    lift_bounded(model, base_dir, &limits, budget, size, None)
+}
+
+/// Tensor data left in the encoder's input (an mmap) by
+/// [`strip_raw_data`](super::wire::strip_raw_data): each `raw_data` of the parsed model holds
+/// the 8-byte number of its range in `ranges`.
+pub struct RawSource {
+    pub map: Arc<Mmap>,
+    pub ranges: Vec<(usize, usize)>,
+}
+
+impl RawSource {
+    /// The bytes a stripped `raw_data` stands for, as (start, len) in the map.
+    fn range(&self, raw: &[u8]) -> Option<(usize, usize)> {
+        let id = u64::from_le_bytes(raw.try_into().ok()?);
+        let &(start, len) = self.ranges.get(usize::try_from(id).ok()?)?;
+        (start.checked_add(len)? <= self.map.len()).then_some((start, len))
+    }
+}
+
+/// [`lift`] under explicit limits.
+///
+/// Encode only what decodes (spec §10): a name longer than the decoder's `max_name_len`
+/// fails here, naming the limit, and the bookkeeping of every place (its name, its dims) is
+/// charged to `budget` bytes before it is allocated (`memory` is what the caller has spent
+/// already), so that a small model whose places copy long names cannot make the encoder
+/// allocate without bound.
+pub fn lift_bounded(
+    model: &mut ModelProto,
+    base_dir: Option<&Path>,
+    limits: &Limits,
+    budget: u64,
+    memory: u64,
+    raw: Option<&RawSource>,
+) -> Result<Vec<Lifted>> {
+    let mut out: Vec<Lifted> = Vec::new();
     let mut files: HashMap<String, Arc<Mmap>> = HashMap::new();
-    walk(model, max_depth, &mut |name, slot| {
+    let mut memory = memory;
+    let limit = |what: &'static str, value: u64, limit: u64| Error::Limit {
+        what,
+        value,
+        limit,
+        offset: 0,
+        tensor: None,
+    };
+    walk(model, limits.max_depth, &mut |name, slot| {
+        let len = name.len();
+        if len as u64 > limits.max_name_len as u64 {
+            return Err(limit(
+                "name length (the decoder's max_name_len)",
+                len as u64,
+                limits.max_name_len as u64,
+            ));
+        }
+        memory = memory.saturating_add(2 * std::mem::size_of::<Lifted>() as u64 + 2 * len as u64);
+        if let SlotMut::Tensor(t) = &slot {
+            memory = memory.saturating_add(8 * t.dims.len() as u64);
+        }
+        if memory > budget {
+            return Err(limit("input model memory", memory, budget));
+        }
+        let name = name
+            .to_string_within(len)
+            .ok_or_else(|| limit("input model memory (allocation failed)", memory, budget))?;
+        out.try_reserve(1)
+            .map_err(|_| limit("input model memory (allocation failed)", memory, budget))?;
         let lifted = match slot {
             SlotMut::Floats(v) => {
                 let data: Vec<u8> = v.iter().flat_map(|f| f.to_le_bytes()).collect();
@@ -86,7 +160,7 @@ pub fn lift(
                     in_graph: false,
                 }
             }
-            SlotMut::Tensor(t) => lift_tensor(t, name, base_dir, &mut files)?,
+            SlotMut::Tensor(t) => lift_tensor(t, name, base_dir, &mut files, raw)?,
         };
         out.push(lifted);
         Ok(())
@@ -119,12 +193,41 @@ fn lift_tensor(
     name: String,
     base_dir: Option<&Path>,
     files: &mut HashMap<String, Arc<Mmap>>,
+    raw: Option<&RawSource>,
 ) -> Result<Lifted> {
     let dt = t.data_type.unwrap_or(0);
     let external = t.data_location == Some(1);
     let elements = t.dims.iter().try_fold(1u64, |acc, &d| {
         u64::try_from(d).ok().and_then(|d| acc.checked_mul(d))
     });
+    // Data left in the input map: lifted from there when it is a plain raw_data tensor (no
+    // copy), otherwise copied back, since the tensor stays in the graph as it was.
+    if let (Some(src), Some(r)) = (raw, t.raw_data.as_deref()) {
+        let (start, len) = src
+            .range(r)
+            .ok_or_else(|| Error::input(Some(&name), "internal: raw_data reference"))?;
+        let canonical = !external
+            && dt > 0
+            && dtype::typed_len(t) == 0
+            && elements.and_then(|n| dtype::byte_len(dt, n)) == Some(len as u64);
+        if let (true, Some(elements)) = (canonical, elements) {
+            t.raw_data = None;
+            return Ok(Lifted {
+                name,
+                data_type: dt,
+                dims: t.dims.iter().map(|&d| d as u64).collect(),
+                elements,
+                storage: Storage::RawData,
+                data: Data::Mapped {
+                    map: src.map.clone(),
+                    start,
+                    len,
+                },
+                in_graph: false,
+            });
+        }
+        t.raw_data = Some(src.map[start..start + len].to_vec());
+    }
     let (Some(elements), true) = (elements, dt > 0) else {
         if external {
             return Err(Error::input(
@@ -198,20 +301,23 @@ pub fn external_key<'a>(t: &'a TensorProto, key: &str) -> Option<&'a str> {
         .and_then(|e| e.value.as_deref())
 }
 
-/// Checks an external `location` is a relative path inside the model's directory.
+/// Checks an external `location` (spec §6.3): split on `/` only, every component a
+/// non-empty name other than `..` (`.` components are dropped), no `\`, `:` or NUL anywhere
+/// (separators and drive or stream syntax on other systems). So `a//b`, `a/`, `/a`, `a/../b`,
+/// `a\b` and `C:w` are refused; `./w.bin` and `w.bin` name the same file. Returns the
+/// relative path.
 pub fn safe_location(loc: &str) -> Option<PathBuf> {
-    let p = Path::new(loc);
-    if loc.is_empty()
-        || p.components()
-            .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
-    {
+    if loc.contains(['\\', ':', '\0']) {
         return None;
     }
-    // `.` components are dropped: `./w.bin` and `w.bin` are one file (spec §6.3).
-    let clean: PathBuf = p
-        .components()
-        .filter(|c| matches!(c, Component::Normal(_)))
-        .collect();
+    let mut clean = PathBuf::new();
+    for c in loc.split('/') {
+        match c {
+            "" | ".." => return None,
+            "." => {}
+            c => clean.push(c),
+        }
+    }
     (!clean.as_os_str().is_empty()).then_some(clean)
 }
 
@@ -253,11 +359,9 @@ fn read_external(
     let map = match files.get(loc) {
         Some(m) => m.clone(),
         None => {
-            let path = base_dir.map(|d| d.join(&rel)).unwrap_or(rel);
-            let f = std::fs::File::open(&path)
-                .map_err(|e| Error::io(format!("opening external data {}", path.display()), e))?;
+            let f = open_external(base_dir, &rel, name)?;
+            let path = rel;
             // The encoder's only mapping (the decoder never maps): see `map_file`.
-
             let m = Arc::new(
                 map_file(&f).map_err(|e| Error::io(format!("mapping {}", path.display()), e))?,
             );
@@ -285,8 +389,68 @@ fn read_external(
     })
 }
 
+/// Opens the external data file `rel` of a model in `base_dir` (spec §11, paths): the path
+/// is resolved with every symbolic link followed and must stay inside the model's directory
+/// (also resolved), and name a regular file. The file is opened without blocking (a FIFO
+/// would wait for a writer forever) and checked again once open, so that a file swapped in
+/// between the check and the open is caught.
+fn open_external(base_dir: Option<&Path>, rel: &Path, name: &str) -> Result<std::fs::File> {
+    let base = base_dir
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let refuse = |what: String| Error::input(Some(name), what);
+    let root = base.canonicalize().map_err(|e| {
+        Error::io(
+            format!("resolving the model directory {}", base.display()),
+            e,
+        )
+    })?;
+    let joined = base.join(rel);
+    let path = joined
+        .canonicalize()
+        .map_err(|e| Error::io(format!("resolving external data {}", joined.display()), e))?;
+    if !path.starts_with(&root) {
+        return Err(refuse(format!(
+            "external data {} resolves to {}, outside the model's directory {}",
+            joined.display(),
+            path.display(),
+            root.display()
+        )));
+    }
+    let regular = |m: &std::fs::Metadata| m.file_type().is_file();
+    let meta = std::fs::symlink_metadata(&path)
+        .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    if !regular(&meta) {
+        return Err(refuse(format!(
+            "external data {} is not a regular file",
+            path.display()
+        )));
+    }
+    let mut o = std::fs::OpenOptions::new();
+    o.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW);
+    }
+    let f = o
+        .open(&path)
+        .map_err(|e| Error::io(format!("opening external data {}", path.display()), e))?;
+    let meta = f
+        .metadata()
+        .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    if !regular(&meta) {
+        return Err(refuse(format!(
+            "external data {} is not a regular file",
+            path.display()
+        )));
+    }
+    Ok(f)
+}
+
+/// Maps a file read-only (the encoder's input and external data).
 #[allow(unsafe_code)]
-fn map_file(f: &std::fs::File) -> std::io::Result<Mmap> {
+pub fn map_file(f: &std::fs::File) -> std::io::Result<Mmap> {
     // SAFETY: the mapping is read-only and lives while the encoder runs; a concurrent writer
     // to the same file could change the bytes we read, which the CRC in the output then
     // covers as read. This is the usual contract of reading a file through mmap.

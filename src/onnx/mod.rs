@@ -5,3 +5,4 @@ pub mod probe;
 #[allow(clippy::all, missing_docs)]
 pub mod proto;
 pub mod walk;
+pub mod wire;

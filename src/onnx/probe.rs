@@ -9,13 +9,14 @@
 //! attributes of other operators, sparse initializers, training graphs) stay constants.
 use std::collections::{HashMap, HashSet};
 
-use super::lift::Lifted;
+use super::lift::{restore, Lifted};
 use super::proto::{
     tensor_shape_proto, type_proto, GraphProto, ModelProto, TensorShapeProto, TypeProto,
     ValueInfoProto,
 };
 use super::walk::{walk, SlotMut};
-use crate::error::Result;
+use crate::container::tensor_header::Storage;
+use crate::error::{Error, Result};
 
 /// A model whose chosen tensors are graph inputs.
 pub struct Probe {
@@ -26,9 +27,9 @@ pub struct Probe {
 
 const MARK: &str = "\u{0}nnc-probe:";
 
-/// Builds the probe of `model` (the model as read, with its data), whose walk gave `lifted`;
-/// `feed[i]` asks for the i-th tensor of the walk to become an input. External data is
-/// copied into the probe from `lifted`, so the probe runs without its files.
+/// Builds the probe of `model`, a model whose tensors `lift` took out as `lifted`; `feed[i]`
+/// asks for the i-th tensor of the walk to become an input. Every other tensor's data goes
+/// back in from `lifted`, external data inline, so the probe runs without its files.
 pub fn build(
     model: &ModelProto,
     lifted: &[Lifted],
@@ -40,14 +41,24 @@ pub fn build(
     walk(&mut model, max_depth, &mut |_, slot| {
         let i = k;
         k += 1;
-        if let SlotMut::Tensor(t) = slot {
-            if feed.get(i).copied().unwrap_or(false) {
+        let Some(l) = lifted.get(i).filter(|l| !l.in_graph) else {
+            return Ok(());
+        };
+        match slot {
+            SlotMut::Tensor(t) if feed.get(i).copied().unwrap_or(false) => {
                 t.doc_string = Some(format!("{MARK}{i}"));
-            } else if t.data_location == Some(1) {
-                if let Some(l) = lifted.get(i) {
-                    t.raw_data = Some(l.data.to_vec());
-                    t.external_data.clear();
-                    t.data_location = None;
+            }
+            SlotMut::Tensor(t) if l.storage == Storage::External => {
+                t.raw_data = Some(l.data.to_vec());
+                t.external_data.clear();
+                t.data_location = None;
+            }
+            slot => {
+                if !restore(slot, l.storage, l.data.to_vec()) {
+                    return Err(Error::input(
+                        Some(&l.name),
+                        "internal: tensor data does not go back into its place",
+                    ));
                 }
             }
         }

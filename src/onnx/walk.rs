@@ -9,10 +9,16 @@
 //! a `Constant` node of the default domain, the lists `value_floats` and `value_ints`.
 //! Within a function: each node, then each `attribute_proto` default.
 //!
+//! Names are [`Name`]s: the pieces of the spec's name (a graph name, a literal, an index),
+//! rendered only when a visitor asks, so that a walk that counts slots or checks lengths
+//! costs time linear in the graph whatever the names (spec §11, CPU).
+//!
 //! [`walk`] visits every such place of a model (the encoder's view of its input);
 //! [`walk_slots`] only the *slots* of a lifted model: places that hold no data there. A
 //! tensor whose data stayed in the graph (`raw_data` set or a typed field non-empty, a
 //! non-empty `value_floats`/`value_ints` list) is not a slot and has no record.
+use std::fmt;
+
 use super::proto::{
     AttributeProto, GraphProto, ModelProto, NodeProto, SparseTensorProto, TensorProto,
 };
@@ -20,6 +26,8 @@ use crate::error::{Error, Result};
 
 /// A place holding tensor data.
 pub enum SlotMut<'a> {
+    /// A `TensorProto`. Its `name` field reads as absent during the visit: the walk lends it
+    /// to the visitor as the slot's [`Name`].
     Tensor(&'a mut TensorProto),
     /// `value_floats` of a `Constant` node: a 1-D float tensor.
     Floats(&'a mut Vec<f32>),
@@ -27,7 +35,134 @@ pub enum SlotMut<'a> {
     Ints(&'a mut Vec<i64>),
 }
 
-type Visitor<'f> = dyn FnMut(String, SlotMut<'_>) -> Result<()> + 'f;
+/// One piece of a name: a string of the model, or a decimal index in brackets (`[i]`).
+#[derive(Clone, Copy, Debug)]
+enum Part<'a> {
+    Str(&'a str),
+    Index(usize),
+}
+
+const MAX_PARTS: usize = 8;
+
+/// The name the walk gives a place (spec §5.2), kept as the pieces it is made of: its length
+/// and comparisons cost nothing to allocate; `to_string` renders it.
+#[derive(Clone, Copy, Debug)]
+pub struct Name<'a> {
+    parts: [Part<'a>; MAX_PARTS],
+    n: usize,
+}
+
+impl<'a> Name<'a> {
+    fn new(s: &'a str) -> Self {
+        Name {
+            parts: [Part::Str(""); MAX_PARTS],
+            n: 1,
+        }
+        .with_first(s)
+    }
+    fn with_first(mut self, s: &'a str) -> Self {
+        self.parts[0] = Part::Str(s);
+        self
+    }
+    fn push(mut self, p: Part<'a>) -> Self {
+        // The walk never nests more than MAX_PARTS pieces (function attribute, list index,
+        // sparse part: 7); a longer name would be a bug of the walk, not of the input.
+        if self.n < MAX_PARTS {
+            self.parts[self.n] = p;
+            self.n += 1;
+        }
+        self
+    }
+    fn plus(self, s: &'a str) -> Self {
+        self.push(Part::Str(s))
+    }
+    fn index(self, i: usize) -> Self {
+        self.push(Part::Index(i))
+    }
+    /// Length in bytes of the rendered name.
+    pub fn len(&self) -> usize {
+        self.parts[..self.n]
+            .iter()
+            .map(|p| match p {
+                Part::Str(s) => s.len(),
+                Part::Index(i) => 2 + decimal_len(*i),
+            })
+            .sum()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Whether the rendered name is `other`, byte for byte (no allocation).
+    pub fn eq_str(&self, other: &str) -> bool {
+        let mut rest = other.as_bytes();
+        let mut buf = [0u8; 24];
+        for p in &self.parts[..self.n] {
+            let piece: &[u8] = match p {
+                Part::Str(s) => s.as_bytes(),
+                Part::Index(i) => render_index(*i, &mut buf),
+            };
+            match rest.strip_prefix(piece) {
+                Some(r) => rest = r,
+                None => return false,
+            }
+        }
+        rest.is_empty()
+    }
+    /// The rendered name, or `None` when it is longer than `max` bytes or memory for it cannot
+    /// be had (nothing is allocated then).
+    pub fn to_string_within(&self, max: usize) -> Option<String> {
+        let len = self.len();
+        if len > max {
+            return None;
+        }
+        let mut s = String::new();
+        s.try_reserve_exact(len).ok()?;
+        use fmt::Write;
+        write!(s, "{self}").ok()?;
+        Some(s)
+    }
+}
+
+fn decimal_len(mut i: usize) -> usize {
+    let mut n = 1;
+    while i >= 10 {
+        i /= 10;
+        n += 1;
+    }
+    n
+}
+
+fn render_index(i: usize, buf: &mut [u8; 24]) -> &[u8] {
+    let mut pos = buf.len();
+    pos -= 1;
+    buf[pos] = b']';
+    let mut v = i;
+    loop {
+        pos -= 1;
+        buf[pos] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    pos -= 1;
+    buf[pos] = b'[';
+    &buf[pos..]
+}
+
+impl fmt::Display for Name<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for p in &self.parts[..self.n] {
+            match p {
+                Part::Str(s) => f.write_str(s)?,
+                Part::Index(i) => write!(f, "[{i}]")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+type Visitor<'f> = dyn FnMut(Name<'_>, SlotMut<'_>) -> Result<()> + 'f;
 
 /// Visits every place of `model` that can hold tensor data, in walk order, with its name: for
 /// the value of a `Constant` node, the node's output name (the name the graph uses for it);
@@ -78,17 +213,18 @@ fn walk_with(
         }
     }
     for func in &mut model.functions {
-        let fname = func.name.clone().unwrap_or_default();
+        let fname = func.name.as_deref().unwrap_or_default();
         for node in &mut func.node {
             w.node(node, 1)?;
         }
         for a in &mut func.attribute_proto {
-            w.attribute(
-                a,
-                &format!("{fname}.{}", a.name.clone().unwrap_or_default()),
-                false,
-                1,
-            )?;
+            let aname = a.name.take();
+            let base = Name::new(fname)
+                .plus(".")
+                .plus(aname.as_deref().unwrap_or_default());
+            let r = w.attribute(a, aname.as_deref().unwrap_or_default(), base, false, 1);
+            a.name = aname;
+            r?;
         }
     }
     Ok(())
@@ -100,24 +236,23 @@ struct Walker<'a, 'f> {
     f: &'a mut Visitor<'f>,
 }
 
-fn display(t: &TensorProto, fallback: &str) -> String {
-    match t.name.as_deref() {
-        Some(n) if !n.is_empty() => n.to_owned(),
-        _ => fallback.to_owned(),
-    }
-}
-
 impl Walker<'_, '_> {
-    fn tensor(&mut self, t: &mut TensorProto, fallback: &str) -> Result<()> {
-        let name = display(t, fallback);
-        self.tensor_named(t, name)
+    /// TENSOR(t, fallback): named `t.name` if present and not empty, else `fallback`.
+    fn tensor(&mut self, t: &mut TensorProto, fallback: Name<'_>) -> Result<()> {
+        let own = t.name.take();
+        let r = match own.as_deref() {
+            Some(n) if !n.is_empty() => self.tensor_named(t, Name::new(n)),
+            _ => self.tensor_named(t, fallback),
+        };
+        t.name = own;
+        r
     }
 
-    fn tensor_named(&mut self, t: &mut TensorProto, name: String) -> Result<()> {
+    fn tensor_named(&mut self, t: &mut TensorProto, name: Name<'_>) -> Result<()> {
         if self.slots_only && holds_data(t) {
             if t.data_location == Some(1) {
                 return Err(Error::input(
-                    Some(&name),
+                    name.to_string_within(1 << 16).as_deref(),
                     "tensor holds data in the graph and also names external data",
                 ));
             }
@@ -126,17 +261,23 @@ impl Walker<'_, '_> {
         (self.f)(name, SlotMut::Tensor(t))
     }
 
-    fn sparse(&mut self, s: &mut SparseTensorProto, fallback: &str) -> Result<()> {
-        let base = s
-            .values
-            .as_ref()
-            .map(|v| display(v, fallback))
-            .unwrap_or_else(|| fallback.to_owned());
+    fn sparse(&mut self, s: &mut SparseTensorProto, fallback: Name<'_>) -> Result<()> {
         if let Some(v) = s.values.as_mut() {
-            self.tensor(v, &format!("{base}.values"))?;
+            let own = v.name.take();
+            let name = match own.as_deref() {
+                Some(n) if !n.is_empty() => Name::new(n),
+                _ => fallback.plus(".values"),
+            };
+            let r = self.tensor_named(v, name);
+            v.name = own;
+            r?;
         }
+        let base = match s.values.as_ref().and_then(|v| v.name.as_deref()) {
+            Some(n) if !n.is_empty() => Name::new(n),
+            _ => fallback,
+        };
         if let Some(i) = s.indices.as_mut() {
-            self.tensor(i, &format!("{base}.indices"))?;
+            self.tensor(i, base.plus(".indices"))?;
         }
         Ok(())
     }
@@ -148,12 +289,12 @@ impl Walker<'_, '_> {
                 format!("subgraphs nested deeper than {}", self.max_depth),
             ));
         }
-        let gname = g.name.clone().unwrap_or_default();
+        let gname = g.name.as_deref().unwrap_or_default();
         for (i, t) in g.initializer.iter_mut().enumerate() {
-            self.tensor(t, &format!("{gname}.initializer[{i}]"))?;
+            self.tensor(t, Name::new(gname).plus(".initializer").index(i))?;
         }
         for (i, s) in g.sparse_initializer.iter_mut().enumerate() {
-            self.sparse(s, &format!("{gname}.sparse_initializer[{i}]"))?;
+            self.sparse(s, Name::new(gname).plus(".sparse_initializer").index(i))?;
         }
         for node in &mut g.node {
             self.node(node, depth)?;
@@ -162,50 +303,60 @@ impl Walker<'_, '_> {
     }
 
     fn node(&mut self, node: &mut NodeProto, depth: u32) -> Result<()> {
-        let base = node
-            .output
-            .first()
-            .filter(|o| !o.is_empty())
-            .cloned()
-            .or_else(|| node.name.clone())
-            .unwrap_or_default();
+        let base = match node.output.first() {
+            Some(o) if !o.is_empty() => o.as_str(),
+            _ => node.name.as_deref().unwrap_or_default(),
+        };
         let is_constant = node.op_type.as_deref() == Some("Constant")
             && matches!(node.domain.as_deref(), None | Some("") | Some("ai.onnx"));
         for a in &mut node.attribute {
-            self.attribute(a, &base, is_constant, depth)?;
+            let aname = a.name.take();
+            let r = self.attribute(
+                a,
+                aname.as_deref().unwrap_or_default(),
+                Name::new(base),
+                is_constant,
+                depth,
+            );
+            a.name = aname;
+            r?;
         }
         Ok(())
     }
 
+    /// ATTRIBUTE(a, base, constant, depth) of spec §5.2; `a.name` is lent as `aname`.
     fn attribute(
         &mut self,
         a: &mut AttributeProto,
-        base: &str,
+        aname: &str,
+        base: Name<'_>,
         is_constant: bool,
         depth: u32,
     ) -> Result<()> {
-        let aname = a.name.clone().unwrap_or_default();
         let fallback = if is_constant {
-            base.to_owned()
+            base
         } else {
-            format!("{base}.{aname}")
+            base.plus(".").plus(aname)
         };
         if let Some(t) = a.t.as_mut() {
             if is_constant && !base.is_empty() {
                 // A Constant's value is known to the graph by the node's output name.
-                self.tensor_named(t, base.to_owned())?;
+                let own = t.name.take();
+                let r = self.tensor_named(t, base);
+                t.name = own;
+                r?;
             } else {
-                self.tensor(t, &fallback)?;
+                self.tensor(t, fallback)?;
             }
         }
         for (i, t) in a.tensors.iter_mut().enumerate() {
-            self.tensor(t, &format!("{fallback}[{i}]"))?;
+            self.tensor(t, fallback.index(i))?;
         }
         if let Some(s) = a.sparse_tensor.as_mut() {
-            self.sparse(s, &fallback)?;
+            self.sparse(s, fallback)?;
         }
         for (i, s) in a.sparse_tensors.iter_mut().enumerate() {
-            self.sparse(s, &format!("{fallback}[{i}]"))?;
+            self.sparse(s, fallback.index(i))?;
         }
         if let Some(g) = a.g.as_mut() {
             self.graph(g, depth + 1)?;
@@ -215,7 +366,7 @@ impl Walker<'_, '_> {
         }
         let lifted = |v: bool| !self.slots_only || v;
         if is_constant {
-            match aname.as_str() {
+            match aname {
                 "value_floats" if lifted(a.floats.is_empty()) => {
                     (self.f)(fallback, SlotMut::Floats(&mut a.floats))?
                 }
@@ -226,5 +377,27 @@ impl Walker<'_, '_> {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_render_measure_and_compare_alike() {
+        let n = Name::new("g")
+            .plus(".initializer")
+            .index(12)
+            .plus(".values");
+        assert_eq!(n.to_string(), "g.initializer[12].values");
+        assert_eq!(n.len(), "g.initializer[12].values".len());
+        assert!(n.eq_str("g.initializer[12].values"));
+        assert!(!n.eq_str("g.initializer[12].value"));
+        assert!(!n.eq_str("g.initializer[12].valuesx"));
+        assert_eq!(n.to_string_within(5), None);
+        let z = Name::new("").index(0);
+        assert_eq!((z.to_string().as_str(), z.len()), ("[0]", 3));
+        assert!(Name::new("").is_empty());
     }
 }

@@ -383,7 +383,7 @@ pub fn decode(h: &TensorHeader, payload: &[u8], base: u64, parallel: bool) -> Re
         }
     };
     let w = dtype::unit_bytes(h.data_type);
-    let mut out = vec![0u8; n * w];
+    let mut out = crate::error::try_zeroed(n * w, base)?;
     let put = |o: &mut [u8], v: f64| match h.data_type {
         dtype::DOUBLE => o.copy_from_slice(&v.to_le_bytes()),
         dtype::FLOAT16 => o.copy_from_slice(&float::f32_to_f16(v as f32).to_le_bytes()),
@@ -391,7 +391,7 @@ pub fn decode(h: &TensorHeader, payload: &[u8], base: u64, parallel: bool) -> Re
         _ => o.copy_from_slice(&(v as f32).to_le_bytes()),
     };
     if params.per_channel() {
-        let mut syms = vec![0u32; n];
+        let mut syms = crate::error::try_zeroed(n, base)?;
         decode_stream(&mut c, width, alphabet, |s| s, &mut syms, parallel)?;
         let per = (n / params.steps.len()).max(1);
         let max_sym = syms.iter().copied().max().unwrap_or(0) as usize;

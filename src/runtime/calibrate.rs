@@ -21,7 +21,6 @@ use crate::container::fidelity::{Fidelity, OutputFidelity, Target};
 use crate::encoder::{CodedModel, EncodeOptions, Prepared, TensorRule};
 use crate::onnx::dtype;
 use crate::onnx::probe;
-use crate::onnx::proto::ModelProto;
 use crate::quant::allocate::{self, Allocation, Curve};
 use crate::quant::policy::{Family, LossyOptions, StepRule};
 use crate::quant::{quantize, reconstruct};
@@ -94,10 +93,9 @@ pub struct Outcome {
 /// Protobuf's limit on a serialized model; larger models cannot be run from memory here.
 const MAX_MODEL_BYTES: usize = (1 << 31) - 1;
 
-/// Runs the calibration of `prepared` (lifted from `full`, the model as read).
+/// Runs the calibration of `prepared`.
 pub fn calibrate(
     prepared: &Prepared,
-    full: &ModelProto,
     opts: &EncodeOptions,
     cal: &CalibrationOptions,
 ) -> Result<Outcome, Failure> {
@@ -117,13 +115,15 @@ pub fn calibrate(
     let rt = runtime()?;
     let lifted = &prepared.lifted;
     let n = lifted.len();
-    let depth = crate::Limits::default().max_depth;
+    let depth = prepared.max_depth();
+    let model = prepared.lifted_model();
     let mut notes = Vec::new();
 
     // The reference model (external data inlined) and the calibration runs.
-    let reference_bytes = probe::build(full, lifted, &vec![false; n], depth)?
-        .model
-        .encode_to_vec();
+    // The model as read, data back in place: for the signature, the constants, the runs.
+    let full = probe::build(model, lifted, &vec![false; n], depth)?.model;
+    let full = &full;
+    let reference_bytes = full.encode_to_vec();
     if reference_bytes.len() > MAX_MODEL_BYTES {
         return Err(Failure::Unrunnable(format!(
             "the model ({} bytes) is over protobuf's 2 GB and cannot be run from memory",
@@ -179,7 +179,7 @@ pub fn calibrate(
                 )
         })
         .collect();
-    let probe = probe::build(full, lifted, &feed, depth)?;
+    let probe = probe::build(model, lifted, &feed, depth)?;
     let fed: Vec<usize> = candidates
         .iter()
         .copied()

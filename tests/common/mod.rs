@@ -275,7 +275,7 @@ fn slots(m: &ModelProto) -> Vec<(String, Vec<u8>)> {
             SlotMut::Floats(v) => v.iter().flat_map(|f| f.to_le_bytes()).collect(),
             SlotMut::Ints(v) => v.iter().flat_map(|f| f.to_le_bytes()).collect(),
         };
-        out.push((name, bytes));
+        out.push((name.to_string(), bytes));
         Ok(())
     })
     .expect("walk");

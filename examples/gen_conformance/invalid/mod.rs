@@ -14,7 +14,6 @@ use std::collections::BTreeMap;
 
 use nnc::container::record::PREFIX_LEN;
 use nnc::quant::{Kind, QuantParams};
-use nnc::EncodeOptions;
 use prost::Message;
 
 use super::container::{NncFile, RawHeader, Rec};
@@ -99,5 +98,6 @@ pub fn cases(valid: &BTreeMap<String, Vec<u8>>) -> Vec<Invalid> {
     payload::classes(&mut o);
     payload::zstd_and_quant_payloads(&mut o);
     file::index_and_trailer(&mut o);
+    tensor::order_and_overlap(&mut o);
     o.v
 }

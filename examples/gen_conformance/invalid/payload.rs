@@ -611,6 +611,27 @@ pub(super) fn zstd_and_quant_payloads(o: &mut Out) {
             splice(p, 0..varint(k).len(), &varint(100_000));
         },
     );
+    for (tag, bits) in [
+        ("nan", 0x7fc0_0000u32),
+        ("infinite", 0x7f80_0000),
+        ("negative", 0xbf80_0000),
+        ("negative-subnormal", 0x8000_0001),
+    ] {
+        quant(
+            o,
+            &format!("payload-mulaw-table-{tag}"),
+            "quant-mulaw",
+            &format!(
+                "mu-law table entry T[1] is {tag} (bits {bits:#010x}): every entry must be \
+                 finite and not negative (-0.0 is accepted, valid/mulaw-table-negative-zero)."
+            ),
+            &move |p, i| {
+                let k = i.quant.as_ref().unwrap().mulaw_table as u64 - 1;
+                let at = varint(k).len() + 4;
+                p[at..at + 4].copy_from_slice(&bits.to_le_bytes());
+            },
+        );
+    }
     quant(
         o,
         "payload-mulaw-level-outside-table",

@@ -149,11 +149,19 @@ pub(super) fn graph_record(o: &mut Out) {
             vec![node("If", &["c"], &["o"], vec![attr_g("then_branch", g)])],
         );
     }
-    let opts = EncodeOptions {
-        max_depth: Some(100),
-        ..super::super::valid::lossless()
-    };
-    let (b, _) = nnc::encode_model(model(g), None, &opts, Vec::new()).expect("deep model");
+    // The encoder writes only what its decoder accepts: encode a model without subgraphs,
+    // then put the deep one in its place.
+    let opts = super::super::valid::lossless();
+    let (b, _) = nnc::encode_model(
+        model(graph("level1", vec![], vec![])),
+        None,
+        &opts,
+        Vec::new(),
+    )
+    .expect("shallow model");
+    let mut f = NncFile::parse(&b);
+    set_graph_model(&mut f, &model(g));
+    let b = f.bytes();
     o.add(
         "graph-nesting-too-deep",
         "graph",
@@ -180,6 +188,11 @@ pub(super) fn graph_record(o: &mut Out) {
     for (tag, loc) in [
         ("parent", "../weights.bin"),
         ("absolute", "/tmp/weights.bin"),
+        ("backslash", "sub\\weights.bin"),
+        ("empty-component", "sub//weights.bin"),
+        ("trailing-slash", "weights.bin/"),
+        ("colon", "C:weights.bin"),
+        ("dot-only", "./."),
     ] {
         let mut f = o.file(base);
         let mut m = graph_model(&f);
@@ -864,5 +877,123 @@ pub(super) fn quant_params(o: &mut Out) {
         mu,
         "mu-law with the per-channel flag.",
         &|p| p[1] = 1,
+    );
+}
+
+/// Two external tensors of one file whose byte ranges overlap (spec §6.3), and files that
+/// break two rules at once, named for the one that comes first in the check order (§9).
+pub(super) fn order_and_overlap(o: &mut Out) {
+    let base = "storage-external";
+    let mut f = o.file(base);
+    let mut m = graph_model(&f);
+    let t = &mut m.graph.as_mut().unwrap().initializer[1];
+    for e in &mut t.external_data {
+        if e.key.as_deref() == Some("offset") {
+            e.value = Some("60".into());
+        }
+    }
+    set_graph_model(&mut f, &m);
+    o.add(
+        "graph-external-overlap",
+        "graph",
+        &["§6.3"],
+        base,
+        "External tensors \"ext.a\" (bytes 0..64) and \"ext.b\" (60..100) of weights.bin \
+         overlap. Only a decoder that writes external files meets this rule.",
+        f.bytes(),
+    );
+    o.v.last_mut().unwrap().decode = "files";
+
+    // A string field that is not UTF-8 (ModelProto.producer_name).
+    let mut f = o.file(EX);
+    let mut g = graph_bytes(&f);
+    g.extend_from_slice(&[0x12, 2, 0xff, 0xfe]);
+    set_graph_bytes(&mut f, &g);
+    o.add(
+        "graph-string-not-utf8",
+        "graph",
+        &["§5.1"],
+        EX,
+        "ModelProto.producer_name (a protobuf string) holds the bytes FF FE, not UTF-8: the \
+         graph does not parse as an onnx.ModelProto (spec §5.1 step 6; bytes fields are \
+         not checked).",
+        f.bytes(),
+    );
+    // A known field with the wrong wire type (ModelProto.graph as a varint).
+    let mut f = o.file(EX);
+    let mut g = graph_bytes(&f);
+    g.extend_from_slice(&[0x38, 1]);
+    set_graph_bytes(&mut f, &g);
+    o.add(
+        "graph-wrong-wire-type",
+        "graph",
+        &["§5.1"],
+        EX,
+        "ModelProto field 7 (graph, a message) repeated as a varint: a known field number with \
+         another wire type (spec §5.1 step 6).",
+        f.bytes(),
+    );
+
+    // GRAPH without the critical flag and with a 10-byte header: §4.2 comes before §5.1.
+    let mut f = o.file(EX);
+    f.recs[GRAPH].flags = 0;
+    f.recs[GRAPH].header.push(0);
+    o.add(
+        "reserved-nonzero-two-rules-graph-flag-and-header",
+        "reserved-nonzero",
+        &["§4.2", "§5.1", "§9"],
+        EX,
+        "The GRAPH record's critical flag is clear and its header has 10 bytes: the flag \
+         (§4.2) is checked before the GRAPH header (§5.1).",
+        f.bytes(),
+    );
+    // Raw coding with parameters and a short payload: p != 0 comes before the payload.
+    let mut f = o.file(EX);
+    edit_header(&mut f, K, |h| h.params = vec![0]);
+    f.recs[K].payload.pop();
+    o.add(
+        "tensor-header-two-rules-params-and-payload",
+        "tensor-header",
+        &["§6.3", "§7", "§9"],
+        EX,
+        "Tensor \"k\" (raw coding) has one parameter byte and a payload one byte short: \
+         codings 0..2 with parameters (tensor-header) are rejected before the payload is \
+         decoded.",
+        f.bytes(),
+    );
+    // A wrong name and dims that pass the expansion rule: consistency comes first.
+    let mut f = o.file(EX);
+    edit_header(&mut f, K, |h| {
+        h.name = b"kk".to_vec();
+        h.dims = vec![1 << 30];
+        h.elements = 1 << 30;
+        h.data_bytes = 8 << 30;
+    });
+    o.add(
+        "tensor-header-two-rules-slot-and-expansion",
+        "tensor-header",
+        &["§6.3", "§10", "§9"],
+        EX,
+        "Tensor record \"kk\" of 2^30 INT64 elements for the slot \"k\": the consistency \
+         rules of §6.3 are checked before the expansion rule (which this record also breaks).",
+        f.bytes(),
+    );
+    // mu-law with Xmax NaN (parameters) and a NaN table entry (payload).
+    let mut f = o.file("quant-mulaw");
+    let r = tensor_named(&f, "w");
+    let k = payload_info(&f, r).quant.expect("quantized").mulaw_table as u64 - 1;
+    edit_header(&mut f, r, |h| {
+        h.params[4..8].copy_from_slice(&f32::NAN.to_le_bytes())
+    });
+    let at = varint(k).len() + 4;
+    f.recs[r].payload[at..at + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    o.add(
+        "tensor-header-two-rules-mulaw-xmax-and-table",
+        "tensor-header",
+        &["§7.6.2", "§7.6.4", "§9"],
+        "quant-mulaw",
+        "mu-law Xmax is NaN (parameters, tensor-header) and table entry T[1] is NaN (payload): \
+         parameters are checked first.",
+        f.bytes(),
     );
 }

@@ -12,6 +12,8 @@ mod data;
 mod edited;
 #[path = "graphs.rs"]
 mod graphs;
+#[path = "pinned.rs"]
+mod pinned;
 #[path = "quantized.rs"]
 mod quantized;
 #[path = "types.rs"]
@@ -28,6 +30,8 @@ use nnc::quant::float::{f32_to_bf16, f32_to_f16};
 use nnc::quant::minifloat::Layout;
 use nnc::quant::policy::{Family, LossyOptions, StepRule};
 use nnc::EncodeOptions;
+pub use pinned::expansion_model;
+use pinned::*;
 use quantized::*;
 use types::*;
 
@@ -82,6 +86,10 @@ impl Case {
     }
     pub(super) fn opts(mut self, o: EncodeOptions) -> Case {
         self.opts = o;
+        self
+    }
+    pub(super) fn with_model(mut self, m: ModelProto) -> Case {
+        self.model = m;
         self
     }
     pub(super) fn edit(mut self, e: Edit) -> Case {
@@ -156,5 +164,6 @@ pub fn cases() -> Vec<Case> {
     ]);
     v.extend(quantized());
     v.extend(edited());
+    v.extend(pinned());
     v
 }
