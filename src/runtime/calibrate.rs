@@ -123,7 +123,10 @@ pub fn calibrate(
 
     // The reference model (external data inlined) and the calibration runs.
     // The model as read, data back in place: for the signature, the constants, the runs.
-    let full = probe::build(model, lifted, &vec![false; n], depth)?.model;
+    let mut full = probe::build(model, lifted, &vec![false; n], depth)?.model;
+    // The scores before a final Sigmoid are outputs too (after the model's own).
+    let logits = probe::logits(&full);
+    probe::add_outputs(&mut full, &logits);
     let full = &full;
     let reference_bytes = full.encode_to_vec();
     if reference_bytes.len() > MAX_MODEL_BYTES {
@@ -181,7 +184,8 @@ pub fn calibrate(
                 )
         })
         .collect();
-    let probe = probe::build(model, lifted, &feed, depth)?;
+    let mut probe = probe::build(model, lifted, &feed, depth)?;
+    probe::add_outputs(&mut probe.model, &logits);
     let fed: Vec<usize> = candidates
         .iter()
         .copied()
@@ -249,8 +253,12 @@ pub fn calibrate(
             ));
         }
     }
-    if targeted.is_empty() {
-        targeted = (0..float_outputs.len()).collect();
+    // The model's own outputs stay targeted when noise leaves them all unchanged: the scores
+    // before a final Sigmoid do not stand in for them.
+    let own = reference.outputs.len() - logits.len();
+    if !targeted.iter().any(|&j| float_outputs[j] < own) {
+        targeted.extend((0..float_outputs.len()).filter(|&j| float_outputs[j] < own));
+        targeted.sort_unstable();
     }
     stages.mark("probe session and baseline");
 
@@ -378,6 +386,7 @@ pub fn calibrate(
         float_outputs: &float_outputs,
         targeted: &targeted,
         threads: cal.threads,
+        added_outputs: &logits,
     };
     let quantized_weights: u64 = candidates.iter().map(|&i| lifted[i].elements).sum();
     let (coded, result) = match cal.target {
@@ -415,9 +424,19 @@ pub fn calibrate(
     };
     stages.mark("allocation and checks");
     notes.extend(stages.report());
+    // The record holds the model's own outputs; the logits' SNR goes to the notes.
+    for (o, name) in reference.outputs.iter().enumerate().skip(own) {
+        if let Some(j) = float_outputs.iter().position(|&x| x == o) {
+            notes.push(format!(
+                "also targeted: {name}, the scores before a final Sigmoid: {:.1} dB",
+                snr_of(result.distortion[j])
+            ));
+        }
+    }
     let outputs = reference
         .outputs
         .iter()
+        .take(own)
         .enumerate()
         .map(|(o, name)| {
             let (snr_db, agreement) = match float_outputs.iter().position(|&x| x == o) {

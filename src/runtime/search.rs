@@ -36,6 +36,8 @@ pub struct Checker<'a> {
     pub base: &'a [Vec<Output>],
     pub float_outputs: &'a [usize],
     pub threads: usize,
+    /// Tensors of the main graph added as outputs (as in the reference session).
+    pub added_outputs: &'a [String],
 }
 
 impl Checker<'_> {
@@ -46,9 +48,16 @@ impl Checker<'_> {
         let coded = self.prepared.code(&opts)?;
         let (bytes, _) = coded.write(self.prepared, Vec::new(), None)?;
         let size = bytes.len() as u64;
-        let decoded =
+        let mut decoded =
             crate::decoder::decode_to_bytes(bytes.as_slice(), crate::DecodeOptions::default())?;
         drop(bytes);
+        if !self.added_outputs.is_empty() {
+            use prost::Message;
+            let mut m = crate::onnx::proto::ModelProto::decode(decoded.as_slice())
+                .map_err(|e| Failure::Unrunnable(format!("the decoded model: {e}")))?;
+            crate::onnx::probe::add_outputs(&mut m, self.added_outputs);
+            decoded = m.encode_to_vec();
+        }
         let mut s = Session::from_bytes(&decoded, self.threads)
             .map_err(|e| Failure::Unrunnable(format!("the decoded model: {e}")))?;
         drop(decoded);
