@@ -24,7 +24,12 @@ enum Piece {
     Initializers { count: u16, holds_data: bool },
     /// A node whose output name is `name_len` bytes, with `count` attributes holding an
     /// empty tensor (slots named after the output) or nothing.
-    Node { count: u16, name_len: u16, tensors: bool, constant: bool },
+    Node {
+        count: u16,
+        name_len: u16,
+        tensors: bool,
+        constant: bool,
+    },
     /// Empty nodes.
     EmptyNodes(u16),
     /// One attribute with `count` unpacked ints.
@@ -95,7 +100,11 @@ fn build(p: &Plan) -> Vec<u8> {
     let n = |c: u16| (c as u64).saturating_mul(scale);
     // Pieces go into g while it stays under MAX_GRAPH; g itself never reallocates.
     let mut g = Vec::with_capacity(2 * MAX_GRAPH + (1 << 18));
-    ld(&mut g, 2, &vec![b'g'; (p.graph_name_len as usize).min(1 << 17)]);
+    ld(
+        &mut g,
+        2,
+        &vec![b'g'; (p.graph_name_len as usize).min(1 << 17)],
+    );
     for i in 0..p.valid % 8 {
         ld(&mut g, 5, &float_tensor(&format!("v{i}"), 2));
     }

@@ -86,6 +86,7 @@ pub fn options(u: &mut Unstructured<'_>) -> Result<EncodeOptions> {
             max_depth: None,
             limits: None,
             records_only,
+            tensor_rules: None,
         });
     }
     let family = match u.int_in_range(0..=4)? {
@@ -185,6 +186,27 @@ pub fn options(u: &mut Unstructured<'_>) -> Result<EncodeOptions> {
         max_depth: None,
         limits: None,
         records_only,
+        // Per-tensor steps as the calibrating encoder sets them (any count: tensors past
+        // the end follow the policy).
+        tensor_rules: if maybe(u, 1, 3)? {
+            let n = u.int_in_range(0..=32)?;
+            let mut rules = Vec::with_capacity(n);
+            for _ in 0..n {
+                rules.push(match u.int_in_range(0..=2)? {
+                    0 => nnc::encoder::TensorRule::Policy,
+                    1 => nnc::encoder::TensorRule::Exact,
+                    _ => nnc::encoder::TensorRule::Fraction(*u.choose(&[
+                        1.0 / 1024.0,
+                        1.0 / 16.0,
+                        0.5,
+                        4.0,
+                    ])?),
+                });
+            }
+            Some(std::sync::Arc::new(rules))
+        } else {
+            None
+        },
     })
 }
 
