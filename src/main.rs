@@ -305,38 +305,21 @@ struct LossyArgs {
 }
 
 impl LossyArgs {
-    fn options(&self) -> Result<nnc::quant::policy::LossyOptions, String> {
-        use nnc::quant::minifloat::Layout;
-        use nnc::quant::policy::{Family, LossyOptions, StepRule};
+    /// The options as given; their ranges are checked by the library
+    /// (`LossyOptions::validate`).
+    fn options(&self) -> Result<nnc::LossyOptions, String> {
+        use nnc::{Family, LossyOptions, MinifloatLayout, Quality, StepRule};
         let family = match self.quantizer {
             QuantizerArg::Midtread => Family::Midtread,
             QuantizerArg::Midrise => Family::Midrise,
-            QuantizerArg::Deadzone => {
-                if !(0.0..=1.0).contains(&self.delta) {
-                    return Err(format!("--delta {} must be in [0, 1]", self.delta));
-                }
-                Family::DeadZone { delta: self.delta }
-            }
-            QuantizerArg::Mulaw => {
-                if !(self.mu > 0.0 && self.mu.is_finite()) {
-                    return Err(format!("--mu {} must be positive", self.mu));
-                }
-                Family::MuLaw { mu: self.mu }
-            }
-            QuantizerArg::Minifloat => {
-                let (e, m) = (self.exp_bits, self.man_bits);
-                if e > 8 || m > 23 || e + m > 23 || e + m == 0 {
-                    return Err(format!(
-                        "--exp-bits {e} --man-bits {m}: need E <= 8, M <= 23, 1 <= E + M <= 23"
-                    ));
-                }
-                Family::Minifloat {
-                    layout: Layout {
-                        exp_bits: e,
-                        man_bits: m,
-                    },
-                }
-            }
+            QuantizerArg::Deadzone => Family::DeadZone { delta: self.delta },
+            QuantizerArg::Mulaw => Family::MuLaw { mu: self.mu },
+            QuantizerArg::Minifloat => Family::Minifloat {
+                layout: MinifloatLayout {
+                    exp_bits: self.exp_bits,
+                    man_bits: self.man_bits,
+                },
+            },
         };
         let given = [
             self.levels_bits.is_some(),
@@ -353,33 +336,24 @@ impl LossyArgs {
                 .ok_or("--range must be MIN:MAX")?;
             let min: f32 = a.trim().parse().map_err(|_| "bad --range MIN")?;
             let max: f32 = b.trim().parse().map_err(|_| "bad --range MAX")?;
-            if !(min < max && min.is_finite() && max.is_finite()) {
-                return Err(format!("--range {min}:{max} must have MIN < MAX"));
-            }
             StepRule::Thesis {
                 min,
                 max,
                 levels_bits: k,
             }
         } else if let Some(s) = self.step {
-            if !(s > 0.0 && s.is_finite()) {
-                return Err(format!("--step {s} must be positive"));
-            }
             StepRule::Fixed(s)
-        } else {
-            let f = self
-                .per_tensor
-                .unwrap_or(match self.quality.unwrap_or(QualityArg::Default) {
-                    QualityArg::High => 1.0 / 32.0,
-                    QualityArg::Default => 1.0 / 16.0,
-                    QualityArg::Small => 1.0 / 8.0,
-                });
-            if !(f > 0.0 && f.is_finite()) {
-                return Err(format!("--per-tensor {f} must be positive"));
-            }
+        } else if let Some(f) = self.per_tensor {
             StepRule::StdFraction(f)
+        } else {
+            let q = match self.quality.unwrap_or(QualityArg::Default) {
+                QualityArg::High => Quality::High,
+                QualityArg::Default => Quality::Default,
+                QualityArg::Small => Quality::Small,
+            };
+            StepRule::StdFraction(q.std_fraction())
         };
-        Ok(LossyOptions {
+        let o = LossyOptions {
             family,
             step,
             per_channel: self.granularity == GranularityArg::Channel
@@ -388,12 +362,13 @@ impl LossyArgs {
             all_tensors: self.all_tensors,
             mulaw_levels_bits: self.levels_bits.unwrap_or(8),
             fine_bits: self.fine_bits,
-            rdo: if self.rdo >= 0.0 && self.rdo.is_finite() {
-                self.rdo
-            } else {
-                return Err(format!("--rdo {} must be >= 0", self.rdo));
-            },
-        })
+            rdo: self.rdo,
+        };
+        o.validate().map_err(|e| match e {
+            nnc::Error::InvalidOptions { detail } => detail,
+            e => e.to_string(),
+        })?;
+        Ok(o)
     }
 }
 
@@ -453,6 +428,18 @@ enum Cmd {
         /// The suite directory, holding manifest.json.
         #[arg(default_value = "conformance")]
         dir: PathBuf,
+    },
+    /// Decode one tensor by name through the INDEX (only its record is read) and write it as
+    /// a NumPy .npy file.
+    Extract {
+        input: PathBuf,
+        /// The tensor's name (`nnc inspect` lists them).
+        name: String,
+        /// The .npy file to write.
+        #[arg(short, long)]
+        output: PathBuf,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
     /// Check a .nnc container completely (every CRC, every payload) without writing output.
     Verify {
@@ -587,6 +574,31 @@ fn run(cli: Cli) -> nnc::Result<()> {
             json,
             limits,
         } => inspect(&input, json, limits.options()),
+        Cmd::Extract {
+            input,
+            name,
+            output,
+            limits,
+        } => {
+            let t = nnc::Archive::open(&input, limits.options())?.tensor(&name)?;
+            let npy = t.to_npy()?;
+            let mut w = nnc::output::AtomicFile::create(&output)?.writer();
+            std::io::Write::write_all(&mut w, &npy)
+                .map_err(|e| nnc::Error::Io {
+                    context: format!("writing {}", output.display()),
+                    source: e,
+                })?;
+            nnc::output::AtomicFile::commit(w)?;
+            outln!(
+                "{}: {} {:?} ({} bytes) -> {}",
+                t.name,
+                t.dtype_name(),
+                t.dims,
+                t.data.len(),
+                output.display()
+            );
+            Ok(())
+        }
         Cmd::Verify {
             input,
             json,
