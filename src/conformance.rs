@@ -320,7 +320,72 @@ fn check_valid(dir: &Path, file: &str, bytes: &[u8], case: &Value, limits: Limit
             }
         }
     }
+    // 6. The FIDELITY record, when the manifest describes one (spec §8.3): its parsed
+    // content, `null` for a version this decoder skips, or the error reading it gives.
+    if case.get("fidelity").is_some() || case.get("fidelity_error").is_some() {
+        let mut d = crate::Decoder::new(bytes, options(limits, true))
+            .map_err(|e| failed(&e, "decoding failed"))?;
+        while d
+            .next_tensor()
+            .map_err(|e| failed(&e, "decoding failed"))?
+            .is_some()
+        {}
+        match (
+            d.fidelity(),
+            case.get("fidelity_error").and_then(Value::as_str),
+        ) {
+            (Err(e), Some(want)) if error_class(&e) == want => {}
+            (Err(e), _) => return Err(failed(&e, "reading the FIDELITY record failed")),
+            (Ok(_), Some(want)) => {
+                return Err(mismatch(format!(
+                    "the FIDELITY record was read, the manifest expects error {want}"
+                )))
+            }
+            (Ok(f), None) => {
+                let got = f.as_ref().map_or(Value::Null, fidelity_json);
+                if Some(&got) != case.get("fidelity") {
+                    return Err(mismatch(format!(
+                        "FIDELITY record {got}, the manifest says {}",
+                        case["fidelity"]
+                    )));
+                }
+            }
+        }
+    }
     Ok("ok".into())
+}
+
+/// A FIDELITY record (spec §8.3) as JSON, as the manifest and `nnc inspect --json` write it
+/// (non-finite numbers as the strings "inf", "-inf" and "nan").
+pub fn fidelity_json(f: &crate::container::fidelity::Fidelity) -> Value {
+    use crate::container::fidelity::Target;
+    let num = |v: f64| -> Value {
+        if v.is_finite() {
+            serde_json::json!(v)
+        } else if v.is_nan() {
+            "nan".into()
+        } else if v > 0.0 {
+            "inf".into()
+        } else {
+            "-inf".into()
+        }
+    };
+    let (kind, value) = match f.target {
+        Target::None => ("none", 0.0),
+        Target::Snr(v) => ("snr_db", v),
+        Target::Agreement(v) => ("agreement", v),
+        Target::Bytes(v) => ("bytes", v),
+        Target::BitsPerWeight(v) => ("bits_per_weight", v),
+    };
+    serde_json::json!({
+        "target": {"kind": kind, "value": value},
+        "inputs": f.inputs,
+        "input_source": f.source.name(),
+        "runtime": f.runtime,
+        "outputs": f.outputs.iter().map(|o| serde_json::json!({
+            "name": o.name, "snr_db": num(o.snr_db), "agreement": num(o.agreement),
+        })).collect::<Vec<_>>(),
+    })
 }
 
 fn check_invalid(dir: &Path, file: &str, bytes: &[u8], case: &Value) -> Check {

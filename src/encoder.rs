@@ -356,7 +356,12 @@ impl CodedModel {
         fidelity: Option<&Fidelity>,
         limits: &Limits,
     ) -> Result<(W, u64)> {
-        let mut w = ContainerWriter::new(out)?;
+        let minor = if fidelity.is_some() {
+            crate::container::VERSION_MINOR_FIDELITY
+        } else {
+            crate::container::VERSION_MINOR
+        };
+        let mut w = ContainerWriter::with_minor(out, minor)?;
         w.graph(self.graph_len, &self.frame)?;
         let mut read = (FILE_HEADER_LEN + PREFIX_LEN + 9 + self.frame.len()) as u64;
         let mut decoded = self.graph_len;

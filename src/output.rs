@@ -165,9 +165,13 @@ impl OutputSet {
                     })
                 }
                 Err(_) => {
+                    // Created and recorded under the signal thread's lock: a signal never
+                    // finds a directory it does not know of.
+                    let mut l = live();
                     std::fs::create_dir(&at)
                         .map_err(|e| Error::io(format!("creating {}", at.display()), e))?;
-                    live().push(at.clone());
+                    l.push(at.clone());
+                    drop(l);
                     self.created.push(at.clone());
                 }
             }
@@ -177,6 +181,8 @@ impl OutputSet {
     }
 
     fn start(&mut self, dest: PathBuf, parent: &Path) -> Result<usize> {
+        // As for directories: the file is created and recorded under the lock.
+        let mut l = live();
         let tmp = tempfile::Builder::new()
             .prefix(".nnc-")
             .suffix(".tmp")
@@ -188,7 +194,8 @@ impl OutputSet {
                 )
             })?;
         let tmp_path = tmp.path().to_path_buf();
-        live().push(tmp_path.clone());
+        l.push(tmp_path.clone());
+        drop(l);
         self.files.push(Pending {
             dest,
             tmp: Some(BufWriter::with_capacity(1 << 20, tmp)),

@@ -95,7 +95,7 @@ pub fn insert_noncritical(bytes: Vec<u8>) -> Vec<u8> {
     f.recs.insert(index, unknown(255, b"", b"before the index"));
     let second = f.tensor(1);
     f.recs.insert(second, unknown(200, b"hdr", b""));
-    f.recs.insert(1, unknown(4, b"", b"after the graph"));
+    f.recs.insert(1, unknown(5, b"", b"after the graph"));
     f.recs.insert(0, unknown(0, b"header bytes", &[0u8; 40]));
     f.bytes()
 }
@@ -357,4 +357,81 @@ pub fn unknown_fields(bytes: Vec<u8>) -> Vec<u8> {
     put_varint(&mut out, 42);
     set_graph_bytes(&mut f, &out);
     f.bytes()
+}
+
+/// A FIDELITY record (spec §8.3) with `payload`, inserted before the INDEX record; minor
+/// version 1.
+fn with_fidelity(bytes: Vec<u8>, payload: Vec<u8>) -> Vec<u8> {
+    let mut f = NncFile::parse(&bytes);
+    let index = f.find(kind::INDEX)[0];
+    f.recs
+        .insert(index, Rec::new(kind::FIDELITY, 0, Vec::new(), payload));
+    f.head[10..12].copy_from_slice(&1u16.to_le_bytes());
+    f.fix_head_crc();
+    f.bytes()
+}
+
+/// The FIDELITY content of the vectors: every target kind's field, an identical output
+/// (+inf dB), an unmeasured agreement (NaN), a non-ASCII output name.
+pub fn fidelity_sample() -> nnc::container::fidelity::Fidelity {
+    use nnc::container::fidelity::{Fidelity, InputSource, OutputFidelity, Target};
+    Fidelity {
+        target: Target::Snr(36.0),
+        source: InputSource::Synthetic,
+        inputs: 8,
+        runtime: "onnxruntime 1.32.0".into(),
+        outputs: vec![
+            OutputFidelity {
+                name: "logits".into(),
+                snr_db: 37.25,
+                agreement: 0.9921875,
+            },
+            OutputFidelity {
+                name: "état".into(),
+                snr_db: f64::INFINITY,
+                agreement: f64::NAN,
+            },
+        ],
+    }
+}
+
+pub fn fidelity(bytes: Vec<u8>) -> Vec<u8> {
+    with_fidelity(bytes, fidelity_sample().to_bytes())
+}
+
+/// A later version of the record (version 2, content unknown): skipped.
+pub fn fidelity_later_version(bytes: Vec<u8>) -> Vec<u8> {
+    let mut p = vec![2u8];
+    p.extend_from_slice(b"a later layout");
+    with_fidelity(bytes, p)
+}
+
+/// Malformed FIDELITY payloads: the model decodes; reading the record is `fidelity`.
+pub fn fidelity_truncated(bytes: Vec<u8>) -> Vec<u8> {
+    let p = fidelity_sample().to_bytes();
+    with_fidelity(bytes, p[..p.len() - 3].to_vec())
+}
+
+pub fn fidelity_nan_snr(bytes: Vec<u8>) -> Vec<u8> {
+    let mut f = fidelity_sample();
+    f.outputs[0].snr_db = f64::NAN;
+    with_fidelity(bytes, f.to_bytes())
+}
+
+pub fn fidelity_agreement_range(bytes: Vec<u8>) -> Vec<u8> {
+    let mut f = fidelity_sample();
+    f.outputs[0].agreement = 1.5;
+    with_fidelity(bytes, f.to_bytes())
+}
+
+pub fn fidelity_target_kind(bytes: Vec<u8>) -> Vec<u8> {
+    let mut p = fidelity_sample().to_bytes();
+    p[1] = 9;
+    with_fidelity(bytes, p)
+}
+
+pub fn fidelity_trailing(bytes: Vec<u8>) -> Vec<u8> {
+    let mut p = fidelity_sample().to_bytes();
+    p.push(0);
+    with_fidelity(bytes, p)
 }

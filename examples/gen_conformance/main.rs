@@ -292,6 +292,24 @@ fn valid_case(c: &valid::Case, out: &Path, tmp: &TempDir) -> Result<(Vec<u8>, Va
         "file_bytes": bytes.len(),
     });
     merge(&mut entry, decoded);
+    // A FIDELITY record: its content as the reference decoder reads it (spec §8.3).
+    if !NncFile::parse(&bytes).find(kind::FIDELITY).is_empty() {
+        let mut d = Decoder::new(bytes.as_slice(), options(Limits::default()))
+            .map_err(|e| format!("{file}: {e}"))?;
+        while d
+            .next_tensor()
+            .map_err(|e| format!("{file}: {e}"))?
+            .is_some()
+        {}
+        match d.fidelity() {
+            Ok(f) => {
+                entry["fidelity"] = f
+                    .as_ref()
+                    .map_or(Value::Null, nnc::conformance::fidelity_json)
+            }
+            Err(e) => entry["fidelity_error"] = json!(error_class(&e)),
+        }
+    }
     if facts.contains("storage:external") {
         let dir = tmp.sub(&format!("ext-{}", c.name))?;
         decode_to_files(&path, &dir, Limits::default()).map_err(|e| e.to_string())?;

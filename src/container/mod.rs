@@ -11,8 +11,11 @@ pub mod writer;
 pub const MAGIC: [u8; 8] = [0x89, b'N', b'N', b'C', b'\r', b'\n', 0x1a, b'\n'];
 /// Format major version this crate writes and reads (spec §3).
 pub const VERSION_MAJOR: u16 = 1;
-/// Format minor version this crate writes; readers accept any minor of their major.
+/// Format minor version this crate writes for files without a FIDELITY record; readers
+/// accept any minor of their major.
 pub const VERSION_MINOR: u16 = 0;
+/// Minor version of files that hold a FIDELITY record (spec §3, §8.3).
+pub const VERSION_MINOR_FIDELITY: u16 = 1;
 /// Size of the file header (spec §3).
 pub const FILE_HEADER_LEN: usize = 16;
 /// Trailer magic (spec §8.2).
@@ -32,12 +35,17 @@ pub mod kind {
 /// Record flag bits (spec §4.1).
 pub const FLAG_CRITICAL: u8 = 0x01;
 
-/// Writes the 16-byte file header.
+/// Writes the 16-byte file header (minor version `VERSION_MINOR`).
 pub fn file_header() -> [u8; FILE_HEADER_LEN] {
+    file_header_minor(VERSION_MINOR)
+}
+
+/// Writes the 16-byte file header with minor version `minor`.
+pub fn file_header_minor(minor: u16) -> [u8; FILE_HEADER_LEN] {
     let mut h = [0u8; FILE_HEADER_LEN];
     h[..8].copy_from_slice(&MAGIC);
     h[8..10].copy_from_slice(&VERSION_MAJOR.to_le_bytes());
-    h[10..12].copy_from_slice(&VERSION_MINOR.to_le_bytes());
+    h[10..12].copy_from_slice(&minor.to_le_bytes());
     let crc = crc32fast::hash(&h[..12]);
     h[12..16].copy_from_slice(&crc.to_le_bytes());
     h

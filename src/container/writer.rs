@@ -5,7 +5,7 @@ use std::io::Write;
 use super::index::{self, Entry};
 use super::record::Prefix;
 use super::tensor_header::TensorHeader;
-use super::{file_header, kind, FLAG_CRITICAL};
+use super::{file_header_minor, kind, FLAG_CRITICAL, VERSION_MINOR};
 use crate::error::{Error, Result};
 
 pub struct ContainerWriter<W: Write> {
@@ -15,8 +15,13 @@ pub struct ContainerWriter<W: Write> {
 }
 
 impl<W: Write> ContainerWriter<W> {
-    pub fn new(mut w: W) -> Result<Self> {
-        w.write_all(&file_header())
+    pub fn new(w: W) -> Result<Self> {
+        Self::with_minor(w, VERSION_MINOR)
+    }
+
+    /// A writer whose file header says minor version `minor` (spec §3).
+    pub fn with_minor(mut w: W, minor: u16) -> Result<Self> {
+        w.write_all(&file_header_minor(minor))
             .map_err(|e| Error::io("writing file header", e))?;
         Ok(ContainerWriter {
             w,

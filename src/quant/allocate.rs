@@ -354,7 +354,11 @@ mod tests {
 
     #[test]
     fn allocation_beats_the_uniform_rule_at_equal_distortion() {
-        let curves = vec![model_curve(1000.0), model_curve(1000.0), model_curve(4000.0)];
+        let curves = vec![
+            model_curve(1000.0),
+            model_curve(1000.0),
+            model_curve(4000.0),
+        ];
         let sens = vec![vec![1000.0], vec![1.0], vec![10.0]];
         let budget = [1e-3];
         let a = allocate(&curves, &sens, &budget);

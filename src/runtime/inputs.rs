@@ -303,8 +303,8 @@ pub fn shape_plans(
         .into_iter()
         .chain([(224, 224), (48, 320), (64, 256), (32, 32), (640, 640)])
         .collect();
-    let seqs = [512i64, 64, 1024, 16, 32];
-    let others = [32i64, 64, 16, 224, 1];
+    let seqs = [512i64, 256, 1024, 64, 16];
+    let others = [1i64, 32, 64, 16, 224];
     let mut plans = Vec::new();
     for p in 0..PLANS {
         let mut symbols: HashMap<String, i64> = HashMap::new();
@@ -373,9 +373,23 @@ pub fn synthesize(
     count: usize,
     seed: u64,
 ) -> Vec<Feeds> {
+    synthesize_from(inputs, roles, shapes, count, None, seed)
+}
+
+/// `count` input sets; `pick` chooses among constrained values for all of them (by default
+/// each set takes the next value).
+pub fn synthesize_from(
+    inputs: &[InputSpec],
+    roles: &[Role],
+    shapes: &[Vec<i64>],
+    count: usize,
+    pick: Option<usize>,
+    seed: u64,
+) -> Vec<Feeds> {
     let mut rng = Rng::new(seed);
     (0..count)
         .map(|k| {
+            let k = pick.unwrap_or(k);
             inputs
                 .iter()
                 .zip(roles)

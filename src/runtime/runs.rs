@@ -144,26 +144,37 @@ pub fn calibration_runs(
         .collect();
     let steps = if state.is_empty() { 1 } else { STATE_STEPS };
     let plans = inputs::shape_plans(spec, shapes, image_size(full));
+    // Each sample takes the first shape plan it runs with (an input compared with constants
+    // may need other shapes for each value, as a sample rate does).
     let mut last_error = String::new();
-    for plan in &plans {
-        let trial = inputs::synthesize(spec, &roles, plan, 1, 1);
-        match reference.run(&as_feeds(&trial[0])) {
-            Ok(_) => {
-                let sets = inputs::synthesize(spec, &roles, plan, count * steps, 0x6e6e63);
-                let mut samples = Vec::with_capacity(count);
-                let mut it = sets.into_iter();
-                for _ in 0..count {
-                    samples.push(it.by_ref().take(steps).collect());
+    let mut samples = Vec::with_capacity(count);
+    let mut failed = 0;
+    for k in 0..count {
+        let mut found = None;
+        for plan in &plans {
+            let seed = 0x6e6e63 ^ (k as u64).wrapping_mul(0x9E37_79B9);
+            let sets = inputs::synthesize_from(spec, &roles, plan, steps, Some(k), seed);
+            match reference.run(&as_feeds(&sets[0])) {
+                Ok(_) => {
+                    found = Some(sets);
+                    break;
                 }
-                return Ok(Runs {
-                    samples,
-                    state,
-                    inputs: count,
-                    source: InputSource::Synthetic,
-                });
+                Err(e) => last_error = e.0,
             }
-            Err(e) => last_error = e.0,
         }
+        match found {
+            Some(s) => samples.push(s),
+            None => failed += 1,
+        }
+    }
+    if !samples.is_empty() {
+        let _ = failed;
+        return Ok(Runs {
+            inputs: samples.len(),
+            samples,
+            state,
+            source: InputSource::Synthetic,
+        });
     }
     let tried: Vec<String> = spec
         .iter()

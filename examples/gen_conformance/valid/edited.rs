@@ -27,13 +27,71 @@ pub(super) fn edited() -> Vec<Case> {
     vec![
         case(
             "unknown-noncritical-records",
-            "Records of unassigned kinds (0, 4, 200, 255) without the critical flag, before the \
+            "Records of unassigned kinds (0, 5, 200, 255) without the critical flag, before the \
              GRAPH record, between TENSOR records and before the INDEX record: a decoder reads, \
              checks and skips them (spec §4.2).",
             base(),
         )
         .sections(&["§4.1", "§4.2", "§4.3", "§12"])
         .edit(super::super::edits::insert_noncritical),
+        case(
+            "fidelity-record",
+            "A FIDELITY record (kind 4, non-critical) before the INDEX record, minor version \
+             1: target snr=36, 8 synthetic inputs, two outputs, one identical (+inf dB) with \
+             no agreement measured (NaN), one with a non-ASCII name. The model decodes as \
+             without it; the manifest's `fidelity` is the record's content (spec §8.3).",
+            base(),
+        )
+        .sections(&["§3", "§4.2", "§8.3"])
+        .edit(super::super::edits::fidelity),
+        case(
+            "fidelity-later-version",
+            "A FIDELITY record of version 2: a decoder of version 1 skips it (manifest \
+             `fidelity`: null) (spec §8.3 rule 1).",
+            base(),
+        )
+        .sections(&["§8.3"])
+        .edit(super::super::edits::fidelity_later_version),
+        case(
+            "fidelity-malformed-truncated",
+            "A FIDELITY record cut 3 bytes short: the model decodes; reading the record is \
+             the error `fidelity` (spec §8.3 rules 2, 3).",
+            base(),
+        )
+        .sections(&["§8.3"])
+        .edit(super::super::edits::fidelity_truncated),
+        case(
+            "fidelity-malformed-nan-snr",
+            "A FIDELITY record whose first output's SNR is NaN: the model decodes; reading \
+             the record is `fidelity` (spec §8.3).",
+            base(),
+        )
+        .sections(&["§8.3"])
+        .edit(super::super::edits::fidelity_nan_snr),
+        case(
+            "fidelity-malformed-agreement",
+            "A FIDELITY record with a decision agreement of 1.5: the model decodes; reading \
+             the record is `fidelity` (spec §8.3).",
+            base(),
+        )
+        .sections(&["§8.3"])
+        .edit(super::super::edits::fidelity_agreement_range),
+        case(
+            "fidelity-malformed-target-kind",
+            "A FIDELITY record with target kind 9: the model decodes; reading the record is \
+             `fidelity` (spec §8.3).",
+            base(),
+        )
+        .sections(&["§8.3"])
+        .edit(super::super::edits::fidelity_target_kind),
+        case(
+            "fidelity-malformed-trailing",
+            "A FIDELITY record with a byte after its last output: the model decodes; reading \
+             the record is `fidelity` (spec §8.3).",
+            base(),
+        )
+        .sections(&["§8.3"])
+        .edit(super::super::edits::fidelity_trailing),
         case(
             "minor-version",
             "File header minor version 7 (CRC updated): decoders of major version 1 accept \
