@@ -53,7 +53,12 @@ fn nnc() -> Command {
 }
 
 fn encode(model: &Path, out: &Path, flags: &[&str]) -> String {
-    let (_, err) = run(nnc().arg("encode").arg(model).arg(out).arg("--quiet").args(flags));
+    let (_, err) = run(nnc()
+        .arg("encode")
+        .arg(model)
+        .arg(out)
+        .arg("--quiet")
+        .args(flags));
     err
 }
 
@@ -102,7 +107,11 @@ fn calibrated_snr_holds_on_held_apart_inputs() {
         export(&model, &cal, 16);
         let out = tmp.path().join(format!("{name}.nnc"));
         let cal_arg = cal.to_string_lossy().into_owned();
-        encode(&model, &out, &["--target", "snr=30", "--calibrate", &cal_arg]);
+        encode(
+            &model,
+            &out,
+            &["--target", "snr=30", "--calibrate", &cal_arg],
+        );
         let f = &inspect_json(&out)["fidelity"];
         assert_eq!(f["input_source"], "supplied", "{f}");
         assert_eq!(f["inputs"], 16, "{f}");
@@ -133,7 +142,11 @@ fn agreement_and_size_targets_hold() {
     let cal_arg = cal.to_string_lossy().into_owned();
 
     let out = tmp.path().join("agree.nnc");
-    encode(&model, &out, &["--target", "agreement=0.99", "--calibrate", &cal_arg]);
+    encode(
+        &model,
+        &out,
+        &["--target", "agreement=0.99", "--calibrate", &cal_arg],
+    );
     let f = &inspect_json(&out)["fidelity"];
     assert_eq!(f["target"]["kind"], "agreement", "{f}");
     let first = num(&f["outputs"][0]["agreement"]);
@@ -144,10 +157,17 @@ fn agreement_and_size_targets_hold() {
 
     let budget = 1_000_000u64;
     let out = tmp.path().join("size.nnc");
-    encode(&model, &out, &["--size", &budget.to_string(), "--calibrate", &cal_arg]);
+    encode(
+        &model,
+        &out,
+        &["--size", &budget.to_string(), "--calibrate", &cal_arg],
+    );
     let len = std::fs::metadata(&out).unwrap().len();
     assert!(len <= budget, "{len} bytes for a budget of {budget}");
-    assert!(len >= budget * 9 / 10, "{len} bytes leaves much of {budget} unused");
+    assert!(
+        len >= budget * 9 / 10,
+        "{len} bytes leaves much of {budget} unused"
+    );
     assert_eq!(inspect_json(&out)["fidelity"]["target"]["kind"], "bytes");
 }
 
@@ -157,7 +177,10 @@ fn default_encode_records_what_it_measured_and_is_deterministic() {
     let model = corpus("silero_vad_16k_op15.onnx");
     let (a, b) = (tmp.path().join("a.nnc"), tmp.path().join("b.nnc"));
     let err = encode(&model, &a, &[]);
-    assert!(err.contains("fidelity: target snr=36 on 8 synthetic inputs"), "{err}");
+    assert!(
+        err.contains("fidelity: target snr=36 on 8 synthetic inputs"),
+        "{err}"
+    );
     encode(&model, &b, &[]);
     assert_eq!(
         std::fs::read(&a).unwrap(),
@@ -167,7 +190,10 @@ fn default_encode_records_what_it_measured_and_is_deterministic() {
     let j = inspect_json(&a);
     assert_eq!(j["format_version"], "1.1");
     let f = &j["fidelity"];
-    assert!(f["runtime"].as_str().unwrap().starts_with("onnxruntime "), "{f}");
+    assert!(
+        f["runtime"].as_str().unwrap().starts_with("onnxruntime "),
+        "{f}"
+    );
     assert_eq!(f["input_source"], "synthetic");
     // Every output the search targeted meets the target; `output` is always targeted here.
     let out = f["outputs"]
@@ -185,7 +211,10 @@ fn a_model_that_cannot_run_falls_back_and_says_so() {
     let model = corpus("silero_vad_16k_op15.onnx");
     let out = tmp.path().join("m.nnc");
     let (_, err) = run(nnc()
-        .env("ORT_DYLIB_PATH", tmp.path().join("no-such-libonnxruntime.so"))
+        .env(
+            "ORT_DYLIB_PATH",
+            tmp.path().join("no-such-libonnxruntime.so"),
+        )
         .arg("encode")
         .arg(&model)
         .arg(&out)
@@ -202,7 +231,10 @@ fn a_model_that_cannot_run_falls_back_and_says_so() {
     // Weight-domain: the same bytes as asking for it by hand.
     let by_hand = tmp.path().join("w.nnc");
     encode(&model, &by_hand, &["--weight-domain"]);
-    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&by_hand).unwrap());
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        std::fs::read(&by_hand).unwrap()
+    );
 }
 
 #[test]
@@ -213,9 +245,18 @@ fn calibration_options_are_checked() {
     for (flags, says) in [
         (vec!["--target", "snr"], "--target must be"),
         (vec!["--target", "agreement=2"], "agreement=F"),
-        (vec!["--target", "snr=30", "--size", "1000"], "at most one of"),
-        (vec!["--step", "0.01", "--target", "snr=30"], "do not go with"),
-        (vec!["--input-shape", "input=1,x"], "dimensions must be integers"),
+        (
+            vec!["--target", "snr=30", "--size", "1000"],
+            "at most one of",
+        ),
+        (
+            vec!["--step", "0.01", "--target", "snr=30"],
+            "do not go with",
+        ),
+        (
+            vec!["--input-shape", "input=1,x"],
+            "dimensions must be integers",
+        ),
     ] {
         let o = nnc()
             .arg("encode")
@@ -225,7 +266,10 @@ fn calibration_options_are_checked() {
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&o.stderr);
-        assert!(!o.status.success() && err.contains(says), "{flags:?}: {err}");
+        assert!(
+            !o.status.success() && err.contains(says),
+            "{flags:?}: {err}"
+        );
         assert!(!out.exists(), "{flags:?} left an output");
     }
 }
