@@ -12,12 +12,11 @@ fn run(args: &[String]) -> nnc::Result<()> {
     let opts = nnc::DecodeOptions::default();
     match args {
         [path] => {
-            let file = std::io::BufReader::new(
-                std::fs::File::open(path).map_err(|e| nnc::Error::Io {
+            let file =
+                std::io::BufReader::new(std::fs::File::open(path).map_err(|e| nnc::Error::Io {
                     context: format!("opening {path}"),
                     source: e,
-                })?,
-            );
+                })?);
             for t in nnc::Decoder::new(file, opts)? {
                 let t = t?;
                 println!(

@@ -57,10 +57,10 @@ pub use limits::Limits;
 #[doc(hidden)]
 pub use encoder::encode_file_calibrated;
 #[cfg(feature = "encoder")]
-pub use encoder::{encode_file, EncodeOptions, EncodeReport, TensorReport};
-#[cfg(feature = "encoder")]
 #[doc(hidden)]
 pub use encoder::encode_model;
+#[cfg(feature = "encoder")]
+pub use encoder::{encode_file, EncodeOptions, EncodeReport, TensorReport};
 #[cfg(feature = "encoder")]
 pub use lossless::LosslessOptions;
 #[cfg(feature = "encoder")]

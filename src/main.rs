@@ -586,11 +586,10 @@ fn run(cli: Cli) -> nnc::Result<()> {
             let t = nnc::Archive::open(&input, limits.options())?.tensor(&name)?;
             let npy = t.to_npy()?;
             let mut w = nnc::output::AtomicFile::create(&output)?.writer();
-            std::io::Write::write_all(&mut w, &npy)
-                .map_err(|e| nnc::Error::Io {
-                    context: format!("writing {}", output.display()),
-                    source: e,
-                })?;
+            std::io::Write::write_all(&mut w, &npy).map_err(|e| nnc::Error::Io {
+                context: format!("writing {}", output.display()),
+                source: e,
+            })?;
             nnc::output::AtomicFile::commit(w)?;
             outln!(
                 "{}: {} {:?} ({} bytes) -> {}",

@@ -90,7 +90,11 @@ fn one_tensor_of_a_50_mb_model_reads_under_5_percent() {
 
 #[test]
 fn archive_tensors_equal_the_streaming_decoders() {
-    for opts in [lossless(), lossless_default(), nnc::EncodeOptions::default()] {
+    for opts in [
+        lossless(),
+        lossless_default(),
+        nnc::EncodeOptions::default(),
+    ] {
         let file = encode_with(&rich_model(), None, &opts);
         let streamed: Vec<nnc::Tensor> = Decoder::new(file.as_slice(), DecodeOptions::default())
             .unwrap()
@@ -169,7 +173,11 @@ fn cli_extract_writes_npy() {
         .arg(&npy)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let bytes = std::fs::read(&npy).unwrap();
     assert_eq!(&bytes[..8], b"\x93NUMPY\x01\x00");
     let hlen = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
@@ -177,7 +185,10 @@ fn cli_extract_writes_npy() {
     let header = std::str::from_utf8(&bytes[10..10 + hlen]).unwrap();
     assert!(header.contains("'descr': '<f4'"), "{header}");
     assert!(header.contains("'shape': (512, 512)"), "{header}");
-    assert_eq!(&bytes[10 + hlen..], f32_bytes(&weights(512 * 512, 4)).as_slice());
+    assert_eq!(
+        &bytes[10 + hlen..],
+        f32_bytes(&weights(512 * 512, 4)).as_slice()
+    );
 
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_nnc"))
         .args(["extract"])

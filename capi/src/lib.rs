@@ -426,7 +426,10 @@ pub unsafe extern "C" fn nnc_tensor_dtype(tensor: *const nnc_tensor) -> i32 {
 /// # Safety
 /// `tensor` is null or a live tensor; `dims` is null or writable.
 #[no_mangle]
-pub unsafe extern "C" fn nnc_tensor_dims(tensor: *const nnc_tensor, dims: *mut *const u64) -> usize {
+pub unsafe extern "C" fn nnc_tensor_dims(
+    tensor: *const nnc_tensor,
+    dims: *mut *const u64,
+) -> usize {
     // SAFETY: the caller guarantees null or a live tensor.
     let Some(t) = (unsafe { tensor.as_ref() }) else {
         return 0;

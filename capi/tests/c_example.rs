@@ -8,7 +8,9 @@ use std::process::Command;
 fn corpus_model(name: &str) -> PathBuf {
     let dir = match std::env::var_os("NNC_CORPUS") {
         Some(c) if !c.is_empty() => PathBuf::from(c).join("models"),
-        _ => PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/nnc-corpus/models"),
+        _ => {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/nnc-corpus/models")
+        }
     };
     let p = dir.join(name);
     assert!(
@@ -64,8 +66,12 @@ fn c_example_decodes_a_corpus_model() {
 
     let model = corpus_model("silero_vad_16k_op15.onnx");
     let file = dir.join("model.nnc");
-    nnc::encode_file(&model, &file, &nnc::EncodeOptions::with_quality(nnc::Quality::Default))
-        .unwrap();
+    nnc::encode_file(
+        &model,
+        &file,
+        &nnc::EncodeOptions::with_quality(nnc::Quality::Default),
+    )
+    .unwrap();
 
     let mut archive = nnc::Archive::open(&file, nnc::DecodeOptions::default()).unwrap();
     let names: Vec<String> = archive.names().map(str::to_owned).collect();
@@ -90,7 +96,13 @@ fn c_example_decodes_a_corpus_model() {
     for (i, name) in names.iter().enumerate() {
         let t = archive.tensor_at(i).unwrap();
         let dims: Vec<String> = t.dims.iter().map(|d| d.to_string()).collect();
-        let want = format!("{} {} [{}] {}", name, t.data_type, dims.join(","), t.data.len());
+        let want = format!(
+            "{} {} [{}] {}",
+            name,
+            t.data_type,
+            dims.join(","),
+            t.data.len()
+        );
         assert_eq!(lines[i], want, "tensor {i}");
     }
     let t = archive.tensor(&pick).unwrap();
@@ -107,7 +119,10 @@ fn c_example_decodes_a_corpus_model() {
     .unwrap();
     let want = format!("model: {} bytes of ONNX", onnx.len());
     assert!(lines.contains(&want.as_str()), "{want} not in\n{stdout}");
-    assert!(stdout.contains("junk: invalid nnc file at byte 0"), "{stdout}");
+    assert!(
+        stdout.contains("junk: invalid nnc file at byte 0"),
+        "{stdout}"
+    );
 
     // A damaged file: an error code and a message, no crash.
     let mut bytes = std::fs::read(&file).unwrap();

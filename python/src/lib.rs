@@ -15,7 +15,12 @@ use nnc::{
     LossyOptions, MappedFile, MinifloatLayout, Quality, StepRule,
 };
 
-create_exception!(_nnc, NncError, PyException, "Base class of every nnc error.");
+create_exception!(
+    _nnc,
+    NncError,
+    PyException,
+    "Base class of every nnc error."
+);
 create_exception!(
     _nnc,
     FormatError,
@@ -46,12 +51,7 @@ create_exception!(
     NncError,
     "An encoder option is out of range."
 );
-create_exception!(
-    _nnc,
-    NotFoundError,
-    NncError,
-    "No tensor of that name."
-);
+create_exception!(_nnc, NotFoundError, NncError, "No tensor of that name.");
 create_exception!(_nnc, NncIOError, NncError, "Reading or writing failed.");
 
 fn to_py(e: Error) -> PyErr {
