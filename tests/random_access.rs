@@ -110,12 +110,17 @@ fn archive_tensors_equal_the_streaming_decoders() {
             assert_eq!((&a.name, &a.dims), (&s.name, &s.dims));
             if s.storage == nnc::Storage::Inline && a.data_type != nnc::onnx::dtype::STRING {
                 assert!(s.data.is_empty());
-                assert_eq!(
-                    Some(a.data.len() as u64),
-                    nnc::onnx::dtype::byte_len(a.data_type, a.elements()),
-                    "inline {}",
-                    a.name
-                );
+                // The archive fills in what the graph holds: the dims' byte length, or
+                // nothing for a tensor whose graph entry has no data (no_data,
+                // huge_dims_no_data).
+                if !a.data.is_empty() {
+                    assert_eq!(
+                        Some(a.data.len() as u64),
+                        nnc::onnx::dtype::byte_len(a.data_type, a.elements()),
+                        "inline {}",
+                        a.name
+                    );
+                }
             } else {
                 assert_eq!(a.data, s.data, "{}", a.name);
             }
