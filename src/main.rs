@@ -522,7 +522,7 @@ fn run(cli: Cli) -> nnc::Result<()> {
                 Some(
                     lossy
                         .options()
-                        .map_err(|detail| nnc::Error::Unsupported { detail })?,
+                        .map_err(|detail| nnc::Error::InvalidOptions { detail })?,
                 )
             };
             let opts = EncodeOptions {
@@ -656,7 +656,7 @@ fn encode(
             || target.bpw.is_some()
             || target.calibrate.is_some()
         {
-            return Err(nnc::Error::Unsupported {
+            return Err(nnc::Error::InvalidOptions {
                 detail:
                     "--target, --size, --bpw and --calibrate run the model; they do not go with \
                          --step, --per-tensor, --levels-bits, --weight-domain or --lossless"
@@ -667,7 +667,7 @@ fn encode(
     }
     let cal = target
         .options(quality)
-        .map_err(|detail| nnc::Error::Unsupported { detail })?;
+        .map_err(|detail| nnc::Error::InvalidOptions { detail })?;
     nnc::encode_file_calibrated(input, output, opts, &cal)
 }
 
