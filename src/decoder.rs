@@ -732,6 +732,22 @@ pub fn decode_to_bytes<R: Read>(r: R, opts: DecodeOptions) -> Result<Vec<u8>> {
     encode_fallibly(&model)
 }
 
+/// A reader that reports how many bytes it has handed out.
+struct CountingReader<'a, R> {
+    inner: R,
+    read: u64,
+    progress: &'a mut dyn FnMut(u64),
+}
+
+impl<R: Read> Read for CountingReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        (self.progress)(self.read);
+        Ok(n)
+    }
+}
+
 /// The serialized model, its buffer reserved fallibly.
 fn encode_fallibly(model: &ModelProto) -> Result<Vec<u8>> {
     let mut bytes = crate::error::try_zeroed(0, 0)?;
@@ -760,12 +776,31 @@ pub fn decode_file(
     opts: DecodeOptions,
     inline_external: bool,
 ) -> Result<()> {
+    decode_file_with_progress(input, output, opts, inline_external, &mut |_| {})
+}
+
+/// [`decode_file`], calling `progress` with the number of input bytes read so far (the
+/// command-line tool's progress bar).
+#[doc(hidden)]
+pub fn decode_file_with_progress(
+    input: &Path,
+    output: &Path,
+    opts: DecodeOptions,
+    inline_external: bool,
+    progress: &mut dyn FnMut(u64),
+) -> Result<()> {
     // Refuse a bad output path before any work.
     let mut set = OutputSet::new(output)?;
     let f = std::fs::File::open(input)
         .map_err(|e| Error::io(format!("opening {}", input.display()), e))?;
-    let (model, external) = Decoder::new(std::io::BufReader::with_capacity(1 << 20, f), opts)?
-        .into_model(inline_external)?;
+    let counted = CountingReader {
+        inner: f,
+        read: 0,
+        progress,
+    };
+    let (model, external) =
+        Decoder::new(std::io::BufReader::with_capacity(1 << 20, counted), opts)?
+            .into_model(inline_external)?;
     let file_len = std::fs::metadata(input).map(|m| m.len()).unwrap_or(0);
     let plan = plan_external(external, output, file_len, &opts.limits)?;
     let bytes = encode_fallibly(&model)?;

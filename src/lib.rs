@@ -42,6 +42,8 @@ internal_modules! {
     analysis;
     #[cfg(feature = "cli")]
     conformance;
+    #[cfg(feature = "cli")]
+    progress;
     #[cfg(feature = "runtime")]
     runtime;
     archive;

@@ -412,6 +412,9 @@ enum Cmd {
         /// Put external-data tensors into the .onnx file instead of beside it.
         #[arg(long)]
         inline_external: bool,
+        /// No progress bar (there is none when stderr is not a terminal).
+        #[arg(long, short)]
+        quiet: bool,
         #[command(flatten)]
         limits: LimitArgs,
     },
@@ -450,6 +453,9 @@ enum Cmd {
         /// Print one JSON object: tensors, decoded bytes, seconds spent decoding.
         #[arg(long)]
         json: bool,
+        /// No progress bar (there is none when stderr is not a terminal).
+        #[arg(long, short)]
+        quiet: bool,
         #[command(flatten)]
         limits: LimitArgs,
     },
@@ -560,10 +566,26 @@ fn run(cli: Cli) -> nnc::Result<()> {
             input,
             output,
             inline_external,
+            quiet,
             limits,
         } => {
             let t = Instant::now();
-            nnc::decode_file(&input, &output, limits.options(), inline_external)?;
+            let len = std::fs::metadata(&input).map(|m| m.len()).unwrap_or(0);
+            let bar = nnc::progress::bar(!quiet, len, "decoding", true);
+            nnc::decoder::decode_file_with_progress(
+                &input,
+                &output,
+                limits.options(),
+                inline_external,
+                &mut |read| {
+                    if let Some(b) = &bar {
+                        b.set_position(read);
+                    }
+                },
+            )?;
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
             eprintln!(
                 "{} -> {}: {:.2} s",
                 input.display(),
@@ -604,17 +626,25 @@ fn run(cli: Cli) -> nnc::Result<()> {
         Cmd::Verify {
             input,
             json,
+            quiet,
             limits,
         } => {
             let t = Instant::now();
             let mut d = open(&input, limits.options())?;
+            let bar = nnc::progress::bar(!quiet, d.tensor_count() as u64, "verifying", false);
             let (mut n, mut bytes, mut float_bytes) = (0usize, 0u64, 0u64);
             while let Some(t) = d.next_tensor()? {
+                if let Some(b) = &bar {
+                    b.inc(1);
+                }
                 n += 1;
                 bytes += t.data.len() as u64;
                 if nnc::onnx::dtype::is_float(t.data_type) {
                     float_bytes += t.data.len() as u64;
                 }
+            }
+            if let Some(b) = bar {
+                b.finish_and_clear();
             }
             let secs = t.elapsed().as_secs_f64();
             if json {
