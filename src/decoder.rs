@@ -118,7 +118,7 @@ impl Default for DecodeOptions {
 ///     let t = t?;
 ///     println!("{} {} {:?}", t.name, t.dtype_name(), t.dims);
 /// }
-/// # Ok::<(), nnc::Error>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 ///
 /// To decode one tensor by name without reading the others, use [`crate::Archive`].
