@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The layers as the issue promises them (CI runs this through tools/test.sh):
-# - the library without the `cli` feature has none of clap, serde_json, sha2, statrs (nor the model
+# - the library without the `cli` feature has none of clap, serde_json, sha2, statrs, argmin (nor the model
 #   runtime's ort, indicatif, zip, half) in its dependency tree, with or without the encoder;
 # - the decoder-only static library of the C ABI holds no code of the analysis, sweep or
 #   conformance modules, nor of clap or serde_json (checked on its symbols);
@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fail() { echo "check_deps: $*" >&2; exit 1; }
-cli_deps='^(clap|clap_builder|clap_derive|serde_json|sha2|statrs|ort|ort-sys|indicatif|zip|half) v'
+cli_deps='^(clap|clap_builder|clap_derive|serde_json|sha2|statrs|argmin|argmin-math|ort|ort-sys|indicatif|zip|half) v'
 
 for feats in "" "encoder"; do
   tree=$(cargo tree -q -p nnc --no-default-features ${feats:+--features $feats} -e normal --prefix none)
