@@ -86,6 +86,7 @@ pub fn options(u: &mut Unstructured<'_>) -> Result<EncodeOptions> {
             max_depth: None,
             limits: None,
             records_only,
+            tensor_rules: None,
         });
     }
     let family = match u.int_in_range(0..=4)? {
@@ -185,6 +186,7 @@ pub fn options(u: &mut Unstructured<'_>) -> Result<EncodeOptions> {
         max_depth: None,
         limits: None,
         records_only,
+        tensor_rules: None,
     })
 }
 
