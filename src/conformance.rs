@@ -216,6 +216,8 @@ pub fn error_class(e: &Error) -> String {
         Error::Unsupported { .. } => "unsupported".into(),
         Error::Input { .. } => "input".into(),
         Error::Io { .. } => "io".into(),
+        Error::InvalidOptions { .. } => "invalid-options".into(),
+        Error::NotFound { .. } => "not-found".into(),
     }
 }
 

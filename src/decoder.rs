@@ -22,8 +22,8 @@ use crate::Limits;
 
 /// What the walk of the lifted graph says about one slot (spec §6.3 consistency rules).
 #[derive(Debug, Clone)]
-struct SlotInfo {
-    name: String,
+pub(crate) struct SlotInfo {
+    pub(crate) name: String,
     kind: SlotKind,
 }
 
@@ -39,29 +39,56 @@ enum SlotKind {
     Ints,
 }
 
-/// One decoded tensor.
+/// One decoded tensor: its name, ONNX data type, dims and canonical bytes.
+///
+/// `data` holds the values in the canonical byte layout of spec §6.2: little-endian, packed,
+/// row-major, the layout of ONNX's `raw_data` (strings are length-framed, spec §6.4).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Tensor {
-    /// Position in walk order.
+    /// Position in walk order (spec §5.2), which is also the order of the INDEX.
     pub ordinal: usize,
+    /// The tensor's name in the model (or a name the walk gives an unnamed attribute).
     pub name: String,
+    /// The ONNX `TensorProto.DataType` code (1 float, 7 int64, 10 float16, ...); see
+    /// [`Tensor::dtype_name`].
     pub data_type: i32,
+    /// Dimensions, outermost first.
     pub dims: Vec<u64>,
+    /// Where the data goes back in the model.
     pub storage: Storage,
+    /// How the payload was coded ([`Coding::Quantized`] is the only lossy one).
     pub coding: Coding,
-    /// Canonical little-endian bytes (spec §6.2); empty for `Inline`.
+    /// Canonical little-endian bytes (spec §6.2); empty for [`Storage::Inline`].
     pub data: Vec<u8>,
     /// Bytes the payload took in the file.
     pub payload_bytes: u64,
+    /// File offset of the tensor's record.
+    pub offset: u64,
     /// Coding parameters from the header.
+    #[doc(hidden)]
     pub params: Vec<u8>,
     /// The coded payload, kept only with `DecodeOptions::keep_payload` (for reports).
+    #[doc(hidden)]
     pub payload: Vec<u8>,
+}
+
+impl Tensor {
+    /// The data type's ONNX name: `"float"`, `"int64"`, `"float16"`, ...
+    pub fn dtype_name(&self) -> &'static str {
+        dtype::name(self.data_type)
+    }
+
+    /// Number of elements (the product of the dims; 1 for a scalar).
+    pub fn elements(&self) -> u64 {
+        self.dims.iter().product()
+    }
 }
 
 /// Decoder settings.
 #[derive(Debug, Clone, Copy)]
 pub struct DecodeOptions {
+    /// Bounds on what an untrusted file may make the decoder allocate (spec §10).
     pub limits: Limits,
     /// Decode the chunks of a tensor on all cores. The output does not depend on it.
     pub parallel: bool,
@@ -79,6 +106,22 @@ impl Default for DecodeOptions {
     }
 }
 
+/// The streaming decoder: reads a `.nnc` file front to back from any [`Read`], holding the
+/// graph and one tensor at a time, and checking every CRC, length and limit on the way.
+///
+/// It is an [`Iterator`] over the tensors (`Result<Tensor>` items, ending after the INDEX and
+/// the trailer have been checked, or after the first error):
+///
+/// ```no_run
+/// let file = std::io::BufReader::new(std::fs::File::open("model.nnc")?);
+/// for t in nnc::Decoder::new(file, nnc::DecodeOptions::default())? {
+///     let t = t?;
+///     println!("{} {} {:?}", t.name, t.dtype_name(), t.dims);
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// To decode one tensor by name without reading the others, use [`crate::Archive`].
 pub struct Decoder<R: Read> {
     records: Option<RecordReader<R>>,
     model: ModelProto,
@@ -137,6 +180,7 @@ impl<R: Read> Decoder<R> {
     }
 
     /// The model with tensor data lifted out (names, dims, types and all else kept).
+    #[doc(hidden)]
     pub fn graph(&self) -> &ModelProto {
         &self.model
     }
@@ -164,6 +208,7 @@ impl<R: Read> Decoder<R> {
     /// The FIDELITY record (spec §8.3), once the decoder has passed it (it follows the last
     /// tensor): `Ok(None)` when the file has none (or one of a later version). A malformed
     /// record is an error here only; it never affects decoding.
+    #[doc(hidden)]
     pub fn fidelity(&self) -> Result<Option<crate::container::fidelity::Fidelity>> {
         match &self.fidelity {
             Some((payload, at)) => crate::container::fidelity::Fidelity::parse(payload, *at),
@@ -214,53 +259,23 @@ impl<R: Read> Decoder<R> {
             ));
         }
         let read_so_far = records.offset();
-        let h = TensorHeader::parse(&rec.header, rec.header_offset(), &self.opts.limits)?;
-        let slot = &self.slots[self.next];
-        check_slot(&h, slot, rec.header_offset())?;
-        self.opts.limits.check_decoded(
+        let (t, data_bytes) = decode_record(
+            rec,
+            &self.slots[self.next],
+            self.next,
+            &self.opts,
             read_so_far,
             self.decoded,
-            h.data_bytes,
-            rec.offset,
-            Some(&h.name),
         )?;
-        let data = decode_payload(&h, &rec.payload, rec.payload_offset(), self.opts.parallel)
-            .map_err(|e| e.with_tensor(&h.name))?;
-        if h.storage == Storage::Typed && !dtype::typed_fits(h.data_type, &data) {
-            return Err(format_err(
-                FormatRule::TensorHeader,
-                rec.payload_offset(),
-                &h.name,
-                format!(
-                    "decoded values do not fit the typed field of a {} tensor",
-                    dtype::name(h.data_type)
-                ),
-            ));
-        }
-        self.decoded += h.data_bytes;
-        self.offsets.push(rec.offset);
-        let t = Tensor {
-            ordinal: self.next,
-            name: h.name,
-            data_type: h.data_type,
-            dims: h.dims,
-            storage: h.storage,
-            coding: h.coding,
-            data,
-            payload_bytes: rec.payload.len() as u64,
-            params: h.params,
-            payload: if self.opts.keep_payload {
-                rec.payload
-            } else {
-                Vec::new()
-            },
-        };
+        self.decoded += data_bytes;
+        self.offsets.push(t.offset);
         self.next += 1;
         Ok(Some(t))
     }
 
     /// Decodes every tensor and returns the complete model plus the external data it names
     /// (`inline_external`: put external tensors into `raw_data` instead).
+    #[doc(hidden)]
     pub fn into_model(mut self, inline_external: bool) -> Result<(ModelProto, Vec<ExternalData>)> {
         let mut tensors: Vec<Tensor> = Vec::with_capacity(self.slots.len());
         while let Some(t) = self.next_tensor()? {
@@ -334,18 +349,87 @@ impl<R: Read> Decoder<R> {
     }
 }
 
+/// Spec §6: checks a TENSOR record `rec` against the slot it fills and decodes its payload.
+/// `read` is the input consumed up to the end of the record, `decoded` what was decoded
+/// before it (the expansion rule, spec §10).
+pub(crate) fn decode_record(
+    rec: Record,
+    slot: &SlotInfo,
+    ordinal: usize,
+    opts: &DecodeOptions,
+    read: u64,
+    decoded: u64,
+) -> Result<(Tensor, u64)> {
+    let h = TensorHeader::parse(&rec.header, rec.header_offset(), &opts.limits)?;
+    check_slot(&h, slot, rec.header_offset())?;
+    opts.limits
+        .check_decoded(read, decoded, h.data_bytes, rec.offset, Some(&h.name))?;
+    let data = decode_payload(&h, &rec.payload, rec.payload_offset(), opts.parallel)
+        .map_err(|e| e.with_tensor(&h.name))?;
+    if h.storage == Storage::Typed && !dtype::typed_fits(h.data_type, &data) {
+        return Err(format_err(
+            FormatRule::TensorHeader,
+            rec.payload_offset(),
+            &h.name,
+            format!(
+                "decoded values do not fit the typed field of a {} tensor",
+                dtype::name(h.data_type)
+            ),
+        ));
+    }
+    let data_bytes = h.data_bytes;
+    let t = Tensor {
+        ordinal,
+        offset: rec.offset,
+        name: h.name,
+        data_type: h.data_type,
+        dims: h.dims,
+        storage: h.storage,
+        coding: h.coding,
+        data,
+        payload_bytes: rec.payload.len() as u64,
+        params: h.params,
+        payload: if opts.keep_payload {
+            rec.payload
+        } else {
+            Vec::new()
+        },
+    };
+    Ok((t, data_bytes))
+}
+
 /// Bytes of an external data file to write beside a decoded model.
 #[derive(Debug, Clone)]
 pub struct ExternalData {
     /// Relative path (checked: no `..`, not absolute).
     pub location: PathBuf,
+    /// Byte offset in that file.
     pub offset: u64,
+    /// The tensor's canonical bytes.
     pub data: Vec<u8>,
 }
 
+impl<R: Read> Iterator for Decoder<R> {
+    type Item = Result<Tensor>;
+
+    /// The next tensor; `None` after the last one (once the INDEX and the trailer are
+    /// checked) and after an error, which ends the iteration.
+    fn next(&mut self) -> Option<Result<Tensor>> {
+        match self.next_tensor() {
+            Ok(t) => t.map(Ok),
+            Err(e) => {
+                self.records = None;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+impl<R: Read> std::iter::FusedIterator for Decoder<R> {}
+
 /// Reads records, skipping unknown non-critical ones (spec §4.2); keeps the payload of a
 /// non-critical FIDELITY record in `fidelity` (spec §8.3).
-fn next_known<R: Read>(
+pub(crate) fn next_known<R: Read>(
     records: &mut RecordReader<R>,
     fidelity: &mut Option<(Vec<u8>, u64)>,
 ) -> Result<Record> {
@@ -371,7 +455,7 @@ fn next_known<R: Read>(
 
 /// Spec §5.1 steps 1 to 6: the GRAPH header, the zstd frame, the census of what parsing
 /// builds (limit `graph memory`), the parse. Returns the model, `L` and the census's memory.
-fn parse_graph(rec: &Record, limits: &Limits, read: u64) -> Result<(ModelProto, u64, u64)> {
+pub(crate) fn parse_graph(rec: &Record, limits: &Limits, read: u64) -> Result<(ModelProto, u64, u64)> {
     let at = rec.header_offset();
     if rec.header.len() != 9 {
         return Err(Error::format(
@@ -445,7 +529,7 @@ fn parse_graph(rec: &Record, limits: &Limits, read: u64) -> Result<(ModelProto, 
 /// allocating it, and failing at the first slot over `max_tensors` or with a name longer
 /// than `max_name_len`: the work is linear in the graph and the budget, never in the
 /// number of slots times the length of a name.
-fn collect_slots(
+pub(crate) fn collect_slots(
     model: &mut ModelProto,
     limits: &Limits,
     at: u64,
@@ -648,6 +732,22 @@ pub fn decode_to_bytes<R: Read>(r: R, opts: DecodeOptions) -> Result<Vec<u8>> {
     encode_fallibly(&model)
 }
 
+/// A reader that reports how many bytes it has handed out.
+struct CountingReader<'a, R> {
+    inner: R,
+    read: u64,
+    progress: &'a mut dyn FnMut(u64),
+}
+
+impl<R: Read> Read for CountingReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        (self.progress)(self.read);
+        Ok(n)
+    }
+}
+
 /// The serialized model, its buffer reserved fallibly.
 fn encode_fallibly(model: &ModelProto) -> Result<Vec<u8>> {
     let mut bytes = crate::error::try_zeroed(0, 0)?;
@@ -676,12 +776,31 @@ pub fn decode_file(
     opts: DecodeOptions,
     inline_external: bool,
 ) -> Result<()> {
+    decode_file_with_progress(input, output, opts, inline_external, &mut |_| {})
+}
+
+/// [`decode_file`], calling `progress` with the number of input bytes read so far (the
+/// command-line tool's progress bar).
+#[doc(hidden)]
+pub fn decode_file_with_progress(
+    input: &Path,
+    output: &Path,
+    opts: DecodeOptions,
+    inline_external: bool,
+    progress: &mut dyn FnMut(u64),
+) -> Result<()> {
     // Refuse a bad output path before any work.
     let mut set = OutputSet::new(output)?;
     let f = std::fs::File::open(input)
         .map_err(|e| Error::io(format!("opening {}", input.display()), e))?;
-    let (model, external) = Decoder::new(std::io::BufReader::with_capacity(1 << 20, f), opts)?
-        .into_model(inline_external)?;
+    let counted = CountingReader {
+        inner: f,
+        read: 0,
+        progress,
+    };
+    let (model, external) =
+        Decoder::new(std::io::BufReader::with_capacity(1 << 20, counted), opts)?
+            .into_model(inline_external)?;
     let file_len = std::fs::metadata(input).map(|m| m.len()).unwrap_or(0);
     let plan = plan_external(external, output, file_len, &opts.limits)?;
     let bytes = encode_fallibly(&model)?;

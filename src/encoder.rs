@@ -27,6 +27,7 @@ use crate::Limits;
 /// threads.
 #[derive(Debug, Clone, Default)]
 pub struct EncodeOptions {
+    /// How tensors that are not quantized are coded.
     pub lossless: LosslessOptions,
     /// Quantize eligible float weights (`None`: every tensor lossless).
     pub lossy: Option<LossyOptions>,
@@ -41,6 +42,7 @@ pub struct EncodeOptions {
     pub records_only: bool,
     /// Per tensor in walk order, a setting that overrides the lossy options' step rule (the
     /// calibrating encoder's allocation). Missing entries follow the options.
+    #[doc(hidden)]
     pub tensor_rules: Option<std::sync::Arc<Vec<TensorRule>>>,
 }
 
@@ -58,10 +60,14 @@ pub enum TensorRule {
 /// What the encoder wrote, per tensor and in total.
 #[derive(Debug, Clone, Default)]
 pub struct EncodeReport {
+    /// Bytes of the GRAPH record's payload.
     pub graph_bytes: u64,
+    /// Bytes of the whole `.nnc` file.
     pub total_bytes: u64,
+    /// One entry per tensor of the model, in walk order.
     pub tensors: Vec<TensorReport>,
     /// What the calibrating encoder measured of the decoded model (written in the file).
+    #[doc(hidden)]
     pub fidelity: Option<Fidelity>,
     /// What the encoder has to tell its user (a fallback, tensors it could not measure).
     pub notes: Vec<String>,
@@ -69,19 +75,28 @@ pub struct EncodeReport {
     pub calibration_seconds: f64,
 }
 
+/// What the encoder did with one tensor.
 #[derive(Debug, Clone)]
 pub struct TensorReport {
+    /// The tensor's name.
     pub name: String,
+    /// ONNX data type code.
     pub data_type: i32,
+    /// Number of elements.
     pub elements: u64,
+    /// Bytes of its canonical data.
     pub data_bytes: u64,
+    /// Where the data goes back in the model.
     pub storage: Storage,
+    /// How it was coded.
     pub coding: Coding,
+    /// Bytes its payload takes in the file.
     pub payload_bytes: u64,
     /// The data stays in the graph (no record of its own; `coding` and `payload_bytes` do
     /// not apply).
     pub in_graph: bool,
     /// For quantized tensors: what the quantizer did.
+    #[doc(hidden)]
     pub quant: Option<QuantReport>,
 }
 
@@ -134,6 +149,7 @@ pub fn encode_model<W: Write>(
     opts: &EncodeOptions,
     out: W,
 ) -> Result<(W, EncodeReport)> {
+    opts.validate()?;
     let size = model.encoded_len() as u64;
     let prepared = Prepared::new(model, base_dir, opts, None, size)?;
     prepared.code(opts)?.write(&prepared, out, None)
@@ -746,6 +762,7 @@ fn quantize_tensor(
 /// its `raw_data` fields (spec §10 census first, then `wire::strip_raw_data`), and tensors
 /// are lifted from the map, so the encoder never holds the weights twice.
 pub fn prepare_file(input: &Path, opts: &EncodeOptions) -> Result<Prepared> {
+    opts.validate()?;
     let f = std::fs::File::open(input)
         .map_err(|e| Error::io(format!("opening {}", input.display()), e))?;
     let meta = f

@@ -4,6 +4,7 @@ use std::fmt;
 
 /// What kind of rule a malformed file broke; each value names a MUST of spec/ (spec §9).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum FormatRule {
     /// §3: the first 8 bytes are not the nnc magic.
     BadMagic,
@@ -58,36 +59,65 @@ impl FormatRule {
 /// The crate's error type. Every variant that concerns a file carries the byte offset and,
 /// where known, the tensor name.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Error {
     /// Reading or writing failed at the OS level.
     Io {
+        /// What was being done.
         context: String,
+        /// The OS error.
         source: std::io::Error,
     },
     /// The `.nnc` bytes break a rule of the format.
     Format {
+        /// The rule (spec §9).
         rule: FormatRule,
+        /// Byte offset in the file.
         offset: u64,
+        /// The tensor concerned, where known.
         tensor: Option<String>,
+        /// What exactly is wrong.
         detail: String,
     },
     /// The file is valid but asks for more than the caller's [`crate::Limits`] allow.
     Limit {
+        /// The quantity that is limited.
         what: &'static str,
+        /// What the file asks for.
         value: u64,
+        /// The limit.
         limit: u64,
+        /// Byte offset in the file.
         offset: u64,
+        /// The tensor concerned, where known.
         tensor: Option<String>,
     },
     /// The input ONNX model (or an external data file it names) is malformed.
     Input {
+        /// The tensor concerned, where known.
         tensor: Option<String>,
+        /// What exactly is wrong.
         detail: String,
     },
     /// A valid request this version cannot carry out.
-    Unsupported { detail: String },
+    Unsupported {
+        /// What was asked.
+        detail: String,
+    },
+    /// The caller's options are out of range (the encoder's δ, μ, step, ...); nothing was
+    /// read or written.
+    InvalidOptions {
+        /// Which option and its allowed range.
+        detail: String,
+    },
+    /// No tensor of this name in the file ([`crate::Archive::tensor`]).
+    NotFound {
+        /// The name asked for.
+        name: String,
+    },
 }
 
+/// `std::result::Result` with this crate's [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
@@ -170,6 +200,8 @@ impl fmt::Display for Error {
                 write!(f, "invalid input model{}: {detail}", tensor_suffix(tensor))
             }
             Error::Unsupported { detail } => write!(f, "unsupported: {detail}"),
+            Error::InvalidOptions { detail } => write!(f, "invalid options: {detail}"),
+            Error::NotFound { name } => write!(f, "no tensor named {name:?}"),
         }
     }
 }
@@ -186,6 +218,7 @@ impl std::error::Error for Error {
 /// `n` default values, or a limit error if the memory cannot be had: a size that comes from a
 /// file is reserved fallibly, so that running out of memory is an error, never an abort
 /// (spec §10). `at` is the file offset to report.
+#[doc(hidden)]
 pub fn try_zeroed<T: Clone + Default>(n: usize, at: u64) -> Result<Vec<T>> {
     let mut v = Vec::new();
     v.try_reserve_exact(n).map_err(|_| Error::Limit {

@@ -308,38 +308,21 @@ struct LossyArgs {
 }
 
 impl LossyArgs {
-    fn options(&self) -> Result<nnc::quant::policy::LossyOptions, String> {
-        use nnc::quant::minifloat::Layout;
-        use nnc::quant::policy::{Family, LossyOptions, StepRule};
+    /// The options as given; their ranges are checked by the library
+    /// (`LossyOptions::validate`).
+    fn options(&self) -> Result<nnc::LossyOptions, String> {
+        use nnc::{Family, LossyOptions, MinifloatLayout, Quality, StepRule};
         let family = match self.quantizer {
             QuantizerArg::Midtread => Family::Midtread,
             QuantizerArg::Midrise => Family::Midrise,
-            QuantizerArg::Deadzone => {
-                if !(0.0..=1.0).contains(&self.delta) {
-                    return Err(format!("--delta {} must be in [0, 1]", self.delta));
-                }
-                Family::DeadZone { delta: self.delta }
-            }
-            QuantizerArg::Mulaw => {
-                if !(self.mu > 0.0 && self.mu.is_finite()) {
-                    return Err(format!("--mu {} must be positive", self.mu));
-                }
-                Family::MuLaw { mu: self.mu }
-            }
-            QuantizerArg::Minifloat => {
-                let (e, m) = (self.exp_bits, self.man_bits);
-                if e > 8 || m > 23 || e + m > 23 || e + m == 0 {
-                    return Err(format!(
-                        "--exp-bits {e} --man-bits {m}: need E <= 8, M <= 23, 1 <= E + M <= 23"
-                    ));
-                }
-                Family::Minifloat {
-                    layout: Layout {
-                        exp_bits: e,
-                        man_bits: m,
-                    },
-                }
-            }
+            QuantizerArg::Deadzone => Family::DeadZone { delta: self.delta },
+            QuantizerArg::Mulaw => Family::MuLaw { mu: self.mu },
+            QuantizerArg::Minifloat => Family::Minifloat {
+                layout: MinifloatLayout {
+                    exp_bits: self.exp_bits,
+                    man_bits: self.man_bits,
+                },
+            },
         };
         let given = [
             self.levels_bits.is_some(),
@@ -356,33 +339,24 @@ impl LossyArgs {
                 .ok_or("--range must be MIN:MAX")?;
             let min: f32 = a.trim().parse().map_err(|_| "bad --range MIN")?;
             let max: f32 = b.trim().parse().map_err(|_| "bad --range MAX")?;
-            if !(min < max && min.is_finite() && max.is_finite()) {
-                return Err(format!("--range {min}:{max} must have MIN < MAX"));
-            }
             StepRule::Thesis {
                 min,
                 max,
                 levels_bits: k,
             }
         } else if let Some(s) = self.step {
-            if !(s > 0.0 && s.is_finite()) {
-                return Err(format!("--step {s} must be positive"));
-            }
             StepRule::Fixed(s)
-        } else {
-            let f = self
-                .per_tensor
-                .unwrap_or(match self.quality.unwrap_or(QualityArg::Default) {
-                    QualityArg::High => 1.0 / 32.0,
-                    QualityArg::Default => 1.0 / 16.0,
-                    QualityArg::Small => 1.0 / 8.0,
-                });
-            if !(f > 0.0 && f.is_finite()) {
-                return Err(format!("--per-tensor {f} must be positive"));
-            }
+        } else if let Some(f) = self.per_tensor {
             StepRule::StdFraction(f)
+        } else {
+            let q = match self.quality.unwrap_or(QualityArg::Default) {
+                QualityArg::High => Quality::High,
+                QualityArg::Default => Quality::Default,
+                QualityArg::Small => Quality::Small,
+            };
+            StepRule::StdFraction(q.std_fraction())
         };
-        Ok(LossyOptions {
+        let o = LossyOptions {
             family,
             step,
             per_channel: self.granularity == GranularityArg::Channel
@@ -391,12 +365,13 @@ impl LossyArgs {
             all_tensors: self.all_tensors,
             mulaw_levels_bits: self.levels_bits.unwrap_or(8),
             fine_bits: self.fine_bits,
-            rdo: if self.rdo >= 0.0 && self.rdo.is_finite() {
-                self.rdo
-            } else {
-                return Err(format!("--rdo {} must be >= 0", self.rdo));
-            },
-        })
+            rdo: self.rdo,
+        };
+        o.validate().map_err(|e| match e {
+            nnc::Error::InvalidOptions { detail } => detail,
+            e => e.to_string(),
+        })?;
+        Ok(o)
     }
 }
 
@@ -437,6 +412,9 @@ enum Cmd {
         /// Put external-data tensors into the .onnx file instead of beside it.
         #[arg(long)]
         inline_external: bool,
+        /// No progress bar (there is none when stderr is not a terminal).
+        #[arg(long, short)]
+        quiet: bool,
         #[command(flatten)]
         limits: LimitArgs,
     },
@@ -457,12 +435,27 @@ enum Cmd {
         #[arg(default_value = "conformance")]
         dir: PathBuf,
     },
+    /// Decode one tensor by name through the INDEX (only its record is read) and write it as
+    /// a NumPy .npy file.
+    Extract {
+        input: PathBuf,
+        /// The tensor's name (`nnc inspect` lists them).
+        name: String,
+        /// The .npy file to write.
+        #[arg(short, long)]
+        output: PathBuf,
+        #[command(flatten)]
+        limits: LimitArgs,
+    },
     /// Check a .nnc container completely (every CRC, every payload) without writing output.
     Verify {
         input: PathBuf,
         /// Print one JSON object: tensors, decoded bytes, seconds spent decoding.
         #[arg(long)]
         json: bool,
+        /// No progress bar (there is none when stderr is not a terminal).
+        #[arg(long, short)]
+        quiet: bool,
         #[command(flatten)]
         limits: LimitArgs,
     },
@@ -535,7 +528,7 @@ fn run(cli: Cli) -> nnc::Result<()> {
                 Some(
                     lossy
                         .options()
-                        .map_err(|detail| nnc::Error::Unsupported { detail })?,
+                        .map_err(|detail| nnc::Error::InvalidOptions { detail })?,
                 )
             };
             let opts = EncodeOptions {
@@ -573,10 +566,26 @@ fn run(cli: Cli) -> nnc::Result<()> {
             input,
             output,
             inline_external,
+            quiet,
             limits,
         } => {
             let t = Instant::now();
-            nnc::decode_file(&input, &output, limits.options(), inline_external)?;
+            let len = std::fs::metadata(&input).map(|m| m.len()).unwrap_or(0);
+            let bar = nnc::progress::bar(!quiet, len, "decoding", true);
+            nnc::decoder::decode_file_with_progress(
+                &input,
+                &output,
+                limits.options(),
+                inline_external,
+                &mut |read| {
+                    if let Some(b) = &bar {
+                        b.set_position(read);
+                    }
+                },
+            )?;
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
             eprintln!(
                 "{} -> {}: {:.2} s",
                 input.display(),
@@ -590,20 +599,52 @@ fn run(cli: Cli) -> nnc::Result<()> {
             json,
             limits,
         } => inspect(&input, json, limits.options()),
+        Cmd::Extract {
+            input,
+            name,
+            output,
+            limits,
+        } => {
+            let t = nnc::Archive::open(&input, limits.options())?.tensor(&name)?;
+            let npy = t.to_npy()?;
+            let mut w = nnc::output::AtomicFile::create(&output)?.writer();
+            std::io::Write::write_all(&mut w, &npy).map_err(|e| nnc::Error::Io {
+                context: format!("writing {}", output.display()),
+                source: e,
+            })?;
+            nnc::output::AtomicFile::commit(w)?;
+            outln!(
+                "{}: {} {:?} ({} bytes) -> {}",
+                t.name,
+                t.dtype_name(),
+                t.dims,
+                t.data.len(),
+                output.display()
+            );
+            Ok(())
+        }
         Cmd::Verify {
             input,
             json,
+            quiet,
             limits,
         } => {
             let t = Instant::now();
             let mut d = open(&input, limits.options())?;
+            let bar = nnc::progress::bar(!quiet, d.tensor_count() as u64, "verifying", false);
             let (mut n, mut bytes, mut float_bytes) = (0usize, 0u64, 0u64);
             while let Some(t) = d.next_tensor()? {
+                if let Some(b) = &bar {
+                    b.inc(1);
+                }
                 n += 1;
                 bytes += t.data.len() as u64;
                 if nnc::onnx::dtype::is_float(t.data_type) {
                     float_bytes += t.data.len() as u64;
                 }
+            }
+            if let Some(b) = bar {
+                b.finish_and_clear();
             }
             let secs = t.elapsed().as_secs_f64();
             if json {
@@ -645,7 +686,7 @@ fn encode(
             || target.bpw.is_some()
             || target.calibrate.is_some()
         {
-            return Err(nnc::Error::Unsupported {
+            return Err(nnc::Error::InvalidOptions {
                 detail:
                     "--target, --size, --bpw and --calibrate run the model; they do not go with \
                          --step, --per-tensor, --levels-bits, --weight-domain or --lossless"
@@ -656,7 +697,7 @@ fn encode(
     }
     let cal = target
         .options(quality)
-        .map_err(|detail| nnc::Error::Unsupported { detail })?;
+        .map_err(|detail| nnc::Error::InvalidOptions { detail })?;
     nnc::encode_file_calibrated(input, output, opts, &cal)
 }
 

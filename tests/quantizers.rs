@@ -1823,6 +1823,7 @@ fn check_policy_params(
                 );
             }
         }
+        r => panic!("{name}: step rule {r:?} has no reference"),
     }
 }
 

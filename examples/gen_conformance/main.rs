@@ -237,6 +237,7 @@ fn error_class(e: &Error) -> String {
         Error::Unsupported { .. } => "unsupported".into(),
         Error::Input { .. } => "input".into(),
         Error::Io { .. } => "io".into(),
+        _ => "other".into(),
     }
 }
 

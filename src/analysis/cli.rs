@@ -316,17 +316,26 @@ impl SweepArgs {
             GridArg::Quick => Grid::Quick,
         });
         let mut points = Vec::with_capacity(settings.len());
+        // On a terminal a bar, with each setting's line printed above it; elsewhere the lines.
+        let bar = crate::progress::bar(!self.quiet, settings.len() as u64, "sweep", false);
+        let say = |line: String| match &bar {
+            Some(b) => b.println(line),
+            None => eprintln!("{line}"),
+        };
         for (i, s) in settings.iter().enumerate() {
+            if let Some(b) = &bar {
+                b.set_position(i as u64);
+            }
             let t = std::time::Instant::now();
             let (mut p, bytes) = match prep.encode(s) {
                 Ok(x) => x,
                 Err(err) => {
-                    eprintln!(
+                    say(format!(
                         "{} {} {}: encoding failed: {err}",
                         s.mode_name(),
                         s.method(),
                         s.levels()
-                    );
+                    ));
                     continue;
                 }
             };
@@ -348,7 +357,7 @@ impl SweepArgs {
                     (None, Some(err)) => format!(", evaluation failed: {}", truncate(err, 120)),
                     _ => String::new(),
                 };
-                eprintln!(
+                say(format!(
                     "[{:>3}/{}] {} {} {}: H {:.3} b/w, CR {:.2}, {} bytes, MSE {:.3e}{metric} ({:.1} s)",
                     i + 1,
                     settings.len(),
@@ -360,9 +369,12 @@ impl SweepArgs {
                     p.file_bytes,
                     p.mse,
                     p.seconds
-                );
+                ));
             }
             points.push(p);
+        }
+        if let Some(b) = bar {
+            b.finish_and_clear();
         }
         Ok(SweepResult {
             raw_entropy: prep.raw_entropy,

@@ -48,6 +48,17 @@ impl<R: Read> RecordReader<R> {
         })
     }
 
+    /// A reader positioned at `offset` of a file whose header has been checked: random access
+    /// to a record the INDEX points to (spec §8.1).
+    pub(crate) fn resume(r: R, offset: u64, limits: Limits, minor_version: u16) -> Self {
+        RecordReader {
+            r,
+            offset,
+            limits,
+            minor_version,
+        }
+    }
+
     /// The file's minor format version (spec §3).
     pub fn minor_version(&self) -> u16 {
         self.minor_version

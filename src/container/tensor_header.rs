@@ -19,6 +19,7 @@ use crate::Limits;
 /// Where a tensor's data goes back (spec §6.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
+#[non_exhaustive]
 pub enum Storage {
     /// `TensorProto.raw_data`.
     RawData = 0,
@@ -35,6 +36,7 @@ pub enum Storage {
 }
 
 impl Storage {
+    /// The storage of a header's storage byte (spec §6.1); `None` for an unknown value.
     pub fn from_u8(v: u8) -> Option<Storage> {
         Some(match v {
             0 => Storage::RawData,
@@ -46,6 +48,7 @@ impl Storage {
             _ => return None,
         })
     }
+    /// Stable name: `raw_data`, `typed`, `external`, `inline`, `attr_floats`, `attr_ints`.
     pub fn name(self) -> &'static str {
         match self {
             Storage::RawData => "raw_data",
@@ -61,6 +64,7 @@ impl Storage {
 /// Payload codings (spec §7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
+#[non_exhaustive]
 pub enum Coding {
     /// The canonical bytes as they are.
     Raw = 0,
@@ -73,6 +77,7 @@ pub enum Coding {
 }
 
 impl Coding {
+    /// The coding of a header's coding byte (spec §6.1); `None` for an unknown value.
     pub fn from_u8(v: u8) -> Option<Coding> {
         Some(match v {
             0 => Coding::Raw,
@@ -82,6 +87,7 @@ impl Coding {
             _ => return None,
         })
     }
+    /// Stable name: `raw`, `planes`, `zstd`, `quantized`.
     pub fn name(self) -> &'static str {
         match self {
             Coding::Raw => "raw",

@@ -8,11 +8,14 @@
 /// A layout: E exponent bits, M mantissa bits (sign bit implied).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Layout {
+    /// Exponent bits E (0 to 8).
     pub exp_bits: u8,
+    /// Mantissa bits M (0 to 23; 1 <= E + M <= 23).
     pub man_bits: u8,
 }
 
 impl Layout {
+    /// The exponent bias, 2^(E−1) − 1 (0 without exponent bits).
     pub fn bias(self) -> i32 {
         if self.exp_bits == 0 {
             0

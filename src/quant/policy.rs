@@ -8,18 +8,34 @@ use super::minifloat::Layout;
 use super::{Kind, QuantParams};
 use crate::onnx::proto::{GraphProto, ModelProto, NodeProto};
 
-/// The quantizer family chosen on the command line.
+/// The quantizer family (Tonin 2021, §2.3; spec §7.6.1).
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub enum Family {
+    /// Uniform, with a level at zero.
     Midtread,
+    /// Uniform, with zero on a decision boundary.
     Midrise,
-    DeadZone { delta: f32 },
-    MuLaw { mu: f32 },
-    Minifloat { layout: Layout },
+    /// Uniform with a wider zero bin.
+    DeadZone {
+        /// Relative size δ of the dead zone, in [0, 1].
+        delta: f32,
+    },
+    /// μ-law companding, then uniform.
+    MuLaw {
+        /// The companding parameter μ > 0.
+        mu: f32,
+    },
+    /// The nearest value of a small floating-point format, scaled per tensor.
+    Minifloat {
+        /// Its exponent and mantissa bits.
+        layout: Layout,
+    },
 }
 
 /// How the step is chosen.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub enum StepRule {
     /// One fixed step for every quantized tensor.
     Fixed(f32),
@@ -28,15 +44,22 @@ pub enum StepRule {
     /// The thesis's sweep: one range for the whole model and 2^k levels, Δ = (max − min)/2^k,
     /// values clamped to the range.
     Thesis {
+        /// Lower end of the range.
         min: f32,
+        /// Upper end of the range.
         max: f32,
+        /// K: 2^K levels (2 to 24).
         levels_bits: u32,
     },
 }
 
+/// Lossy coding: which tensors are quantized, with which quantizer and step. The default is
+/// the dead-zone quantizer with δ = 0.5 and steps of σ/16 of each output channel.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LossyOptions {
+    /// The quantizer.
     pub family: Family,
+    /// How the step is chosen.
     pub step: StepRule,
     /// One step per output channel (slice along axis 0).
     pub per_channel: bool,
