@@ -83,7 +83,17 @@ impl Runs {
         s: &mut Session,
         extra: &[(&str, &Array)],
     ) -> std::result::Result<Vec<Vec<Output>>, Unrunnable> {
-        (0..self.samples.len())
+        self.run_first(s, self.samples.len(), extra)
+    }
+
+    /// The outputs of the first `n` samples.
+    pub fn run_first(
+        &self,
+        s: &mut Session,
+        n: usize,
+        extra: &[(&str, &Array)],
+    ) -> std::result::Result<Vec<Vec<Output>>, Unrunnable> {
+        (0..n.min(self.samples.len()))
             .map(|k| self.run(s, k, extra))
             .collect()
     }
