@@ -749,7 +749,7 @@ impl<R: Read> Read for CountingReader<'_, R> {
 }
 
 /// The serialized model, its buffer reserved fallibly.
-fn encode_fallibly(model: &ModelProto) -> Result<Vec<u8>> {
+pub(crate) fn encode_fallibly(model: &ModelProto) -> Result<Vec<u8>> {
     let mut bytes = crate::error::try_zeroed(0, 0)?;
     bytes
         .try_reserve_exact(model.encoded_len())

@@ -48,16 +48,15 @@ impl Checker<'_> {
         let coded = self.prepared.code(&opts)?;
         let (bytes, _) = coded.write(self.prepared, Vec::new(), None)?;
         let size = bytes.len() as u64;
-        let mut decoded =
-            crate::decoder::decode_to_bytes(bytes.as_slice(), crate::DecodeOptions::default())?;
+        // Decoded as a model (external tensors inlined), the logits added as outputs, and
+        // serialized once for the runtime.
+        let (mut model, _) =
+            crate::decoder::Decoder::new(bytes.as_slice(), crate::DecodeOptions::default())?
+                .into_model(true)?;
         drop(bytes);
-        if !self.added_outputs.is_empty() {
-            use prost::Message;
-            let mut m = crate::onnx::proto::ModelProto::decode(decoded.as_slice())
-                .map_err(|e| Failure::Unrunnable(format!("the decoded model: {e}")))?;
-            crate::onnx::probe::add_outputs(&mut m, self.added_outputs);
-            decoded = m.encode_to_vec();
-        }
+        crate::onnx::probe::add_outputs(&mut model, self.added_outputs);
+        let decoded = crate::decoder::encode_fallibly(&model)?;
+        drop(model);
         let mut s = Session::from_bytes(&decoded, self.threads)
             .map_err(|e| Failure::Unrunnable(format!("the decoded model: {e}")))?;
         drop(decoded);
