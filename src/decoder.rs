@@ -135,6 +135,8 @@ pub struct Decoder<R: Read> {
     minor_version: u16,
     /// The last FIDELITY record seen: its payload and the payload's file offset.
     fidelity: Option<(Vec<u8>, u64)>,
+    /// The most bytes `into_model_with` may hold for the model it builds (a file's output).
+    inline_max: Option<u64>,
 }
 
 fn format_err(rule: FormatRule, at: u64, tensor: &str, d: impl Into<String>) -> Error {
@@ -176,6 +178,7 @@ impl<R: Read> Decoder<R> {
             total_bytes: 0,
             minor_version,
             fidelity,
+            inline_max: None,
         })
     }
 
@@ -274,17 +277,145 @@ impl<R: Read> Decoder<R> {
     }
 
     /// Decodes every tensor and returns the complete model plus the external data it names
-    /// (`inline_external`: put external tensors into `raw_data` instead).
+    /// (`inline_external`: put external tensors into `raw_data` instead). Holds every tensor
+    /// at once: their sum, with the graph, is bounded by `max_alloc` (spec §10).
     #[doc(hidden)]
     pub fn into_model(mut self, inline_external: bool) -> Result<(ModelProto, Vec<ExternalData>)> {
-        let mut tensors: Vec<Tensor> = Vec::with_capacity(self.slots.len());
+        let targets = if inline_external {
+            Vec::new()
+        } else {
+            self.external_targets()?
+        };
+        let mut external = Vec::new();
+        let model = self.into_model_with(&targets, &mut |target, t| {
+            external.push(ExternalData {
+                location: target.location.clone(),
+                offset: target.offset,
+                data: t.data,
+            });
+            Ok(())
+        })?;
+        Ok((model, external))
+    }
+
+    /// Where each slot's data goes when external tensors stay external (spec §6.3): for an
+    /// external slot its file (a checked relative path), offset and byte length, known from
+    /// the graph before any tensor is decoded; `None` for a slot whose data goes back into
+    /// the graph.
+    #[doc(hidden)]
+    pub fn external_targets(&mut self) -> Result<Vec<Option<ExternalTarget>>> {
+        let mut targets = Vec::new();
+        targets
+            .try_reserve_exact(self.slots.len())
+            .map_err(|_| Error::Limit {
+                what: "memory (allocation failed)",
+                value: self.slots.len() as u64,
+                limit: 0,
+                offset: 0,
+                tensor: None,
+            })?;
+        let slots = &self.slots;
+        walk_slots(&mut self.model, self.opts.limits.max_depth, &mut |_, slot| {
+            let k = targets.len();
+            let name = slots.get(k).map_or("", |s| s.name.as_str());
+            let SlotMut::Tensor(tp) = slot else {
+                targets.push(None);
+                return Ok(());
+            };
+            if tp.data_location != Some(1) {
+                targets.push(None);
+                return Ok(());
+            }
+            let loc = external_key(tp, "location").unwrap_or_default();
+            let offset = match external_key(tp, "offset") {
+                None => 0,
+                Some(v) => v.trim().parse::<u64>().map_err(|_| {
+                    format_err(
+                        FormatRule::Graph,
+                        0,
+                        name,
+                        format!("external offset {v:?} is not a number"),
+                    )
+                })?,
+            };
+            let location = safe_location(loc).ok_or_else(|| {
+                format_err(
+                    FormatRule::Graph,
+                    0,
+                    name,
+                    format!("unsafe external location {loc:?}"),
+                )
+            })?;
+            let elements = tp
+                .dims
+                .iter()
+                .try_fold(1u64, |a, &d| u64::try_from(d).ok().and_then(|d| a.checked_mul(d)));
+            let len = elements.and_then(|n| dtype::byte_len(tp.data_type.unwrap_or(0), n));
+            targets.push(Some(ExternalTarget {
+                location,
+                offset,
+                len,
+                file: 0,
+            }));
+            Ok(())
+        })?;
+        Ok(targets)
+    }
+
+    /// Decodes every tensor, handing each one with a target in `targets` (indexed by slot;
+    /// empty: none) to `sink` as soon as it is decoded, and returns the model with every other
+    /// tensor back in its place. Memory holds the graph, the tensors that go back into it
+    /// (their sum bounded by `max_alloc`, spec §10) and the tensor being decoded.
+    pub(crate) fn into_model_with(
+        mut self,
+        targets: &[Option<ExternalTarget>],
+        sink: &mut dyn FnMut(&ExternalTarget, Tensor) -> Result<()>,
+    ) -> Result<ModelProto> {
+        let mut held: Vec<Tensor> = Vec::new();
+        let mut held_bytes = self.decoded;
         while let Some(t) = self.next_tensor()? {
-            tensors.push(t);
+            match targets.get(t.ordinal).and_then(Option::as_ref) {
+                Some(target) => sink(target, t)?,
+                None => {
+                    held_bytes = held_bytes.saturating_add(t.data.len() as u64);
+                    if self.inline_max.is_some_and(|m| held_bytes > m) {
+                        return Err(Error::Unsupported {
+                            detail: format!(
+                                "the decoded model takes over {held_bytes} bytes at tensor {:?}, \
+                                 over protobuf's 2 GB: decode with external data",
+                                t.name
+                            ),
+                        });
+                    }
+                    if held_bytes > self.opts.limits.max_alloc {
+                        return Err(Error::Limit {
+                            what: "decoded bytes held (max_alloc)",
+                            value: held_bytes,
+                            limit: self.opts.limits.max_alloc,
+                            offset: t.offset,
+                            tensor: Some(t.name),
+                        });
+                    }
+                    held.try_reserve(1).map_err(|_| Error::Limit {
+                        what: "memory (allocation failed)",
+                        value: held_bytes,
+                        limit: 0,
+                        offset: t.offset,
+                        tensor: None,
+                    })?;
+                    held.push(t);
+                }
+            }
         }
         let mut model = std::mem::take(&mut self.model);
-        let mut it = tensors.into_iter();
-        let mut external = Vec::new();
+        let mut it = held.into_iter();
+        let mut k = 0usize;
         walk_slots(&mut model, self.opts.limits.max_depth, &mut |_, slot| {
+            let sent = targets.get(k).is_some_and(Option::is_some);
+            k += 1;
+            if sent {
+                return Ok(());
+            }
             let Some(t) = it.next() else {
                 return Err(Error::format(
                     FormatRule::RecordOrder,
@@ -292,61 +423,68 @@ impl<R: Read> Decoder<R> {
                     "fewer tensors than slots",
                 ));
             };
-            let name = t.name.as_str();
-            let bad = || {
-                format_err(
-                    FormatRule::TensorHeader,
-                    0,
-                    name,
-                    "decoded data does not fit its slot",
-                )
-            };
             match (slot, t.storage) {
                 (SlotMut::Tensor(tp), Storage::External) => {
-                    if inline_external {
-                        tp.raw_data = Some(t.data);
-                        tp.data_location = None;
-                        tp.external_data.clear();
-                    } else {
-                        let loc = external_key(tp, "location").unwrap_or_default();
-                        let offset = match external_key(tp, "offset") {
-                            None => 0,
-                            Some(v) => v.trim().parse::<u64>().map_err(|_| {
-                                format_err(
-                                    FormatRule::Graph,
-                                    0,
-                                    name,
-                                    format!("external offset {v:?} is not a number"),
-                                )
-                            })?,
-                        };
-                        let location = safe_location(loc).ok_or_else(|| {
-                            format_err(
-                                FormatRule::Graph,
-                                0,
-                                name,
-                                format!("unsafe external location {loc:?}"),
-                            )
-                        })?;
-                        external.push(ExternalData {
-                            location,
-                            offset,
-                            data: t.data,
-                        });
-                    }
+                    tp.raw_data = Some(t.data);
+                    tp.data_location = None;
+                    tp.external_data.clear();
                     Ok(())
                 }
                 (slot, storage) => {
                     if restore(slot, storage, t.data) {
                         Ok(())
                     } else {
-                        Err(bad())
+                        Err(format_err(
+                            FormatRule::TensorHeader,
+                            0,
+                            &t.name,
+                            "decoded data does not fit its slot",
+                        ))
                     }
                 }
             }
         })?;
-        Ok((model, external))
+        Ok(model)
     }
+
+    /// The bytes the model `into_model_with(targets, ..)` returns will take at least, known
+    /// before decoding: the graph and the canonical bytes of every external slot without a
+    /// target (external tensors to inline; their dims are checked against their records).
+    fn inline_bytes_at_least(&self, targets: &[Option<ExternalTarget>]) -> u64 {
+        let mut n = self.decoded;
+        for (k, s) in self.slots.iter().enumerate() {
+            if targets.get(k).is_some_and(Option::is_some) {
+                continue;
+            }
+            if let SlotKind::Tensor {
+                data_type,
+                dims,
+                external: true,
+            } = &s.kind
+            {
+                let elements = dims
+                    .iter()
+                    .try_fold(1u64, |a, &d| u64::try_from(d).ok().and_then(|d| a.checked_mul(d)));
+                let len = elements.and_then(|e| dtype::byte_len(*data_type, e));
+                n = n.saturating_add(len.unwrap_or(0));
+            }
+        }
+        n
+    }
+}
+
+/// Where an external tensor's bytes go (spec §6.3).
+#[doc(hidden)]
+#[derive(Debug, Clone)]
+pub struct ExternalTarget {
+    /// Relative path (checked: no `..`, not absolute).
+    pub location: PathBuf,
+    /// Byte offset in that file.
+    pub offset: u64,
+    /// Byte length the slot's type and dims give (`None`: no fixed-size type).
+    pub len: Option<u64>,
+    /// Index of `location` among the distinct files (set by the plan of `decode_file`).
+    pub file: usize,
 }
 
 /// Spec §6: checks a TENSOR record `rec` against the slot it fills and decodes its payload.
@@ -781,6 +919,10 @@ pub fn decode_file(
 
 /// [`decode_file`], calling `progress` with the number of input bytes read so far (the
 /// command-line tool's progress bar).
+///
+/// Memory stays bounded whatever the model's size: each external tensor is written to its
+/// file as soon as it is decoded; only the graph and the tensors that go back into it are held
+/// (at most protobuf's 2 GB, refused before decoding when the graph's slots already say so).
 #[doc(hidden)]
 pub fn decode_file_with_progress(
     input: &Path,
@@ -793,85 +935,112 @@ pub fn decode_file_with_progress(
     let mut set = OutputSet::new(output)?;
     let f = std::fs::File::open(input)
         .map_err(|e| Error::io(format!("opening {}", input.display()), e))?;
+    let file_len = f.metadata().map(|m| m.len()).unwrap_or(0);
     let counted = CountingReader {
         inner: f,
         read: 0,
         progress,
     };
-    let (model, external) =
-        Decoder::new(std::io::BufReader::with_capacity(1 << 20, counted), opts)?
-            .into_model(inline_external)?;
-    let file_len = std::fs::metadata(input).map(|m| m.len()).unwrap_or(0);
-    let plan = plan_external(external, output, file_len, &opts.limits)?;
+    let mut decoder = Decoder::new(std::io::BufReader::with_capacity(1 << 20, counted), opts)?;
+    let mut targets = if inline_external {
+        Vec::new()
+    } else {
+        decoder.external_targets()?
+    };
+    let files = plan_external(&mut targets, output, file_len, &opts.limits)?;
+    let inline = decoder.inline_bytes_at_least(&targets);
+    if inline > PROTOBUF_MAX {
+        return Err(Error::Unsupported {
+            detail: format!(
+                "the decoded model would take at least {inline} bytes, over protobuf's 2 GB{}",
+                if inline_external {
+                    ": decode without --inline-external"
+                } else {
+                    ""
+                }
+            ),
+        });
+    }
+    decoder.inline_max = Some(PROTOBUF_MAX);
+    let model_h = set.add(output)?;
+    let mut handles = Vec::with_capacity(files.len());
+    for location in &files {
+        handles.push(set.add_relative(location)?);
+    }
+    let model = decoder.into_model_with(&targets, &mut |target, t| {
+        let h = handles[target.file];
+        set.write_at(h, target.offset, &t.data)
+    })?;
     let bytes = encode_fallibly(&model)?;
-    if bytes.len() as u64 > i32::MAX as u64 {
+    drop(model);
+    if bytes.len() as u64 > PROTOBUF_MAX {
         return Err(Error::Unsupported {
             detail: "decoded model exceeds protobuf's 2 GB; decode with external data".into(),
         });
-    }
-    let model_h = set.add(output)?;
-    for (location, parts) in plan {
-        let h = set.add_relative(&location)?;
-        for e in parts {
-            set.write_at(h, e.offset, &e.data)?;
-        }
     }
     set.write(model_h, &bytes)?;
     set.commit()
 }
 
-/// Groups external data by file and checks it (spec §6.3, §10): no file named like the
-/// output model, no two tensors overlapping in one file, and the files' total length (the
-/// largest end in each, gaps included) within `max_alloc` and the expansion rule over the
-/// `read` bytes of the input.
+/// The largest serialized ONNX model protobuf accepts.
+const PROTOBUF_MAX: u64 = i32::MAX as u64;
+
+/// Checks where the external tensors go before anything is decoded (spec §6.3, §10): no
+/// file named like the output model, no two tensors overlapping in one file, and the files'
+/// total length (the largest end in each, gaps included) within the expansion rule over the
+/// input's `file_len` bytes. Numbers the distinct files (`ExternalTarget::file`) and returns
+/// them in order of first use.
 fn plan_external(
-    external: Vec<ExternalData>,
+    targets: &mut [Option<ExternalTarget>],
     output: &Path,
-    read: u64,
+    file_len: u64,
     limits: &Limits,
-) -> Result<Vec<(PathBuf, Vec<ExternalData>)>> {
-    let mut files: Vec<(PathBuf, Vec<ExternalData>)> = Vec::new();
+) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = Vec::new();
     let mut index: HashMap<PathBuf, usize> = HashMap::new();
-    for e in external {
-        let i = *index.entry(e.location.clone()).or_insert_with(|| {
-            files.push((e.location.clone(), Vec::new()));
+    let mut spans: Vec<Vec<(u64, u64)>> = Vec::new();
+    for t in targets.iter_mut().flatten() {
+        let i = *index.entry(t.location.clone()).or_insert_with(|| {
+            files.push(t.location.clone());
+            spans.push(Vec::new());
             files.len() - 1
         });
-        files[i].1.push(e);
+        t.file = i;
+        spans[i].push((t.offset, t.len.unwrap_or(0)));
     }
     let model_name = output.file_name().map(PathBuf::from);
     let mut total: u64 = 0;
-    for (loc, parts) in &mut files {
-        if Some(&*loc) == model_name.as_ref() {
+    for (loc, parts) in files.iter().zip(&mut spans) {
+        if Some(loc) == model_name.as_ref() {
             return Err(Error::Unsupported {
                 detail: format!(
-                    "external location {} is the output model's own name: decode to another                      name or with --inline-external",
+                    "external location {} is the output model's own name: decode to another \
+                     name or with --inline-external",
                     loc.display()
                 ),
             });
         }
-        parts.sort_by_key(|e| e.offset);
+        parts.sort_unstable();
         let mut end = 0u64;
-        for e in parts.iter() {
-            if e.offset < end {
+        for &(offset, len) in parts.iter() {
+            if offset < end {
                 return Err(Error::format(
                     FormatRule::Graph,
                     0,
                     format!(
                         "external tensors overlap in {} at byte {}",
                         loc.display(),
-                        e.offset
+                        offset
                     ),
                 ));
             }
-            end = e.offset.saturating_add(e.data.len() as u64);
+            end = offset.saturating_add(len);
         }
         total = total.saturating_add(end);
     }
-    let bound = read
+    let bound = file_len
         .saturating_mul(limits.max_expansion)
-        .saturating_add(limits.expansion_slack)
-        .min(limits.max_alloc);
+        .saturating_add(limits.expansion_slack);
     if total > bound {
         return Err(Error::Limit {
             what: "external data length",

@@ -5,7 +5,9 @@
 /// several GB while keeping a hostile header from allocating more than the caller allowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Largest total of bytes the decoder may hold for decoded tensor data and the graph.
+    /// Largest number of decoded bytes the decoder may hold at once: one tensor, or the graph
+    /// and the tensors that go back into it when a whole model is built in memory. The total
+    /// decoded from a file is bounded by the expansion rule instead (`max_expansion`).
     pub max_alloc: u64,
     /// Largest number of tensor records.
     pub max_tensors: u64,
@@ -43,8 +45,9 @@ impl Limits {
             .min(self.max_graph_memory)
     }
 
-    /// Checks that decoding `more` bytes, after `decoded` bytes from `read` input bytes, stays
-    /// within `max_alloc` and the expansion bound.
+    /// The expansion rule (spec §10): decoding `more` bytes, after `decoded` bytes from `read`
+    /// input bytes, must keep the total within `read × max_expansion + expansion_slack`; and
+    /// what is decoded at once (`more`) within `max_alloc`.
     pub fn check_decoded(
         &self,
         read: u64,
@@ -53,24 +56,22 @@ impl Limits {
         offset: u64,
         tensor: Option<&str>,
     ) -> crate::Result<()> {
+        let err = |what, value, limit| crate::Error::Limit {
+            what,
+            value,
+            limit,
+            offset,
+            tensor: tensor.map(str::to_owned),
+        };
+        if more > self.max_alloc {
+            return Err(err("decoded bytes (max_alloc)", more, self.max_alloc));
+        }
         let total = decoded.saturating_add(more);
         let bound = read
             .saturating_mul(self.max_expansion)
-            .saturating_add(self.expansion_slack)
-            .min(self.max_alloc);
+            .saturating_add(self.expansion_slack);
         if total > bound {
-            let what = if total > self.max_alloc {
-                "decoded bytes (max_alloc)"
-            } else {
-                "decoded bytes (expansion over input)"
-            };
-            return Err(crate::Error::Limit {
-                what,
-                value: total,
-                limit: bound,
-                offset,
-                tensor: tensor.map(str::to_owned),
-            });
+            return Err(err("decoded bytes (expansion over input)", total, bound));
         }
         Ok(())
     }
@@ -79,7 +80,8 @@ impl Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            // 16 GiB: models above this exist but should be decoded with an explicit choice.
+            // 16 GiB held at once: no single tensor of current models comes near it; the
+            // decoder streams bigger models tensor by tensor.
             max_alloc: 16 << 30,
             max_tensors: 1 << 20,
             max_dims: 64,

@@ -7,50 +7,15 @@ mod common;
 #[path = "hostile/gen.rs"]
 mod gen;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::path::Path;
 use std::time::Instant;
 
 use gen::*;
 use nnc::{DecodeOptions, Error};
 
-/// Counts the bytes this thread has allocated and not freed, and their peak: what decoding
-/// one input costs, measured inside the test (the decoder runs on this thread only).
-struct Counting;
-
-thread_local! {
-    static NOW: Cell<usize> = const { Cell::new(0) };
-    static PEAK: Cell<usize> = const { Cell::new(0) };
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc(l) };
-        if !p.is_null() {
-            let _ = NOW.try_with(|n| {
-                n.set(n.get() + l.size());
-                let _ = PEAK.try_with(|p| p.set(p.get().max(n.get())));
-            });
-        }
-        p
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        unsafe { System.dealloc(p, l) };
-        let _ = NOW.try_with(|n| n.set(n.get().saturating_sub(l.size())));
-    }
-}
-
-#[global_allocator]
-static ALLOC: Counting = Counting;
-
-/// Peak bytes allocated by `f` on this thread, over what was live before.
-fn peak_of<T>(f: impl FnOnce() -> T) -> (T, usize) {
-    let base = NOW.with(|n| n.get());
-    PEAK.with(|p| p.set(base));
-    let r = f();
-    (r, PEAK.with(|p| p.get()) - base)
-}
+#[path = "common/alloc.rs"]
+mod alloc;
+use alloc::peak_of;
 
 /// The promise of issue 11 and spec §10: a file of `n` bytes is decoded or refused with at
 /// most 16 MiB for each KiB of input beyond its first (a file under 1 KiB: 16 MiB in all), in
@@ -518,4 +483,27 @@ fn encode_file_lifts_raw_data_from_the_map() {
     .unwrap();
     let original = nnc::onnx::proto::ModelProto::decode(bytes.as_slice()).unwrap();
     assert_eq!(decoded, original.encode_to_vec());
+}
+
+/// A model that would go over protobuf's 2 GB inline is refused from its graph alone, before
+/// any tensor is decoded or any output file created (the file holds no tensor record at all).
+#[test]
+fn an_inline_model_over_2_gb_is_refused_before_decoding() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let g = ld(
+        GRAPH_INITIALIZER,
+        &float_slot("w", 600_000_000, Some(("w.bin", 0))),
+    );
+    let input = dir.join("in.nnc");
+    std::fs::write(&input, nnc(&model(&g), &[])).unwrap();
+    let r = nnc::decode_file(&input, &dir.join("m.onnx"), DecodeOptions::default(), true);
+    match r {
+        Err(Error::Unsupported { detail }) => {
+            assert!(detail.contains("2 GB"), "{detail}");
+            assert!(detail.contains("at least 24000000"), "{detail}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(listing(dir), vec!["in.nnc"]);
 }
