@@ -152,7 +152,7 @@ pub fn encode_model<W: Write>(
     opts.validate()?;
     let size = model.encoded_len() as u64;
     let prepared = Prepared::new(model, base_dir, opts, None, size)?;
-    prepared.code(opts)?.write(&prepared, out, None)
+    prepared.write(opts, out)
 }
 
 /// A model whose tensors have been lifted out, ready to be coded (once, or several times
@@ -224,115 +224,281 @@ impl Prepared {
             .is_some_and(|t| self.consumers.is_numeric(&t.name))
     }
 
-    /// Codes every tensor and the graph.
-    pub fn code(&self, opts: &EncodeOptions) -> Result<CodedModel> {
-        let lifted = &self.lifted;
-        let consumers = &self.consumers;
-        let depth = self.limits.max_depth;
-        let limits = &self.limits;
-        let mut model = self.model.clone();
-        // Tensors the policy may quantize never stay in the graph, so the graph is known once
-        // the others are coded; it is compressed while the quantizer runs. Every tensor is
-        // coded; the first error in walk order is the one reported, whatever the number of
-        // threads.
-        let may_quantize: Vec<bool> = lifted
+    /// Whether each tensor (walk order) may be quantized under `opts`.
+    fn quantizable(&self, opts: &EncodeOptions) -> Vec<bool> {
+        self.lifted
             .iter()
             .map(|t| {
                 opts.lossy
                     .as_ref()
-                    .is_some_and(|l| quant_candidate(t, l, consumers))
+                    .is_some_and(|l| quant_candidate(t, l, &self.consumers))
+            })
+            .collect()
+    }
+
+    /// Codes tensor `i`. Tensors that may go back into the graph (`early`) are coded before
+    /// the graph is written; all others get a record of their own.
+    fn code_one(&self, opts: &EncodeOptions, i: usize, early: bool) -> Result<Coded> {
+        let t = &self.lifted[i];
+        let rule = opts
+            .tensor_rules
+            .as_ref()
+            .and_then(|r| r.get(i).copied())
+            .unwrap_or(TensorRule::Policy);
+        code_tensor(t, opts, &self.consumers, early, rule).map_err(|e| e.with_tensor(&t.name))
+    }
+
+    /// The first phase: codes the tensors that may stay in the graph (those no policy may
+    /// quantize, up to `RESIDE_MAX` bytes, and those the graph keeps anyway), puts back those
+    /// that cost less there, and serializes the graph, checked as the decoder will check it.
+    /// Every other tensor is left for the second phase (`None` in `Front::coded`). On an
+    /// error, the first one in walk order is reported, whatever the number of threads.
+    fn front(&self, opts: &EncodeOptions) -> Result<Front> {
+        let n = self.lifted.len();
+        let quantizable = self.quantizable(opts);
+        let early: Vec<bool> = (0..n)
+            .map(|i| {
+                let t = &self.lifted[i];
+                t.in_graph || (!quantizable[i] && t.data.len() <= RESIDE_MAX)
             })
             .collect();
-        let rule = |i: usize| {
-            opts.tensor_rules
-                .as_ref()
-                .and_then(|r| r.get(i).copied())
-                .unwrap_or(TensorRule::Policy)
-        };
-        let code = |i: usize| {
-            let t = &lifted[i];
-            code_tensor(t, opts, consumers, !may_quantize[i], rule(i))
-                .map_err(|e| e.with_tensor(&t.name))
-        };
-        let phase = |quantize: bool| -> Vec<(usize, Result<Coded>)> {
-            (0..lifted.len())
-                .into_par_iter()
-                .filter(|&i| may_quantize[i] == quantize)
-                .map(|i| (i, code(i)))
-                .collect()
-        };
-        let mut results: Vec<Option<Result<Coded>>> = (0..lifted.len()).map(|_| None).collect();
-        for (i, r) in phase(false) {
-            results[i] = Some(r);
-        }
-        let mut graph_frame = None;
-        let rest = if results.iter().flatten().all(|r| r.is_ok()) {
-            // Tensors cheaper in the graph than in a record of their own go back into it: they
-            // are then not slots (spec §5.2) and the graph's zstd frame codes them.
-            let mut k = 0;
-            walk(&mut model, depth, &mut |_, slot| {
-                let i = k;
-                k += 1;
-                if let Some(Ok((Placement::Graph(Some(bytes)), _))) = &results[i] {
-                    if !restore(slot, lifted[i].storage, bytes.clone()) {
-                        return Err(Error::input(
-                            Some(&lifted[i].name),
-                            "internal: tensor data does not go back into its place",
-                        ));
+        let results: Vec<(usize, Result<Coded>)> = (0..n)
+            .into_par_iter()
+            .filter(|&i| early[i])
+            .map(|i| (i, self.code_one(opts, i, true)))
+            .collect();
+        let mut coded: Vec<Option<Coded>> = (0..n).map(|_| None).collect();
+        for (i, r) in results {
+            match r {
+                Ok(c) => coded[i] = Some(c),
+                Err(e) => {
+                    // An earlier tensor of the second phase may fail too: its error comes first.
+                    for k in (0..i).filter(|&k| !early[k]) {
+                        self.code_one(opts, k, false)?;
                     }
+                    return Err(e);
                 }
-                Ok(())
-            })?;
-            let records = results
-                .iter()
-                .filter(|r| matches!(r, Some(Ok((Placement::Record(..), _)))))
-                .count()
-                + may_quantize.iter().filter(|&&q| q).count();
-            let graph = model.encode_to_vec();
-            // Encode only what decodes: the graph's size, what parsing it builds, the count
-            // and names of its slots, under the decoder's limits (the compressed size is not
-            // known yet: the check below, once it is, repeats the budget-dependent rules).
-            let slots = check_graph(&mut model, &graph, u64::MAX, limits)?;
-            if slots != records {
-                return Err(Error::input(
-                    None,
-                    format!("internal: {slots} slots in the lifted model but {records} records"),
-                ));
             }
-            // Level 19 costs 15-90 ms on a graph of 60-150 KB for 0.1-3 % of the graph's size
-            // over level 15 (0.1 % of the file at most, measured on the corpus): 19 only for
-            // small graphs.
-            let level = if graph.len() <= GRAPH_LEVEL_19_MAX {
-                19
-            } else {
-                15
-            };
-            let (frame, rest) = rayon::join(|| zstd::bulk::compress(&graph, level), || phase(true));
-            let frame = frame.map(|f| {
-                let read = (FILE_HEADER_LEN + PREFIX_LEN + 9 + f.len()) as u64;
-                check_graph(&mut model, &graph, read, limits).map(|_| f)
-            });
-            graph_frame = Some((graph.len() as u64, frame));
-            rest
-        } else {
-            phase(true)
-        };
-        for (i, r) in rest {
-            results[i] = Some(r);
         }
-        let tensors: Vec<Coded> = results
-            .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(Error::input(None, "internal: tensor not coded"))))
-            .collect::<Result<_>>()?;
-        let Some((graph_len, frame)) = graph_frame else {
-            return Err(Error::input(None, "internal: graph not compressed"));
+        // Tensors cheaper in the graph than in a record of their own go back into it: they
+        // are then not slots (spec §5.2) and the graph's zstd frame codes them.
+        let mut model = self.model.clone();
+        let mut k = 0;
+        walk(&mut model, self.limits.max_depth, &mut |_, slot| {
+            let i = k;
+            k += 1;
+            if let Some((Placement::Graph(Some(bytes)), _)) = &coded[i] {
+                if !restore(slot, self.lifted[i].storage, bytes.clone()) {
+                    return Err(Error::input(
+                        Some(&self.lifted[i].name),
+                        "internal: tensor data does not go back into its place",
+                    ));
+                }
+            }
+            Ok(())
+        })?;
+        let records = coded
+            .iter()
+            .filter(|c| match c {
+                Some((p, _)) => matches!(p, Placement::Record(..)),
+                None => true,
+            })
+            .count();
+        let graph = model.encode_to_vec();
+        // Encode only what decodes: the graph's size, what parsing it builds, the count and
+        // names of its slots, under the decoder's limits (the compressed size is not known
+        // yet: `compress_graph` repeats the budget-dependent rules once it is).
+        let slots = check_graph(&mut model, &graph, u64::MAX, &self.limits)?;
+        if slots != records {
+            return Err(Error::input(
+                None,
+                format!("internal: {slots} slots in the lifted model but {records} records"),
+            ));
+        }
+        Ok(Front {
+            coded,
+            model,
+            graph,
+        })
+    }
+
+    /// The graph's zstd frame, checked against the decoder's limits once its size is known.
+    fn compress_graph(&self, model: &mut ModelProto, graph: &[u8]) -> Result<Vec<u8>> {
+        // Level 19 costs 15-90 ms on a graph of 60-150 KB for 0.1-3 % of the graph's size
+        // over level 15 (0.1 % of the file at most, measured on the corpus): 19 only for
+        // small graphs.
+        let level = if graph.len() <= GRAPH_LEVEL_19_MAX {
+            19
+        } else {
+            15
         };
-        let frame = frame.map_err(|e| Error::io("zstd compression of the graph", e))??;
+        let frame = zstd::bulk::compress(graph, level)
+            .map_err(|e| Error::io("zstd compression of the graph", e))?;
+        let read = (FILE_HEADER_LEN + PREFIX_LEN + 9 + frame.len()) as u64;
+        check_graph(model, graph, read, &self.limits)?;
+        Ok(frame)
+    }
+
+    /// Codes every tensor and the graph, holding them all (the calibrating encoder codes a
+    /// model several times and measures each). [`Prepared::write`] streams instead.
+    pub fn code(&self, opts: &EncodeOptions) -> Result<CodedModel> {
+        let Front {
+            mut coded,
+            mut model,
+            graph,
+        } = self.front(opts)?;
+        let later: Vec<usize> = (0..coded.len()).filter(|&i| coded[i].is_none()).collect();
+        // The graph is compressed while the second phase runs.
+        let (frame, rest) = rayon::join(
+            || self.compress_graph(&mut model, &graph),
+            || {
+                later
+                    .par_iter()
+                    .map(|&i| (i, self.code_one(opts, i, false)))
+                    .collect::<Vec<_>>()
+            },
+        );
+        for (i, r) in rest {
+            coded[i] = Some(r?);
+        }
+        let frame = frame?;
+        let tensors = coded
+            .into_iter()
+            .map(|c| c.ok_or_else(|| Error::input(None, "internal: tensor not coded")))
+            .collect::<Result<_>>()?;
         Ok(CodedModel {
-            graph_len,
+            graph_len: graph.len() as u64,
             frame,
             tensors,
         })
+    }
+
+    /// Codes the model and writes it to `out` as it goes: the graph first, then the tensors in
+    /// walk order, a window of at most `WINDOW_BYTES` of input at a time coded on all cores,
+    /// each written as soon as its window is done and its input pages released. Memory holds
+    /// the graph, the small tensors that may stay in it, and one window: not the model, not
+    /// the output. Gives the same bytes as `code` then `CodedModel::write`.
+    pub fn write<W: Write>(&self, opts: &EncodeOptions, out: W) -> Result<(W, EncodeReport)> {
+        let Front {
+            mut coded,
+            mut model,
+            graph,
+        } = self.front(opts)?;
+        let frame = self.compress_graph(&mut model, &graph)?;
+        drop(model);
+        let mut w = ContainerWriter::with_minor(out, crate::container::VERSION_MINOR)?;
+        w.graph(graph.len() as u64, &frame)?;
+        let mut sizes = Sizes::after_graph(graph.len() as u64, frame.len());
+        drop(graph);
+        let mut report = EncodeReport {
+            graph_bytes: frame.len() as u64,
+            ..Default::default()
+        };
+        let n = coded.len();
+        let mut i = 0;
+        while i < n {
+            let mut j = i;
+            let mut bytes = 0u64;
+            while j < n {
+                if coded[j].is_none() {
+                    let len = self.lifted[j].data.len() as u64;
+                    if bytes > 0 && bytes + len > WINDOW_BYTES {
+                        break;
+                    }
+                    bytes += len;
+                }
+                j += 1;
+            }
+            let window: Vec<(usize, Result<Coded>)> = (i..j)
+                .into_par_iter()
+                .filter(|&k| coded[k].is_none())
+                .map(|k| (k, self.code_one(opts, k, false)))
+                .collect();
+            for (k, r) in window {
+                coded[k] = Some(r?);
+            }
+            for (slot, t) in coded[i..j].iter_mut().zip(&self.lifted[i..j]) {
+                let c = slot
+                    .take()
+                    .ok_or_else(|| Error::input(None, "internal: tensor not coded"))?;
+                sizes.write(&mut w, &c.0, &self.limits)?;
+                report.tensors.push(tensor_report(&c, t));
+                t.data.release();
+            }
+            i = j;
+        }
+        let (w, total) = w.finish()?;
+        report.total_bytes = total;
+        Ok((w, report))
+    }
+}
+
+/// Tensors no policy may quantize and at most this many bytes are coded before the graph is
+/// written, so that those cheaper there can go back into it; larger ones always get a record
+/// (a record's overhead is under 0.2 % of such a tensor) and are coded while the file is
+/// written.
+const RESIDE_MAX: usize = 64 << 10;
+
+/// Input bytes of tensor data the streaming encoder codes at once (at least one tensor).
+const WINDOW_BYTES: u64 = 256 << 20;
+
+/// The first phase's results: tensors coded so far, the lifted model with the tensors that
+/// went back into it, and its serialization.
+struct Front {
+    coded: Vec<Option<Coded>>,
+    model: ModelProto,
+    graph: Vec<u8>,
+}
+
+/// What a decoder will have read and decoded at the end of each record written (spec §10).
+struct Sizes {
+    read: u64,
+    decoded: u64,
+}
+
+impl Sizes {
+    fn after_graph(graph_len: u64, frame_len: usize) -> Sizes {
+        Sizes {
+            read: (FILE_HEADER_LEN + PREFIX_LEN + 9 + frame_len) as u64,
+            decoded: graph_len,
+        }
+    }
+
+    /// Writes the record of a tensor that has one, checked against the decoder's `limits`.
+    fn write<W: Write>(
+        &mut self,
+        w: &mut ContainerWriter<W>,
+        placement: &Placement,
+        limits: &Limits,
+    ) -> Result<()> {
+        if let Placement::Record(h, payload) = placement {
+            let header = h.to_bytes();
+            self.read += (PREFIX_LEN + header.len() + payload.len()) as u64;
+            check_record(h, header.len(), self.read, self.decoded, limits)
+                .map_err(|e| e.with_tensor(&h.name))?;
+            self.decoded += h.data_bytes;
+            w.tensor(h, payload)?;
+        }
+        Ok(())
+    }
+}
+
+/// The report of one coded tensor.
+fn tensor_report((placement, quant): &Coded, t: &Lifted) -> TensorReport {
+    let (coding, payload_bytes, in_graph) = match placement {
+        Placement::Record(h, payload) => (h.coding, payload.len() as u64, false),
+        Placement::Graph(_) => (Coding::Raw, 0, true),
+    };
+    TensorReport {
+        name: t.name.clone(),
+        data_type: t.data_type,
+        elements: t.elements,
+        data_bytes: t.data.len() as u64,
+        storage: t.storage,
+        coding,
+        payload_bytes,
+        in_graph,
+        quant: quant.clone(),
     }
 }
 
@@ -363,17 +529,9 @@ impl CodedModel {
         };
         let mut w = ContainerWriter::with_minor(out, minor)?;
         w.graph(self.graph_len, &self.frame)?;
-        let mut read = (FILE_HEADER_LEN + PREFIX_LEN + 9 + self.frame.len()) as u64;
-        let mut decoded = self.graph_len;
+        let mut sizes = Sizes::after_graph(self.graph_len, self.frame.len());
         for (placement, _) in &self.tensors {
-            if let Placement::Record(h, payload) = placement {
-                let header = h.to_bytes();
-                read += (PREFIX_LEN + header.len() + payload.len()) as u64;
-                check_record(h, header.len(), read, decoded, limits)
-                    .map_err(|e| e.with_tensor(&h.name))?;
-                decoded += h.data_bytes;
-                w.tensor(h, payload)?;
-            }
+            sizes.write(&mut w, placement, limits)?;
         }
         if let Some(f) = fidelity {
             w.fidelity(f)?;
@@ -389,29 +547,18 @@ impl CodedModel {
         fidelity: Option<&Fidelity>,
     ) -> Result<(W, EncodeReport)> {
         let (w, total) = self.write_to(out, fidelity, &prepared.limits)?;
-        let mut report = EncodeReport {
+        let report = EncodeReport {
             graph_bytes: self.frame.len() as u64,
             total_bytes: total,
             fidelity: fidelity.cloned(),
+            tensors: self
+                .tensors
+                .iter()
+                .zip(&prepared.lifted)
+                .map(|(c, t)| tensor_report(c, t))
+                .collect(),
             ..Default::default()
         };
-        for ((placement, quant), t) in self.tensors.iter().zip(&prepared.lifted) {
-            let (coding, payload_bytes, in_graph) = match placement {
-                Placement::Record(h, payload) => (h.coding, payload.len() as u64, false),
-                Placement::Graph(_) => (Coding::Raw, 0, true),
-            };
-            report.tensors.push(TensorReport {
-                name: t.name.clone(),
-                data_type: t.data_type,
-                elements: t.elements,
-                data_bytes: t.data.len() as u64,
-                storage: t.storage,
-                coding,
-                payload_bytes,
-                in_graph,
-                quant: quant.clone(),
-            });
-        }
         Ok((w, report))
     }
 }
@@ -812,9 +959,8 @@ pub fn prepare_file(input: &Path, opts: &EncodeOptions) -> Result<Prepared> {
 /// name and renamed, so a failure leaves no output behind).
 pub fn encode_file(input: &Path, output: &Path, opts: &EncodeOptions) -> Result<EncodeReport> {
     let prepared = prepare_file(input, opts)?;
-    let coded = prepared.code(opts)?;
     let file = AtomicFile::create(output)?;
-    let (file, report) = coded.write(&prepared, file.writer(), None)?;
+    let (file, report) = prepared.write(opts, file.writer())?;
     AtomicFile::commit(file)?;
     Ok(report)
 }
@@ -832,22 +978,25 @@ pub fn encode_file_calibrated(
 ) -> Result<EncodeReport> {
     use crate::runtime::calibrate::{calibrate, Failure};
     let prepared = prepare_file(input, opts)?;
-    let (coded, fidelity, notes, seconds) = match calibrate(&prepared, opts, cal) {
-        Ok(o) => (o.coded, Some(o.fidelity), o.notes, o.seconds),
-        Err(Failure::Unrunnable(why)) => (
-            prepared.code(opts)?,
-            None,
-            vec![format!(
+    let file = AtomicFile::create(output)?;
+    let (file, report) = match calibrate(&prepared, opts, cal) {
+        Ok(o) => {
+            let (file, mut report) =
+                o.coded
+                    .write(&prepared, file.writer(), Some(&o.fidelity))?;
+            report.notes = o.notes;
+            report.calibration_seconds = o.seconds;
+            (file, report)
+        }
+        Err(Failure::Unrunnable(why)) => {
+            let (file, mut report) = prepared.write(opts, file.writer())?;
+            report.notes = vec![format!(
                 "cannot run the model ({why}); steps follow the weight-domain rule instead"
-            )],
-            0.0,
-        ),
+            )];
+            (file, report)
+        }
         Err(Failure::Error(e)) => return Err(e),
     };
-    let file = AtomicFile::create(output)?;
-    let (file, mut report) = coded.write(&prepared, file.writer(), fidelity.as_ref())?;
     AtomicFile::commit(file)?;
-    report.notes = notes;
-    report.calibration_seconds = seconds;
     Ok(report)
 }

@@ -538,6 +538,13 @@ fn run(cli: Cli) -> nnc::Result<()> {
             };
             let r = encode(&input, &output, &opts, &target, quality, by_hand)?;
             let secs = t.elapsed().as_secs_f64();
+            // The model's size counts its external data, as the ratio's denominator should.
+            let in_size = in_size
+                + r.tensors
+                    .iter()
+                    .filter(|t| t.storage == nnc::container::tensor_header::Storage::External)
+                    .map(|t| t.data_bytes)
+                    .sum::<u64>();
             for note in &r.notes {
                 eprintln!("nnc: {note}");
             }

@@ -35,6 +35,17 @@ impl std::ops::Deref for Data {
     }
 }
 
+impl Data {
+    /// Gives back the memory of mapped data that will not be read again (the streaming
+    /// encoder, once a tensor is written): the pages leave this process's memory and would be
+    /// read again from the file if needed. Owned data is untouched.
+    pub fn release(&self) {
+        if let Data::Mapped { map, start, len } = self {
+            release_pages(map, *start, *len);
+        }
+    }
+}
+
 /// A tensor taken out of a model.
 pub struct Lifted {
     pub name: String,
@@ -456,6 +467,23 @@ pub fn map_file(f: &std::fs::File) -> std::io::Result<Mmap> {
     // covers as read. This is the usual contract of reading a file through mmap.
     unsafe { Mmap::map(f) }
 }
+
+/// Drops the pages of `map[start..start + len]` from this process (`MADV_DONTNEED`).
+#[cfg(unix)]
+#[allow(unsafe_code)]
+fn release_pages(map: &Mmap, start: usize, len: usize) {
+    // SAFETY: `map` is a read-only shared mapping of a file (`map_file`). On such a mapping
+    // MADV_DONTNEED only drops the pages from this process: the next access reads the same
+    // bytes from the file again (the page cache), so every reference into the map keeps
+    // seeing the file's contents, under the contract of `map_file`. Nothing is written or
+    // unmapped. A failure only means the pages stay; it is ignored.
+    let _ = unsafe {
+        map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, len)
+    };
+}
+
+#[cfg(not(unix))]
+fn release_pages(_map: &Mmap, _start: usize, _len: usize) {}
 
 /// Puts decoded canonical bytes back into a slot of the lifted model. Returns false when the
 /// bytes cannot represent that slot (a corrupt file). External slots are handled by the caller.

@@ -124,6 +124,15 @@ pub fn calibrate(
     let depth = prepared.max_depth();
     let model = prepared.lifted_model();
     let mut notes = Vec::new();
+    // The runtime takes the model from memory, external data inlined: refused before the
+    // model is assembled (which would hold it whole) when its tensors alone are over the limit.
+    let data: u64 = lifted.iter().map(|t| t.data.len() as u64).sum();
+    if data > MAX_MODEL_BYTES as u64 {
+        return Err(Failure::Unrunnable(format!(
+            "the model's tensors ({data} bytes) are over protobuf's 2 GB and cannot be run from \
+             memory"
+        )));
+    }
 
     // The reference model (external data inlined) and the calibration runs.
     // The model as read, data back in place: for the signature, the constants, the runs.

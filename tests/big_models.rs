@@ -1,0 +1,172 @@
+//! Big models in bounded memory (issue 13, spec §10): decoding to files writes each external
+//! tensor as it is decoded, `max_alloc` bounds what is held at once rather than the model, and
+//! the streaming encoder writes the same bytes as the one that holds every coded tensor.
+//! `tools/bench_memory.py` measures the same at 1 to 12 GB (peak RSS of the command-line tool).
+#[path = "common/alloc.rs"]
+mod alloc;
+mod common;
+
+use std::path::Path;
+
+use alloc::peak_of;
+use common::{kv, raw};
+use nnc::onnx::proto::{GraphProto, ModelProto, TensorProto};
+use nnc::{DecodeOptions, EncodeOptions, Error, Limits};
+use prost::Message;
+
+/// Tensors of the model `write_external_model` writes, and the bytes of each.
+const TENSORS: usize = 16;
+const TENSOR_BYTES: usize = 1 << 20;
+
+/// Float values that byte-plane coding cannot shrink much (as trained weights): a hash of
+/// the index, as a float in [-1, 1).
+fn noise(seed: u64, n: usize) -> Vec<u8> {
+    (0..n as u64)
+        .flat_map(|i| {
+            let mut x = (i ^ (seed << 32)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            x ^= x >> 29;
+            x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            x ^= x >> 32;
+            ((x >> 40) as f32 / (1u64 << 23) as f32 - 1.0).to_le_bytes()
+        })
+        .collect()
+}
+
+/// `dir/m.onnx` with `TENSORS` float tensors of `TENSOR_BYTES`, all in `dir/w.bin`; returns
+/// the external file's bytes.
+fn write_external_model(dir: &Path) -> Vec<u8> {
+    let mut bin = Vec::new();
+    let mut g = GraphProto {
+        name: Some("g".into()),
+        ..Default::default()
+    };
+    for i in 0..TENSORS {
+        let data = noise(i as u64, TENSOR_BYTES / 4);
+        let mut t: TensorProto = raw(
+            &format!("w{i}"),
+            1,
+            &[(TENSOR_BYTES / 4) as i64],
+            Vec::new(),
+        );
+        t.raw_data = None;
+        t.data_location = Some(1);
+        t.external_data = vec![
+            kv("location", "w.bin"),
+            kv("offset", &bin.len().to_string()),
+            kv("length", &data.len().to_string()),
+        ];
+        bin.extend_from_slice(&data);
+        g.initializer.push(t);
+    }
+    let m = ModelProto {
+        ir_version: Some(8),
+        graph: Some(g),
+        ..Default::default()
+    };
+    std::fs::write(dir.join("m.onnx"), m.encode_to_vec()).unwrap();
+    std::fs::write(dir.join("w.bin"), &bin).unwrap();
+    bin
+}
+
+fn single_thread(max_alloc: u64) -> DecodeOptions {
+    DecodeOptions {
+        parallel: false,
+        limits: Limits {
+            max_alloc,
+            ..Limits::default()
+        },
+        ..DecodeOptions::default()
+    }
+}
+
+#[test]
+fn decoding_to_files_holds_one_tensor_and_max_alloc_bounds_what_is_held() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let bin = write_external_model(dir);
+    let packed = dir.join("m.nnc");
+    let lossless = EncodeOptions {
+        lossy: None,
+        ..EncodeOptions::default()
+    };
+    nnc::encode_file(&dir.join("m.onnx"), &packed, &lossless).unwrap();
+    let out = dir.join("out");
+    std::fs::create_dir(&out).unwrap();
+
+    // A limit of twice one tensor: the file decodes, tensor by tensor, to the same bytes.
+    let max_alloc = 2 * TENSOR_BYTES as u64;
+    let (r, peak) = peak_of(|| {
+        nnc::decode_file(
+            &packed,
+            &out.join("m.onnx"),
+            single_thread(max_alloc),
+            false,
+        )
+    });
+    r.unwrap();
+    assert_eq!(std::fs::read(out.join("w.bin")).unwrap(), bin);
+    // What decoding holds: the tensor, its payload and the I/O buffers (1 MiB each for the
+    // input and for each of the two outputs), not the 16 MiB of the model.
+    let bound = 3 * TENSOR_BYTES + 3 * (1 << 20) + (1 << 20);
+    common::say(&format!(
+        "decode_file: peak {:.1} MB for {} MB of tensors (bound {:.1} MB)",
+        peak as f64 / 1e6,
+        TENSORS * TENSOR_BYTES / 1_000_000,
+        bound as f64 / 1e6
+    ));
+    assert!(peak <= bound, "peak {peak} over {bound}");
+
+    // Building the whole model in memory holds every tensor: the same limit refuses it.
+    let bytes = std::fs::read(&packed).unwrap();
+    match nnc::decode_to_bytes(bytes.as_slice(), single_thread(max_alloc)) {
+        Err(Error::Limit { what, limit, .. }) => {
+            assert_eq!(what, "decoded bytes held (max_alloc)");
+            assert_eq!(limit, max_alloc);
+        }
+        other => panic!("{:?}", other.map(|b| b.len())),
+    }
+    // With the limit that fits, the inline model holds the same bytes.
+    let inline = nnc::decode_to_bytes(bytes.as_slice(), single_thread(u64::MAX)).unwrap();
+    let m = ModelProto::decode(inline.as_slice()).unwrap();
+    let data: Vec<u8> = m
+        .graph
+        .unwrap()
+        .initializer
+        .into_iter()
+        .flat_map(|t| t.raw_data.unwrap())
+        .collect();
+    assert_eq!(data, bin);
+}
+
+#[test]
+fn the_streaming_encoder_writes_what_the_holding_encoder_writes() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    write_external_model(dir);
+    let mut models = vec![dir.join("m.onnx")];
+    models.extend(common::corpus_models().into_iter().take(3));
+    let lossy = EncodeOptions::default();
+    let lossless = EncodeOptions {
+        lossy: None,
+        ..EncodeOptions::default()
+    };
+    for m in &models {
+        for opts in [&lossy, &lossless] {
+            let prepared = nnc::encoder::prepare_file(m, opts).unwrap();
+            let (streamed, report) = prepared.write(opts, Vec::new()).unwrap();
+            let held = prepared.code(opts).unwrap();
+            let (held, held_report) = held.write(&prepared, Vec::new(), None).unwrap();
+            assert!(
+                streamed == held,
+                "{}: streamed and held bytes differ",
+                m.display()
+            );
+            assert_eq!(report.total_bytes, streamed.len() as u64);
+            assert_eq!(report.tensors.len(), held_report.tensors.len());
+            // Streaming released the mapped pages of each tensor after writing it: the data
+            // still reads the same (from the file again).
+            let again = prepared.write(opts, Vec::new()).unwrap().0;
+            assert!(again == streamed, "{}: not deterministic", m.display());
+        }
+    }
+}
