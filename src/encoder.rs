@@ -864,6 +864,13 @@ fn quantize_tensor(
     if payload.len() >= t.data.len() {
         return Ok(None);
     }
+    // The levels' histogram for the report; the levels are not needed past this point (a
+    // big tensor's levels take twice its f32 bytes: not held while it is decoded below).
+    let hist = {
+        let symbols: Vec<u32> = levels.iter().map(|&q| quant::zigzag(q)).collect();
+        drop(levels);
+        crate::entropy::histogram(&symbols)
+    };
     // Measure what a decoder will reconstruct, through the decoder itself.
     let header = TensorHeader {
         data_type: t.data_type,
@@ -891,8 +898,6 @@ fn quantize_tensor(
     if !finite {
         return Ok(None);
     }
-    let symbols: Vec<u32> = levels.iter().map(|&q| quant::zigzag(q)).collect();
-    let hist = crate::entropy::histogram(&symbols);
     let report = QuantReport {
         params: params.clone(),
         mse: se / original.len() as f64,

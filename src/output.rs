@@ -183,9 +183,16 @@ impl OutputSet {
     fn start(&mut self, dest: PathBuf, parent: &Path) -> Result<usize> {
         // As for directories: the file is created and recorded under the lock.
         let mut l = live();
-        let tmp = tempfile::Builder::new()
-            .prefix(".nnc-")
-            .suffix(".tmp")
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(".nnc-").suffix(".tmp");
+        // An output gets the permissions of any new file (0666 less the umask), not the
+        // owner-only ones of a temporary file: it is renamed into place as it is.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            builder.permissions(std::fs::Permissions::from_mode(0o666));
+        }
+        let tmp = builder
             .tempfile_in(parent)
             .map_err(|e| {
                 Error::io(

@@ -105,6 +105,17 @@ fn decoding_to_files_holds_one_tensor_and_max_alloc_bounds_what_is_held() {
     });
     r.unwrap();
     assert_eq!(std::fs::read(out.join("w.bin")).unwrap(), bin);
+    // Outputs get the permissions of any new file (the umask's), not a temporary file's 0600.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        std::fs::write(dir.join("plain"), b"").unwrap();
+        for f in ["m.onnx", "w.bin"] {
+            assert_eq!(mode(&out.join(f)), mode(&dir.join("plain")), "{f}");
+        }
+        assert_eq!(mode(&packed), mode(&dir.join("plain")), "m.nnc");
+    }
     // What decoding holds: the tensor, its payload and the I/O buffers (1 MiB each for the
     // input and for each of the two outputs), not the 16 MiB of the model.
     let bound = 3 * TENSOR_BYTES + 3 * (1 << 20) + (1 << 20);

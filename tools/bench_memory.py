@@ -9,7 +9,8 @@ data file (as exporters write models over 2 GB). They are generated tensor by te
 generator itself holds one tensor at a time.
 
     python3 tools/bench_memory.py [--sizes 1,4,12] [--nnc target/release/nnc] [--dir DIR]
-                                  [--mode weight-domain|lossless] [--keep] [--json FILE]
+                                  [--mode weight-domain|lossless] [--keep] [--drop-input]
+                                  [--json FILE]
 
 Prints a table. Peak RSS comes from the kernel (`/usr/bin/time -f %M`, the maximum resident
 set of the process, file pages it maps included). With `--mode lossless` the decoded external
@@ -131,6 +132,10 @@ def main():
     ap.add_argument("--dir", default="/tmp/nnc-bench-memory")
     ap.add_argument("--mode", default="weight-domain", choices=["weight-domain", "lossless"])
     ap.add_argument("--keep", action="store_true", help="keep the generated files")
+    ap.add_argument("--drop-input", action="store_true",
+                    help="delete the generated model once encoded and verified, before decoding "
+                         "(a model larger than half the free disk: its .nnc and its decoded "
+                         "copy fit where the model and its decoded copy would not)")
     ap.add_argument("--json", help="write the rows as JSON here")
     a = ap.parse_args()
     nnc = os.path.abspath(a.nnc)
@@ -147,9 +152,11 @@ def main():
         os.makedirs(os.path.dirname(out))
         enc_s, enc_rss = timed([nnc, "encode", src, packed, f"--{a.mode}", "--quiet"])
         ver_s, ver_rss = timed([nnc, "verify", packed, "--quiet"])
+        if a.drop_input:
+            shutil.rmtree(os.path.join(d, "in"))
         dec_s, dec_rss = timed([nnc, "decode", packed, out, "--quiet"])
         exact = None
-        if a.mode == "lossless":
+        if a.mode == "lossless" and not a.drop_input:
             exact = same_file(os.path.join(d, "in", "model.bin"),
                               os.path.join(d, "out", "model.bin"))
         row = {

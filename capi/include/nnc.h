@@ -185,6 +185,20 @@ enum nnc_status nnc_tensor_copy(const struct nnc_tensor *tensor,
 // `archive` is a live archive; `data` and `len` are writable.
 enum nnc_status nnc_decode_model(struct nnc_archive *archive, uint8_t **data, size_t *len);
 
+// Decodes the `.nnc` file at `input` to the ONNX file at `output` (paths UTF-8,
+// NUL-terminated). External tensors are written to their files beside `output`, each as soon
+// as it is decoded, so memory stays near the largest tensor whatever the model's size; with
+// `inline_external` nonzero they go into the model instead. Every file is written under a
+// temporary name and renamed only when all succeeded: nothing is left behind on failure.
+// `limits` may be null (the defaults).
+//
+// # Safety
+// `input` and `output` are NUL-terminated strings; `limits` is null or valid.
+enum nnc_status nnc_decode_file(const char *input,
+                                const char *output,
+                                int32_t inline_external,
+                                const struct nnc_limits *limits);
+
 // Frees a buffer from `nnc_decode_model` (null is ignored).
 //
 // # Safety

@@ -15,6 +15,7 @@ use std::cell::RefCell;
 use std::ffi::{c_char, CStr, CString};
 use std::io::Cursor;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
 
 use nnc::{Archive, DecodeOptions, Error, Limits, MappedFile};
 
@@ -532,6 +533,42 @@ pub unsafe extern "C" fn nnc_decode_model(
             *data = Box::into_raw(boxed) as *mut u8;
         }
         Ok(())
+    })
+}
+
+/// Decodes the `.nnc` file at `input` to the ONNX file at `output` (paths UTF-8,
+/// NUL-terminated). External tensors are written to their files beside `output`, each as soon
+/// as it is decoded, so memory stays near the largest tensor whatever the model's size; with
+/// `inline_external` nonzero they go into the model instead. Every file is written under a
+/// temporary name and renamed only when all succeeded: nothing is left behind on failure.
+/// `limits` may be null (the defaults).
+///
+/// # Safety
+/// `input` and `output` are NUL-terminated strings; `limits` is null or valid.
+#[no_mangle]
+pub unsafe extern "C" fn nnc_decode_file(
+    input: *const c_char,
+    output: *const c_char,
+    inline_external: i32,
+    limits: *const nnc_limits,
+) -> nnc_status {
+    guard(|| {
+        if input.is_null() || output.is_null() {
+            return Err(bad_arg("input or output is null"));
+        }
+        // SAFETY: checked non-null; the caller guarantees NUL termination.
+        let (input, output) = unsafe { (CStr::from_ptr(input), CStr::from_ptr(output)) };
+        let input = input.to_str().map_err(|_| bad_arg("input is not UTF-8"))?;
+        let output = output
+            .to_str()
+            .map_err(|_| bad_arg("output is not UTF-8"))?;
+        nnc::decode_file(
+            Path::new(input),
+            Path::new(output),
+            options(limits),
+            inline_external != 0,
+        )
+        .map_err(fail)
     })
 }
 

@@ -85,7 +85,13 @@ fn c_example_decodes_a_corpus_model() {
         }
         best.1
     };
-    let out = Command::new(&exe).arg(&file).arg(&pick).output().unwrap();
+    let onnx_out = dir.join("decoded.onnx");
+    let out = Command::new(&exe)
+        .arg(&file)
+        .arg(&pick)
+        .arg(&onnx_out)
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
@@ -119,6 +125,8 @@ fn c_example_decodes_a_corpus_model() {
     .unwrap();
     let want = format!("model: {} bytes of ONNX", onnx.len());
     assert!(lines.contains(&want.as_str()), "{want} not in\n{stdout}");
+    // nnc_decode_file wrote the same model to a file.
+    assert_eq!(std::fs::read(&onnx_out).unwrap(), onnx);
     assert!(
         stdout.contains("junk: invalid nnc file at byte 0"),
         "{stdout}"

@@ -20,7 +20,7 @@ static int fail(const char *what, int status) {
 
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s MODEL.nnc [NAME]\n", argv[0]);
+        fprintf(stderr, "usage: %s MODEL.nnc [NAME [OUT.onnx]]\n", argv[0]);
         return 2;
     }
     nnc_limits limits;
@@ -85,6 +85,13 @@ int main(int argc, char **argv) {
     printf("model: %zu bytes of ONNX\n", onnx_len);
     nnc_bytes_free(onnx, onnx_len);
     nnc_close(archive);
+
+    /* To a file (external tensors beside it), in memory bounded by the largest tensor. */
+    if (argc > 3) {
+        s = nnc_decode_file(argv[1], argv[3], 0, NULL);
+        if (s != NNC_OK) return fail("decode_file", s);
+        printf("file: %s\n", argv[3]);
+    }
 
     /* Garbage in memory is an error with a message, never a crash. */
     static const uint8_t junk[] = "not an nnc file at all";

@@ -143,6 +143,23 @@ fn decode_model<'py>(
     Ok(PyBytes::new(py, &bytes))
 }
 
+/// Decodes the .nnc at `src` to the ONNX file `dst`, its external tensors to their files
+/// beside it (or inlined), each written as it is decoded: memory stays near the largest
+/// tensor whatever the model's size. Nothing is left behind on failure.
+#[pyfunction]
+#[pyo3(signature = (src, dst, inline_external=false, limits=None))]
+fn decode_file(
+    py: Python<'_>,
+    src: PathBuf,
+    dst: PathBuf,
+    inline_external: bool,
+    limits: Option<&Bound<'_, PyDict>>,
+) -> PyResult<()> {
+    let opts = decode_options(limits)?;
+    py.detach(|| nnc::decode_file(&src, &dst, opts, inline_external))
+        .map_err(to_py)
+}
+
 enum Inner {
     Mapped(RsArchive<MappedFile>),
     Memory(RsArchive<Cursor<Vec<u8>>>),
@@ -401,6 +418,7 @@ fn encode<'py>(
 fn _nnc(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add_function(wrap_pyfunction!(decode_model, m)?)?;
+    m.add_function(wrap_pyfunction!(decode_file, m)?)?;
     m.add_function(wrap_pyfunction!(encode, m)?)?;
     m.add_class::<Archive>()?;
     m.add("NncError", py.get_type::<NncError>())?;

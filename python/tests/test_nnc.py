@@ -145,3 +145,42 @@ def test_typed_exceptions(tmp_path):
     with pytest.raises(TypeError):
         nnc.decode_model(12345)
     assert issubclass(nnc.FormatError, nnc.NncError)
+
+
+def test_decode_file_writes_external_data_beside_the_model(tmp_path):
+    # A corpus model re-saved with its weights in an external file, as exporters write big
+    # models; encoded losslessly, decoded by nnc.decode_file: the same tensors, in a file.
+    m = onnx.load(str(corpus(MODEL)))
+    def tensors(model):  # initializers and Constant values (this model's weights)
+        out = list(model.graph.initializer)
+        for n in model.graph.node:
+            out += [a.t for a in n.attribute if a.type == onnx.AttributeProto.TENSOR]
+        return out
+
+    for t in tensors(m):  # onnx externalizes raw_data only
+        t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(t), t.name))
+    src = tmp_path / "src"
+    src.mkdir()
+    onnx.save_model(m, str(src / "m.onnx"), save_as_external_data=True,
+                    all_tensors_to_one_file=True, location="weights.bin", size_threshold=1024,
+                    convert_attribute=True)
+    packed = tmp_path / "m.nnc"
+    subprocess.run([nnc_cli(), "encode", str(src / "m.onnx"), str(packed), "--lossless",
+                    "--quiet"], check=True)
+    out = tmp_path / "out"
+    out.mkdir()
+    nnc.decode_file(packed, out / "m.onnx")
+    assert (src / "weights.bin").is_file() and (out / "weights.bin").is_file()
+    decoded = onnx.load(str(out / "m.onnx"))  # loads the external data from out/
+    m = onnx.load(str(corpus(MODEL)))
+    want = [numpy_helper.to_array(t) for t in tensors(m)]
+    got = [numpy_helper.to_array(t) for t in tensors(decoded)]
+    assert len(want) == len(got) > 0
+    for w, g in zip(want, got):
+        np.testing.assert_array_equal(w, g)
+    # Inlined: one self-contained file, the bytes decode_model gives.
+    nnc.decode_file(str(packed), str(out / "inline.onnx"), inline_external=True)
+    assert (out / "inline.onnx").read_bytes() == nnc.decode_model(packed)
+    # A failure leaves nothing: an output path that is a directory.
+    with pytest.raises(nnc.UnsupportedError):
+        nnc.decode_file(packed, out)

@@ -31,6 +31,7 @@ from ._nnc import (
 __version__ = _nnc.__version__
 __all__ = [
     "decode_model",
+    "decode_file",
     "encode",
     "open",
     "Tensors",
@@ -55,6 +56,22 @@ def decode_model(src: Source, limits: Optional[dict] = None) -> bytes:
     by name (``max_alloc``, ``max_tensors``, ...). Raises a subclass of :class:`NncError`.
     """
     return _nnc.decode_model(src, limits)
+
+
+def decode_file(
+    src: Union[str, "os.PathLike[str]"],
+    dst: Union[str, "os.PathLike[str]"],
+    inline_external: bool = False,
+    limits: Optional[dict] = None,
+) -> None:
+    """Decode the .nnc file ``src`` to the ONNX file ``dst``.
+
+    External tensors go to their files beside ``dst`` (or into the model with
+    ``inline_external``), each written as soon as it is decoded, so memory stays near the
+    largest tensor whatever the model's size. Every file is written under a temporary name and
+    renamed only when all succeeded. Raises a subclass of :class:`NncError`.
+    """
+    _nnc.decode_file(src, dst, inline_external, limits)
 
 
 def encode(src: Source, output: Union[str, "os.PathLike[str]", None] = None, **options) -> Optional[bytes]:
