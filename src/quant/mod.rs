@@ -390,7 +390,49 @@ pub fn decode(h: &TensorHeader, payload: &[u8], base: u64, parallel: bool) -> Re
         dtype::BFLOAT16 => o.copy_from_slice(&float::f32_to_bf16(v as f32).to_le_bytes()),
         _ => o.copy_from_slice(&(v as f32).to_le_bytes()),
     };
-    if params.per_channel() {
+    if params.per_channel() && w >= 4 {
+        // FLOAT and DOUBLE: each element's bytes hold its symbol (u32, little-endian, first
+        // 4 bytes) until it is reconstructed in place: no buffer of symbols beside the output.
+        let steps = &params.steps;
+        let per = (n / steps.len()).max(1);
+        let sym = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        let max_sym = match w {
+            4 => {
+                decode_into::<4>(&mut c, width, alphabet, &mut out, parallel, |s| {
+                    s.to_le_bytes()
+                })?;
+                out.chunks_exact(4).map(sym).max()
+            }
+            _ => {
+                decode_into::<8>(&mut c, width, alphabet, &mut out, parallel, |s| {
+                    let mut b = [0u8; 8];
+                    b[..4].copy_from_slice(&s.to_le_bytes());
+                    b
+                })?;
+                out.chunks_exact(8).map(sym).max()
+            }
+        }
+        .unwrap_or(0) as usize;
+        let rec = |k: u32, ch: usize, t: &mut [u8]| put(t, value(k, steps[ch]));
+        if (max_sym + 1) * w <= per * 4 {
+            // A table of each channel's reconstructions, when smaller than the channel.
+            match w {
+                4 => map_channels_in_place::<4>(&mut out, per, max_sym, parallel, rec),
+                _ => map_channels_in_place::<8>(&mut out, per, max_sym, parallel, rec),
+            }
+        } else if w == 4 && !matches!(params.kind, Kind::MuLaw { .. }) {
+            match params.kind {
+                Kind::Midtread => map_f32(&mut out, per, steps, parallel, uniform::midtread_rec),
+                Kind::Midrise => map_f32(&mut out, per, steps, parallel, uniform::midrise_rec),
+                Kind::DeadZone { delta } => map_f32(&mut out, per, steps, parallel, |q, s| {
+                    uniform::deadzone_rec(q, s, delta as f64)
+                }),
+                _ => map_each_in_place(&mut out, w, per, rec),
+            }
+        } else {
+            map_each_in_place(&mut out, w, per, rec);
+        }
+    } else if params.per_channel() {
         let mut syms = crate::error::try_zeroed(n, base)?;
         decode_stream(&mut c, width, alphabet, |s| s, &mut syms, parallel)?;
         let per = (n / params.steps.len()).max(1);
@@ -399,31 +441,7 @@ pub fn decode(h: &TensorHeader, payload: &[u8], base: u64, parallel: bool) -> Re
             // A table of each channel's reconstructions, when smaller than the channel.
             let steps = &params.steps;
             let rec = |k: u32, ch: usize, t: &mut [u8]| put(t, value(k, steps[ch]));
-            match w {
-                2 => map_channels::<2>(&mut out, &syms, per, max_sym, parallel, rec),
-                4 => map_channels::<4>(&mut out, &syms, per, max_sym, parallel, rec),
-                _ => map_channels::<8>(&mut out, &syms, per, max_sym, parallel, rec),
-            }
-        } else if h.data_type == dtype::FLOAT && !matches!(params.kind, Kind::MuLaw { .. }) {
-            let steps = &params.steps;
-            match params.kind {
-                Kind::Midtread => {
-                    map_f32(&mut out, &syms, per, steps, parallel, uniform::midtread_rec)
-                }
-                Kind::Midrise => {
-                    map_f32(&mut out, &syms, per, steps, parallel, uniform::midrise_rec)
-                }
-                Kind::DeadZone { delta } => {
-                    map_f32(&mut out, &syms, per, steps, parallel, |q, s| {
-                        uniform::deadzone_rec(q, s, delta as f64)
-                    })
-                }
-                _ => {
-                    for (i, (o, &s)) in out.chunks_exact_mut(w).zip(&syms).enumerate() {
-                        put(o, value(s, params.steps[i / per]));
-                    }
-                }
-            }
+            map_channels::<2>(&mut out, &syms, per, max_sym, parallel, rec);
         } else {
             for (i, (o, &s)) in out.chunks_exact_mut(w).zip(&syms).enumerate() {
                 put(o, value(s, params.steps[i / per]));
@@ -455,35 +473,69 @@ pub fn decode(h: &TensorHeader, payload: &[u8], base: u64, parallel: bool) -> Re
     Ok(out)
 }
 
-/// Reconstructs f32 output element by element (small channels), with the kind's formula
-/// monomorphized into the loop; channels in parallel when `parallel`.
+/// Reconstructs f32 output element by element (small channels) from the symbols it holds
+/// (u32 little-endian, in place), with the kind's formula monomorphized into the loop;
+/// channels in parallel when `parallel`.
 fn map_f32(
     out: &mut [u8],
-    syms: &[u32],
     per: usize,
     steps: &[f32],
     parallel: bool,
     rec: impl Fn(i64, f64) -> f64 + Sync,
 ) {
     let (groups, _) = out.as_chunks_mut::<4>();
-    let work = |((o, s), &step): ((&mut [[u8; 4]], &[u32]), &f32)| {
+    let work = |(o, &step): (&mut [[u8; 4]], &f32)| {
         let step = step as f64;
-        for (o, &s) in o.iter_mut().zip(s) {
+        for o in o.iter_mut() {
+            let s = u32::from_le_bytes(*o);
             *o = (rec(unzigzag(s), step) as f32).to_le_bytes();
         }
     };
-    if parallel && syms.len() >= PARALLEL_MIN {
+    if parallel && groups.len() >= PARALLEL_MIN {
+        groups.par_chunks_mut(per).zip(steps.par_iter()).for_each(work);
+    } else {
+        groups.chunks_mut(per).zip(steps).for_each(work);
+    }
+}
+
+/// Reconstructs each element of `w` bytes from the symbol it holds (u32, first 4 bytes), on
+/// one thread (the general case: μ-law, minifloat with large tables).
+fn map_each_in_place(out: &mut [u8], w: usize, per: usize, rec: impl Fn(u32, usize, &mut [u8])) {
+    for (i, o) in out.chunks_exact_mut(w).enumerate() {
+        let s = u32::from_le_bytes([o[0], o[1], o[2], o[3]]);
+        rec(s, i / per, o);
+    }
+}
+
+/// As `map_channels`, from the symbols the output holds (u32, first 4 bytes of each group).
+fn map_channels_in_place<const N: usize>(
+    out: &mut [u8],
+    per: usize,
+    max_sym: usize,
+    parallel: bool,
+    rec: impl Fn(u32, usize, &mut [u8]) + Sync,
+) {
+    let (groups, _) = out.as_chunks_mut::<N>();
+    let work = |table: &mut Vec<[u8; N]>, (ch, o): (usize, &mut [[u8; N]])| {
+        for (k, t) in table.iter_mut().enumerate() {
+            rec(k as u32, ch, t);
+        }
+        for o in o.iter_mut() {
+            let s = u32::from_le_bytes([o[0], o[1], o[2], o[3]]);
+            *o = table[s as usize];
+        }
+    };
+    if parallel && groups.len() >= PARALLEL_MIN {
         groups
             .par_chunks_mut(per)
-            .zip(syms.par_chunks(per))
-            .zip(steps.par_iter())
-            .for_each(work);
+            .enumerate()
+            .for_each_init(|| vec![[0u8; N]; max_sym + 1], work);
     } else {
+        let mut table = vec![[0u8; N]; max_sym + 1];
         groups
             .chunks_mut(per)
-            .zip(syms.chunks(per))
-            .zip(steps)
-            .for_each(work);
+            .enumerate()
+            .for_each(|x| work(&mut table, x));
     }
 }
 
