@@ -859,7 +859,13 @@ fn quantize_tensor(
     {
         return Ok(None);
     }
-    let payload = quant::encode_payload(&levels, &params, opts.lossless.chunk, segment)?;
+    let payload = quant::encode_payload_with(
+        &levels,
+        &params,
+        opts.lossless.chunk,
+        segment,
+        opts.lossless.wide,
+    )?;
     // Never spend more than the raw data (e.g. a μ-law table with more entries than weights).
     if payload.len() >= t.data.len() {
         return Ok(None);

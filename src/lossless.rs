@@ -13,6 +13,10 @@ pub struct LosslessOptions {
     pub chunk: usize,
     /// zstd level used when zstd is tried in earnest.
     pub zstd_level: i32,
+    /// Whether long symbol streams (planes and quantized levels) may use the wide rANS
+    /// layout (stream mode 6, spec §7.3.5), which decodes about twice as fast for about
+    /// 0.1 % more bytes; a decoder older than mode 6 rejects such files.
+    pub wide: bool,
 }
 
 impl Default for LosslessOptions {
@@ -20,6 +24,7 @@ impl Default for LosslessOptions {
         LosslessOptions {
             chunk: crate::entropy::DEFAULT_CHUNK,
             zstd_level: 19,
+            wide: true,
         }
     }
 }
@@ -62,6 +67,7 @@ fn encode_planes(dt: i32, data: &[u8], opt: &LosslessOptions) -> Result<Vec<u8>>
         segment: 0,
         width: 1,
         chunk: opt.chunk,
+        wide: opt.wide,
     };
     let top: Vec<u8> = data.iter().skip(w - 1).step_by(w).copied().collect();
     for k in (0..w).rev() {

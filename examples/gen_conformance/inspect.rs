@@ -46,6 +46,14 @@ pub enum Body {
         class_stream: Box<Stream>,
         chunks: Chunks,
     },
+    /// Mode 6 (spec §7.3.5, wide rANS): a model kind byte and a model; `Chunk::words` counts
+    /// 16-bit words and `Chunk::words_pos` is where the chunk's 32 lane states start.
+    Wide {
+        kind_pos: usize,
+        kind: u8,
+        model: FreqModel,
+        chunks: Chunks,
+    },
     /// Mode 5 (spec §7.3.3, context classes).
     Context {
         kc_pos: usize,
@@ -76,7 +84,8 @@ impl Stream {
         match &self.body {
             Body::Single { chunks, .. }
             | Body::Classes { chunks, .. }
-            | Body::Context { chunks, .. } => Some(chunks),
+            | Body::Context { chunks, .. }
+            | Body::Wide { chunks, .. } => Some(chunks),
             _ => None,
         }
     }
@@ -84,6 +93,7 @@ impl Stream {
     pub fn model_kinds(&self) -> Vec<u8> {
         match &self.body {
             Body::Single { .. } => vec![self.mode],
+            Body::Wide { kind, .. } => vec![*kind],
             Body::Classes {
                 kinds,
                 class_stream,
@@ -125,6 +135,12 @@ fn pos(c: &Cursor<'_>) -> usize {
 }
 
 fn read_chunks(p: &[u8], at: usize, count: usize) -> (Chunks, usize) {
+    read_chunks_of(p, at, count, 4, 0)
+}
+
+/// The chunk table of modes 2..5 (`unit` 4, `head` 0) or of mode 6 (16-bit words after
+/// 128 bytes of lane states).
+fn read_chunks_of(p: &[u8], at: usize, count: usize, unit: usize, head: usize) -> (Chunks, usize) {
     let mut c = cur(p, at);
     let chunk_pos = pos(&c);
     let chunk = c.varint("chunk").unwrap();
@@ -142,7 +158,7 @@ fn read_chunks(p: &[u8], at: usize, count: usize) -> (Chunks, usize) {
     let mut wp = pos(&c);
     for ch in &mut chunks {
         ch.words_pos = wp;
-        wp += 4 * ch.words;
+        wp += head + unit * ch.words;
     }
     (
         Chunks {
@@ -225,6 +241,24 @@ pub fn parse_stream(p: &[u8], at: usize, count: usize, width: usize, alphabet: u
                 Body::Context {
                     kc_pos,
                     kinds,
+                    chunks,
+                },
+                end,
+            )
+        }
+        6 => {
+            let kind_pos = pos(&c);
+            let kind = c.u8("kind").unwrap();
+            let model = match kind {
+                2 => FreqModel::read(&mut c, alphabet).unwrap(),
+                _ => FreqModel::read_compact(&mut c, alphabet).unwrap(),
+            };
+            let (chunks, end) = read_chunks_of(p, pos(&c), count, 2, 128);
+            (
+                Body::Wide {
+                    kind_pos,
+                    kind,
+                    model,
                     chunks,
                 },
                 end,

@@ -77,6 +77,7 @@ pub fn options(u: &mut Unstructured<'_>) -> Result<EncodeOptions> {
             *u.choose(&[1, 2, 7, 64, 1000, 4096, nnc::entropy::DEFAULT_CHUNK])?
         },
         zstd_level: *u.choose(&[1, 3, 19])?,
+        wide: u.arbitrary()?,
     };
     let records_only = maybe(u, 1, 3)?;
     if maybe(u, 1, 3)? {

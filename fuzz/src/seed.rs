@@ -293,6 +293,7 @@ pub fn settings() -> Vec<(&'static str, EncodeOptions)> {
     let small_chunks = LosslessOptions {
         chunk: 16,
         zstd_level: 3,
+        wide: true,
     };
     vec![
         ("lossless", EncodeOptions::default()),

@@ -46,7 +46,7 @@ pub struct DecodeTables {
 }
 
 /// Streams shorter than this many symbols decode without a slot table.
-const SLOT_TABLE_MIN: usize = 1 << 14;
+pub(crate) const SLOT_TABLE_MIN: usize = 1 << 14;
 
 /// Quantiles per entry of the coarse table.
 const COARSE_SHIFT: u32 = 6;
@@ -95,7 +95,7 @@ impl DecodeTables {
 
     /// Index of the symbol whose cumulative interval holds quantile `q` (< 2^16).
     #[inline(always)]
-    fn symbol_at(&self, q: u32) -> usize {
+    pub(crate) fn symbol_at(&self, q: u32) -> usize {
         if !self.slot.is_empty() {
             return self.slot[q as usize] as usize;
         }

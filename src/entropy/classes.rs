@@ -250,6 +250,7 @@ pub fn encode_segments(
             width: 1,
             chunk: 1 << 20,
             segment: 0,
+            wide: false,
         },
         out,
     )?;
@@ -421,9 +422,11 @@ pub fn decode_segments<T: Copy + Send + Sync>(
     let mut peek = c.clone();
     if matches!(
         peek.u8("class stream mode")?,
-        super::MODE_ANS_CLASSES | super::MODE_ANS_CONTEXT
+        super::MODE_ANS_CLASSES | super::MODE_ANS_CONTEXT | super::MODE_ANS_WIDE
     ) {
-        return Err(c.err("the class stream of a class-mode stream uses classes"));
+        return Err(c.err(
+            "the class stream of a class-mode stream uses classes or the wide layout",
+        ));
     }
     let to_u8: fn(u32) -> u8 = |s| s as u8;
     super::decode_stream(c, 1, tables.len() as u64, to_u8, &mut classes, false)?;

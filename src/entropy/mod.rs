@@ -4,6 +4,9 @@
 pub mod ans;
 pub mod classes;
 pub mod model;
+pub mod wide;
+#[cfg(target_arch = "x86_64")]
+mod wide_avx2;
 
 use rayon::prelude::*;
 
@@ -18,6 +21,24 @@ pub const MODE_ANS: u8 = 2;
 pub const MODE_ANS_COMPACT: u8 = 3;
 pub const MODE_ANS_CLASSES: u8 = 4;
 pub const MODE_ANS_CONTEXT: u8 = 5;
+pub const MODE_ANS_WIDE: u8 = 6;
+
+/// Symbols per chunk of the wide layout (mode 6, spec §7.3.5) for the default `chunk`: its
+/// 32 lane states cost 128 bytes per chunk, so chunks are longer than in modes 2 and 3.
+pub const WIDE_CHUNK: usize = 1 << 19;
+
+/// The relative size a wide stream may cost over the estimate of modes 2 and 3 (the
+/// encoder falls back to them beyond it).
+pub const WIDE_COST: f64 = 0.0015;
+
+/// The wide chunk for the option `chunk`: 16 times as long, at least `WIDE_MIN`.
+pub fn wide_chunk(chunk: usize) -> usize {
+    chunk.saturating_mul(16).clamp(WIDE_MIN, u32::MAX as usize)
+}
+
+/// Streams of at least this many symbols use the wide layout when rANS wins (below it the
+/// lane states cost more than the faster decoder saves).
+pub const WIDE_MIN: usize = 1 << 16;
 
 /// Default symbols per independently decodable rANS chunk (spec §7.3; chosen by measurement:
 /// see tools/bench).
@@ -35,6 +56,8 @@ pub struct StreamOptions {
     pub chunk: usize,
     /// Segment length for channel-class contexts (spec §7.3.2); 0: none.
     pub segment: usize,
+    /// Whether a long stream may use the wide rANS layout (mode 6, spec §7.3.5).
+    pub wide: bool,
 }
 
 /// `(symbol, count)` for every nonzero entry of a dense count table `h[symbol]`.
@@ -122,6 +145,29 @@ pub fn encode_stream_ctx(
         return classes::encode_segments(symbols, &p, &seg_class, opt.segment, chunk, out);
     }
     if let Some((estimate, mut buf, model)) = best {
+        if estimate < stored_len && opt.wide && symbols.len() >= WIDE_MIN {
+            // Mode 6: the model's kind byte, then the model, as in modes 2 and 3. Kept only
+            // when it costs at most WIDE_COST more than the estimate of modes 2/3 (the model,
+            // its coded bits, and per chunk 8 bytes of final state and a 2-byte word count).
+            let wide_chunk = wide_chunk(opt.chunk);
+            let index = symbol_index(&model.symbols);
+            let idx: Vec<u32> = symbols.iter().map(|&s| index(s)).collect();
+            let chunks: Vec<Vec<u8>> = idx
+                .par_chunks(wide_chunk)
+                .map(|c| wide::encode_chunk(&model, c))
+                .collect();
+            let mut w = Vec::new();
+            w.push(MODE_ANS_WIDE);
+            w.extend_from_slice(&buf);
+            put_varint(&mut w, wide_chunk as u64);
+            wide::write_chunks(&chunks, &mut w);
+            let narrow = estimate + 10 * symbols.len().div_ceil(chunk);
+            if (w.len() as f64) <= narrow as f64 * (1.0 + WIDE_COST) && w.len() < stored_len + 1
+            {
+                out.extend_from_slice(&w);
+                return Ok(());
+            }
+        }
         if estimate < stored_len {
             // At least four chunks when the stream is long enough, so a decoder can interleave
             // four lanes (spec §7.3); never below MIN_CHUNK symbols.
@@ -172,7 +218,7 @@ fn symbol_index(symbols: &[u32]) -> impl Fn(u32) -> u32 + '_ {
 
 /// Decodes a stream of `out.len()` symbols below `alphabet`, writing `map(symbol)`.
 /// Chunks are decoded in parallel when `parallel` is set; the result does not depend on it.
-pub fn decode_stream<T: Copy + Send + Sync>(
+pub fn decode_stream<T: Copy + Send + Sync + 'static>(
     c: &mut Cursor<'_>,
     width: usize,
     alphabet: u64,
@@ -184,7 +230,7 @@ pub fn decode_stream<T: Copy + Send + Sync>(
 }
 
 /// `decode_stream` with the context bytes of a context-class stream (spec §7.3.3).
-pub fn decode_stream_ctx<T: Copy + Send + Sync>(
+pub fn decode_stream_ctx<T: Copy + Send + Sync + 'static>(
     c: &mut Cursor<'_>,
     width: usize,
     alphabet: u64,
@@ -254,6 +300,44 @@ pub fn decode_stream_ctx<T: Copy + Send + Sync>(
                     .try_for_each(work)
             }
         }
+        MODE_ANS_WIDE => {
+            let at = c.offset();
+            let model = match c.u8("wide model kind")? {
+                MODE_ANS => FreqModel::read(c, alphabet)?,
+                MODE_ANS_COMPACT => FreqModel::read_compact(c, alphabet)?,
+                k => {
+                    return Err(crate::error::Error::format(
+                        crate::error::FormatRule::Payload,
+                        at,
+                        format!("wide model kind {k} (2 or 3 allowed)"),
+                    ))
+                }
+            };
+            let chunk = c.varint_max(u32::MAX as u64, "chunk length")?;
+            if chunk == 0 {
+                return Err(c.err("chunk length 0"));
+            }
+            let n_chunks = out.len().div_ceil(chunk);
+            let chunks = wide::read_chunks(c, n_chunks)?;
+            if out.is_empty() {
+                return Ok(());
+            }
+            let values: Vec<T> = model.symbols.iter().map(|&s| map(s)).collect();
+            let tables = wide::WideTables::for_len(&model, out.len(), &values);
+            let work = |(o, &(w, base)): (&mut [T], &(&[u8], u64))| {
+                wide::decode_chunk(&tables, w, base, &values, o)
+            };
+            if parallel && n_chunks > 1 {
+                let results: Vec<Result<()>> = out
+                    .par_chunks_mut(chunk)
+                    .zip(chunks.par_iter())
+                    .map(work)
+                    .collect();
+                results.into_iter().collect()
+            } else {
+                out.chunks_mut(chunk).zip(chunks.iter()).try_for_each(work)
+            }
+        }
         MODE_ANS_CLASSES => classes::decode_segments(c, alphabet, &map, out, parallel),
         MODE_ANS_CONTEXT => classes::decode_context(c, alphabet, &map, ctx, out, parallel),
         m => Err(crate::error::Error::format(
@@ -281,6 +365,7 @@ mod tests {
                 width,
                 chunk,
                 segment,
+                wide: true,
             },
             &mut buf,
         )
@@ -316,6 +401,45 @@ mod tests {
         assert!(round_trip(&uniform, 1, 1 << 18) <= 1001);
         let wide: Vec<u32> = (0..5000u32).map(|i| (i % 300) * 1000).collect();
         round_trip(&wide, 4, 777);
+        // Long streams take the wide layout (mode 6), with a last chunk that is short and
+        // not a multiple of 32 lanes.
+        let long: Vec<u32> = (0..(WIDE_CHUNK + 12345) as u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 20) % (40 + i % 7))
+            .collect();
+        let mut buf = Vec::new();
+        let opt = StreamOptions {
+            width: 1,
+            chunk: 1 << 15,
+            segment: 0,
+            wide: true,
+        };
+        encode_stream(&long, opt, &mut buf).unwrap();
+        assert_eq!(buf[0], MODE_ANS_WIDE);
+        round_trip(&long, 1, 1 << 15);
+        // Hostile bytes: flipped bytes and truncations anywhere give an error or some
+        // symbols, never a panic, and the same result serial and parallel (the output of a
+        // failed decode is unspecified).
+        let mut x = 77u64;
+        for k in 0..300 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let mut bad = buf.clone();
+            let at = (x >> 33) as usize % bad.len();
+            if k % 3 == 0 {
+                bad.truncate(at);
+            } else {
+                bad[at] ^= 1 << ((x >> 60) % 8);
+            }
+            let mut outs = Vec::new();
+            for parallel in [false, true] {
+                let mut c = Cursor::new(&bad, 0, FormatRule::Payload);
+                let mut out = vec![0u32; long.len()];
+                let r = decode_stream(&mut c, 1, 256, |s| s, &mut out, parallel);
+                outs.push((format!("{r:?}"), r.is_ok().then_some(out)));
+            }
+            assert!(outs[0] == outs[1], "{} vs {}", outs[0].0, outs[1].0);
+        }
     }
 
     #[test]
@@ -340,6 +464,7 @@ mod tests {
                 width: 1,
                 chunk: 5000,
                 segment: 1000,
+                wide: true,
             },
             &mut buf,
         )

@@ -280,12 +280,24 @@ pub fn quantize(values: &[f64], params: &QuantParams, limit: Option<i64>) -> Vec
 
 /// Builds the payload of a quantized tensor (spec §7.6.2): for μ-law, `varint K` and
 /// `(K+1) × f32` reconstructed magnitudes of levels 0..=K; then the symbol stream of
-/// `zigzag(level)` (or the minifloat codes).
+/// `zigzag(level)` (or the minifloat codes). Long streams may use the wide rANS layout.
 pub fn encode_payload(
     levels: &[i64],
     params: &QuantParams,
     chunk: usize,
     segment: usize,
+) -> Result<Vec<u8>> {
+    encode_payload_with(levels, params, chunk, segment, true)
+}
+
+/// `encode_payload`, with `wide` saying whether the stream may use the wide rANS layout
+/// (mode 6, spec §7.3.5).
+pub fn encode_payload_with(
+    levels: &[i64],
+    params: &QuantParams,
+    chunk: usize,
+    segment: usize,
+    wide: bool,
 ) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     if let Kind::MuLaw { xmax, mu } = params.kind {
@@ -319,6 +331,7 @@ pub fn encode_payload(
             width,
             chunk,
             segment,
+            wide,
         },
         &mut out,
     )?;

@@ -35,11 +35,11 @@ pub(super) fn payloads(o: &mut Out) {
     );
     pay(
         o,
-        "payload-unknown-stream-mode-6",
+        "payload-unknown-stream-mode-7",
         C,
         &["§7.1", "§12"],
-        "Tensor \"c\": plane 3 in stream mode 6.",
-        &|p| p[0] = 6,
+        "Tensor \"c\": plane 3 in stream mode 7.",
+        &|p| p[0] = 7,
     );
     pay(
         o,
@@ -269,6 +269,50 @@ pub(super) fn models_and_chunks(o: &mut Out) {
         let c = &s.chunks().unwrap().chunks[0];
         p[c.words_pos] ^= 1;
     });
+    // Mode 6 layout: 06, kind, model, chunk, word counts, then per chunk 32 u32 lane states
+    // and its 16-bit words.
+    let exw = "stream-ans-wide";
+    edit(
+        o,
+        "payload-wide-model-kind",
+        exw,
+        &["§7.3.5"],
+        "A wide stream (mode 6) whose model kind byte is 4.",
+        &|p, s| {
+            let super::super::inspect::Body::Wide { kind_pos, .. } = &s.body else {
+                panic!("{exw} is not in mode 6");
+            };
+            p[*kind_pos] = 4;
+        },
+    );
+    edit(
+        o,
+        "payload-wide-lane-state-low",
+        exw,
+        &["§7.3.5"],
+        "Lane 5 of the first wide chunk starts in state 0xFFFF, below 2^16.",
+        &|p, s| {
+            let at = s.chunks().unwrap().chunks[0].words_pos + 4 * 5;
+            p[at..at + 4].copy_from_slice(&0xFFFFu32.to_le_bytes());
+        },
+    );
+    edit(
+        o,
+        "payload-wide-not-fully-consumed",
+        exw,
+        &["§7.3.5"],
+        "The last wide chunk has an extra 16-bit word (word count + 1): it is never read, so \
+         the words are not all consumed.",
+        &|p, s| {
+            let ch = s.chunks().unwrap();
+            let c = ch.chunks.last().unwrap();
+            let (cp, n) = (c.count_pos, c.words);
+            let end = c.words_pos + 128 + 2 * n;
+            splice(p, end..end, &[0, 0]);
+            assert_eq!(varint(n as u64).len(), varint(n as u64 + 1).len());
+            splice(p, cp..cp + varint(n as u64).len(), &varint(n as u64 + 1));
+        },
+    );
     edit(
         o,
         "payload-chunk-length-zero",

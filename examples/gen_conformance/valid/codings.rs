@@ -143,6 +143,7 @@ pub(super) fn chunks_many() -> Case {
     let opts = EncodeOptions {
         lossless: LosslessOptions {
             chunk: 64,
+            wide: false,
             ..LosslessOptions::default()
         },
         ..lossless()
@@ -160,4 +161,37 @@ pub(super) fn chunks_many() -> Case {
     .opts(opts)
     .sections(&["§7.3", "§7.3.1"])
     .facts(&["chunks>=40", "empty-chunk"])
+}
+
+/// A long stream in the wide layout (mode 6, spec §7.3.5): 140001 bytes, chunk option 4096,
+/// so three wide chunks of 65536, 65536 and 8929 symbols (not a multiple of the 32 lanes).
+/// (The encoder keeps mode 6 only where it costs at most 0.15 % more than mode 2 or 3, so
+/// the stream is long and not too predictable.)
+pub(super) fn stream_wide() -> Case {
+    let mut rng = Rng::new(18);
+    let data: Vec<u8> = (0..140001)
+        .map(|_| (rng.gauss(8.0).round() as i64).clamp(-128, 127) as i8 as u8)
+        .collect();
+    let opts = EncodeOptions {
+        lossless: LosslessOptions {
+            chunk: 4096,
+            wide: true,
+            ..LosslessOptions::default()
+        },
+        ..lossless()
+    };
+    case(
+        "stream-ans-wide",
+        "A 140001-symbol stream in mode 6 (wide rANS, 32 lanes) with the exact or compact \
+         model, in three chunks of 65536, 65536 and 8929 symbols (encoder option chunk = \
+         4096).",
+        model(graph(
+            "g",
+            vec![raw("wide", dtype::UINT8, &[140001], data)],
+            vec![],
+        )),
+    )
+    .opts(opts)
+    .sections(&["§7.3.5"])
+    .facts(&["coding:planes", "mode:6", "chunks:3"])
 }

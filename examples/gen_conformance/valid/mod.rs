@@ -110,6 +110,11 @@ pub fn lossless() -> EncodeOptions {
     EncodeOptions {
         lossy: None,
         records_only: true,
+        // The cases written before stream mode 6 keep their bytes; `wide()` turns it on.
+        lossless: LosslessOptions {
+            wide: false,
+            ..LosslessOptions::default()
+        },
         ..EncodeOptions::default()
     }
 }
@@ -150,6 +155,7 @@ pub fn cases() -> Vec<Case> {
         stream_compact(),
         stream_classes(),
         stream_context(),
+        stream_wide(),
         chunks_many(),
         special_values(),
         empty_and_scalar(),

@@ -1,0 +1,390 @@
+//! Wide rANS (spec §7.3.5, stream mode 6): 32 interleaved lanes with 32-bit states and
+//! 16-bit renormalization in one word stream per chunk. Symbol `i` of a chunk belongs to
+//! lane `i mod 32`; the lanes are independent dependency chains, so a decoder keeps 32
+//! symbols in flight, and eight lanes fit one AVX2 register (`wide_avx2`). The portable
+//! loop here is the one the spec writes out; the AVX2 path decodes the same bits.
+use super::ans::{DecodeTables, SLOT_TABLE_MIN};
+use super::model::{FreqModel, PRECISION, TOTAL};
+use crate::bytes::{put_varint, Cursor};
+use crate::error::{Error, FormatRule, Result};
+
+/// Lanes per chunk (spec §7.3.5).
+pub const LANES: usize = 32;
+
+/// Lower bound of a normalized state: states live in `[L, 2^32)`.
+pub const L: u32 = 1 << 16;
+
+/// Bytes of the initial states at the start of a chunk.
+pub const STATE_BYTES: usize = 4 * LANES;
+
+/// Encodes `indices` (each < model size) as one wide chunk: the 32 initial states (u32 LE,
+/// lane 0 first), then the 16-bit words (LE) in the order the decoder reads them.
+pub fn encode_chunk(model: &FreqModel, indices: &[u32]) -> Vec<u8> {
+    let mut cdf = Vec::with_capacity(model.freqs.len());
+    let mut acc = 0u32;
+    for &f in &model.freqs {
+        cdf.push(acc);
+        acc += f;
+    }
+    let mut x = [L; LANES];
+    let mut words: Vec<u16> = Vec::with_capacity(indices.len() / 2 + 16);
+    for (i, &s) in indices.iter().enumerate().rev() {
+        let lane = &mut x[i % LANES];
+        let f = model.freqs[s as usize];
+        // x < 2^(32-PRECISION) * f after renormalization, so the result fits 32 bits.
+        let x_max = ((L >> PRECISION) << 16) as u64 * f as u64;
+        if *lane as u64 >= x_max {
+            words.push(*lane as u16);
+            *lane >>= 16;
+        }
+        *lane = ((*lane / f) << PRECISION) + (*lane % f) + cdf[s as usize];
+    }
+    let mut out = Vec::with_capacity(STATE_BYTES + 2 * words.len());
+    for s in x {
+        out.extend_from_slice(&s.to_le_bytes());
+    }
+    for w in words.iter().rev() {
+        out.extend_from_slice(&w.to_le_bytes());
+    }
+    out
+}
+
+/// Decoder tables of one model at 16-bit precision. Per slot `q`, the index of the symbol
+/// whose interval holds `q`: in `sym8` (64 KiB) when the model has at most 256 symbols, else
+/// in `sym16` (128 KiB), each with padding at the end so a 4-byte gather of the last entry
+/// stays inside. Per symbol index `i`, `fc[i] = f | c << 16` and, when not empty, `vals[i]`,
+/// the value of that symbol as 4 bytes, for a decoder that writes values of a 4-byte type
+/// straight from the loop (reconstruction fused). The slot tables stay small enough for
+/// the processor's second-level cache; the per-symbol tables for the first.
+///
+/// For the AVX2 path of long streams of a 4-byte type, `slot[q]` packs both per slot:
+/// `f | (q − c) << 16 | value << 32` (512 KiB, one 64-bit gather per lane).
+///
+/// Short streams (below `SLOT_TABLE_MIN` symbols) leave the slot tables empty and look
+/// symbols up in the 2 KiB coarse table of `small` instead: the result is the same.
+///
+/// Invariant (the AVX2 path relies on it): every entry of `sym8`/`sym16`, padding included,
+/// is below `fc.len()`, and `vals` is empty or as long as `fc`. Only `for_len` builds these.
+pub struct WideTables {
+    pub(super) sym8: Vec<u8>,
+    pub(super) sym16: Vec<u16>,
+    pub(super) fc: Vec<u32>,
+    pub(super) vals: Vec<u32>,
+    pub(super) slot: Vec<u64>,
+    small: DecodeTables,
+}
+
+/// Streams of at least this many symbols of a 4-byte type get the packed `slot` table.
+const PACKED_MIN: usize = 1 << 17;
+
+impl WideTables {
+    /// Tables for decoding `symbols` symbols with this model.
+    pub fn for_len<T: Copy + 'static>(model: &FreqModel, symbols: usize, values: &[T]) -> Self {
+        let n = model.freqs.len();
+        let mut fc = Vec::with_capacity(n);
+        let mut c = 0u32;
+        for &f in &model.freqs {
+            fc.push(f | c << 16);
+            c += f;
+        }
+        let mut t = WideTables {
+            sym8: Vec::new(),
+            sym16: Vec::new(),
+            fc,
+            vals: Vec::new(),
+            slot: Vec::new(),
+            small: DecodeTables::new(model),
+        };
+        if symbols < SLOT_TABLE_MIN {
+            return t;
+        }
+        if n <= 256 {
+            t.sym8 = vec![0u8; TOTAL as usize + 3];
+        } else {
+            t.sym16 = vec![0u16; TOTAL as usize + 1];
+        }
+        let mut c = 0usize;
+        for (i, &f) in model.freqs.iter().enumerate() {
+            let f = f as usize;
+            if n <= 256 {
+                t.sym8[c..c + f].fill(i as u8);
+            } else {
+                t.sym16[c..c + f].fill(i as u16);
+            }
+            c += f;
+        }
+        if let Some(bits) = value_bits(values).filter(|b| b.len() == n) {
+            if symbols >= PACKED_MIN && cfg!(target_arch = "x86_64") {
+                t.slot = Vec::with_capacity(TOTAL as usize);
+                for ((&f, &e), &v) in model.freqs.iter().zip(&t.fc).zip(&bits) {
+                    let packed = f as u64 | (v as u64) << 32;
+                    t.slot.extend((0..f as u64).map(|k| packed | k << 16));
+                    let _ = e;
+                }
+            }
+            t.vals = bits;
+        }
+        t
+    }
+
+    /// `(f, c, i)` of the symbol index `i` whose interval holds slot `q` (< 2^16).
+    #[inline(always)]
+    fn lookup(&self, q: usize) -> (u32, u32, usize) {
+        let i = if !self.sym8.is_empty() {
+            self.sym8[q] as usize
+        } else if !self.sym16.is_empty() {
+            self.sym16[q] as usize
+        } else {
+            self.small.symbol_at(q as u32)
+        };
+        let e = self.fc[i];
+        (e & 0xFFFF, e >> 16, i)
+    }
+}
+
+/// The values as native-endian 4-byte patterns, for the types a fused decoder may write
+/// directly (`[u8; 4]`, `u32`, `f32`); `None` for any other type.
+pub fn value_bits<T: Copy + 'static>(values: &[T]) -> Option<Vec<u32>> {
+    use std::any::Any;
+    values
+        .iter()
+        .map(|v| {
+            let v = v as &dyn Any;
+            if let Some(a) = v.downcast_ref::<[u8; 4]>() {
+                Some(u32::from_ne_bytes(*a))
+            } else if let Some(u) = v.downcast_ref::<u32>() {
+                Some(*u)
+            } else {
+                v.downcast_ref::<f32>().map(|f| f.to_bits())
+            }
+        })
+        .collect()
+}
+
+/// A chunk being decoded: the lane states and the read position in its bytes.
+pub struct WideState<'a> {
+    pub x: [u32; LANES],
+    pub bytes: &'a [u8],
+    pub pos: usize,
+    pub base: u64,
+}
+
+impl<'a> WideState<'a> {
+    /// Reads the 32 initial states; each MUST be at least `L` (spec §7.3.5).
+    pub fn new(bytes: &'a [u8], base: u64) -> Result<Self> {
+        if bytes.len() < STATE_BYTES || !(bytes.len() - STATE_BYTES).is_multiple_of(2) {
+            return Err(Error::format(
+                FormatRule::Payload,
+                base,
+                format!("wide rANS chunk of {} bytes", bytes.len()),
+            ));
+        }
+        let mut x = [0u32; LANES];
+        for (j, s) in x.iter_mut().enumerate() {
+            let b = &bytes[4 * j..4 * j + 4];
+            *s = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            if *s < L {
+                return Err(Error::format(
+                    FormatRule::Payload,
+                    base + 4 * j as u64,
+                    format!("wide rANS lane {j} starts in state {s}, below 2^16"),
+                ));
+            }
+        }
+        Ok(WideState {
+            x,
+            bytes,
+            pos: STATE_BYTES,
+            base,
+        })
+    }
+
+    /// Decodes one symbol with lane `j` (spec §7.3.5 loop body); returns its index.
+    #[inline(always)]
+    pub fn step(&mut self, t: &WideTables, j: usize) -> Result<usize> {
+        let x = self.x[j];
+        let q = (x & (TOTAL - 1)) as usize;
+        let (f, c, i) = t.lookup(q);
+        let mut x = (x >> PRECISION) * f + (q as u32 - c);
+        if x < L {
+            let Some(w) = self.bytes.get(self.pos..self.pos + 2) else {
+                return Err(Error::format(
+                    FormatRule::Payload,
+                    self.base + self.pos as u64,
+                    format!("wide rANS lane {j} needs a word past the end of its chunk"),
+                ));
+            };
+            x = (x << 16) | u16::from_le_bytes([w[0], w[1]]) as u32;
+            self.pos += 2;
+        }
+        self.x[j] = x;
+        Ok(i)
+    }
+
+    /// The end condition: every word consumed and every lane back at `L`.
+    pub fn finish(&self) -> Result<()> {
+        if self.pos != self.bytes.len() || self.x.iter().any(|&x| x != L) {
+            return Err(Error::format(
+                FormatRule::Payload,
+                self.base,
+                "wide rANS chunk not fully consumed (corrupt payload or wrong symbol count)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Reads the chunk table of mode 6 (spec §7.3.5): for each chunk `varint h` (its 16-bit
+/// words after the states); returns each chunk's bytes (`128 + 2h`) and offset.
+pub fn read_chunks<'a>(c: &mut Cursor<'a>, chunks: usize) -> Result<Vec<(&'a [u8], u64)>> {
+    if chunks > c.remaining() / (1 + STATE_BYTES) {
+        return Err(c.err(format!(
+            "{chunks} wide chunks claimed, {} bytes remain",
+            c.remaining()
+        )));
+    }
+    let mut lens = Vec::with_capacity(chunks);
+    for _ in 0..chunks {
+        let h = c.varint_max(c.remaining() as u64 / 2, "chunk word count")?;
+        lens.push(STATE_BYTES + 2 * h);
+    }
+    let mut out = Vec::with_capacity(chunks);
+    for n in lens {
+        let at = c.offset();
+        out.push((c.take(n, "wide chunk")?, at));
+    }
+    Ok(out)
+}
+
+/// Writes the chunk table and the chunks of mode 6 (spec §7.3.5).
+pub fn write_chunks(chunks: &[Vec<u8>], out: &mut Vec<u8>) {
+    for ch in chunks {
+        put_varint(out, ((ch.len() - STATE_BYTES) / 2) as u64);
+    }
+    for ch in chunks {
+        out.extend_from_slice(ch);
+    }
+}
+
+/// Decodes one wide chunk of `out.len()` symbols, writing `values[index]`.
+pub fn decode_chunk<T: Copy + 'static>(
+    t: &WideTables,
+    bytes: &[u8],
+    base: u64,
+    values: &[T],
+    out: &mut [T],
+) -> Result<()> {
+    let mut st = WideState::new(bytes, base)?;
+    #[cfg(target_arch = "x86_64")]
+    let done = super::wide_avx2::decode_rounds(t, &mut st, values, out);
+    #[cfg(not(target_arch = "x86_64"))]
+    let done = 0;
+    for (i, o) in out.iter_mut().enumerate().skip(done) {
+        *o = values[st.step(t, i % LANES)?];
+    }
+    st.finish()
+}
+
+/// The portable loop alone (for tests that compare it with the AVX2 path).
+#[cfg(test)]
+pub fn decode_chunk_portable<T: Copy>(
+    t: &WideTables,
+    bytes: &[u8],
+    base: u64,
+    values: &[T],
+    out: &mut [T],
+) -> Result<()> {
+    let mut st = WideState::new(bytes, base)?;
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = values[st.step(t, i % LANES)?];
+    }
+    st.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn laplace(n: usize, b: f64, seed: u64) -> Vec<u32> {
+        let mut x = seed;
+        (0..n)
+            .map(|_| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let u = ((x >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+                let v = if u < 0.5 {
+                    b * (2.0 * u).ln()
+                } else {
+                    -b * (2.0 * (1.0 - u)).ln()
+                };
+                let q = v.round() as i64;
+                ((q << 1) ^ (q >> 63)) as u32
+            })
+            .collect()
+    }
+
+    #[test]
+    fn round_trip_and_size() {
+        for (b, n) in [
+            (0.5, 1 << 18),
+            (4.0, 1 << 18),
+            (20.0, 1 << 18),
+            (20.0, 1 << 16),
+            (4.0, 1 << 15),
+            (4.0, 1001),
+        ] {
+            let syms = laplace(n, b, 3);
+            let hist = crate::entropy::histogram(&syms);
+            let m = FreqModel::from_counts(&hist).unwrap();
+            let index: Vec<u32> = {
+                let mut t = vec![0u32; *m.symbols.last().unwrap() as usize + 1];
+                for (i, &s) in m.symbols.iter().enumerate() {
+                    t[s as usize] = i as u32;
+                }
+                syms.iter().map(|&s| t[s as usize]).collect()
+            };
+            let bytes = encode_chunk(&m, &index);
+            let narrow = 4 * super::super::ans::encode_chunk(&m, &index).unwrap().len();
+            let ideal = m.cost_bits(&hist) / 8.0;
+            eprintln!(
+                "b={b} n={n}: wide {} narrow {narrow} model-ideal {ideal:.0} ({:+.3}% vs narrow)",
+                bytes.len(),
+                100.0 * (bytes.len() as f64 / narrow as f64 - 1.0)
+            );
+            let values: Vec<u32> = (0..m.freqs.len() as u32).collect();
+            let t = WideTables::for_len(&m, n, &values);
+            let values: Vec<u32> = (0..m.freqs.len() as u32).collect();
+            let mut out = vec![0u32; n];
+            decode_chunk(&t, &bytes, 0, &values, &mut out).unwrap();
+            assert_eq!(out, index);
+            let mut out2 = vec![0u32; n];
+            decode_chunk_portable(&t, &bytes, 0, &values, &mut out2).unwrap();
+            assert_eq!(out2, index);
+            // A type that is not fused (indices mapped through the values).
+            let wide_values: Vec<u64> = (0..m.freqs.len() as u64).map(|v| v << 40).collect();
+            let tw = WideTables::for_len(&m, n, &wide_values);
+            let mut out3 = vec![0u64; n];
+            decode_chunk(&tw, &bytes, 0, &wide_values, &mut out3).unwrap();
+            assert!(out3.iter().zip(&index).all(|(&a, &b)| a == (b as u64) << 40));
+            // One symbol short leaves state behind.
+            let mut short = vec![0u32; n - 1];
+            assert!(decode_chunk(&t, &bytes, 0, &values, &mut short).is_err());
+            // Every truncation and a flipped byte are errors or decode, never panic, and
+            // both paths agree.
+            for cut in [0, 1, 127, 128, 130, bytes.len() / 2, bytes.len() - 2] {
+                let a = decode_chunk(&t, &bytes[..cut], 0, &values, &mut out).is_ok();
+                let b = decode_chunk_portable(&t, &bytes[..cut], 0, &values, &mut out2).is_ok();
+                assert_eq!(a, b);
+                assert!(!a);
+            }
+            let mut bad = bytes.clone();
+            let k = bad.len() * 2 / 3;
+            bad[k] ^= 0x5a;
+            let a = decode_chunk(&t, &bad, 0, &values, &mut out);
+            let b = decode_chunk_portable(&t, &bad, 0, &values, &mut out2);
+            assert_eq!(format!("{a:?}"), format!("{b:?}"));
+            assert_eq!(out, out2);
+        }
+    }
+}
