@@ -1,6 +1,6 @@
 //! The streaming decoder (spec §4.3, §6): open from any `Read`, get the graph, then the
 //! tensors one at a time. Memory stays near the graph plus the largest tensor.
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -137,7 +137,16 @@ pub struct Decoder<R: Read> {
     fidelity: Option<(Vec<u8>, u64)>,
     /// The most bytes `into_model_with` may hold for the model it builds (a file's output).
     inline_max: Option<u64>,
+    /// Tensors decoded ahead of the caller, in file order.
+    ready: VecDeque<Tensor>,
+    /// The error that follows the `ready` tensors.
+    pending: Option<Error>,
 }
+
+/// At most this many decoded bytes of small tensors are read ahead and decoded together.
+pub const READ_AHEAD: u64 = 8 << 20;
+/// At most this many records are read ahead.
+const READ_AHEAD_RECORDS: usize = 256;
 
 fn format_err(rule: FormatRule, at: u64, tensor: &str, d: impl Into<String>) -> Error {
     Error::Format {
@@ -179,6 +188,8 @@ impl<R: Read> Decoder<R> {
             minor_version,
             fidelity,
             inline_max: None,
+            ready: VecDeque::new(),
+            pending: None,
         })
     }
 
@@ -221,7 +232,73 @@ impl<R: Read> Decoder<R> {
 
     /// Decodes the next tensor; `None` after the last one, once the index and the trailer
     /// have been checked.
+    ///
+    /// With `DecodeOptions::parallel`, runs of small tensors are read ahead and decoded on
+    /// every core together (at most [`READ_AHEAD`] decoded bytes, or an eighth of `max_alloc`,
+    /// beyond the tensor returned); tensors, results and errors come in file order as if
+    /// decoded one at a time.
     pub fn next_tensor(&mut self) -> Result<Option<Tensor>> {
+        if self.ready.is_empty() && self.pending.is_none() {
+            self.read_ahead();
+        }
+        if let Some(t) = self.ready.pop_front() {
+            return Ok(Some(t));
+        }
+        match self.pending.take() {
+            Some(e) => Err(e),
+            None => Ok(None),
+        }
+    }
+
+    /// Reads records up to a batch (one large tensor, or small ones up to the read-ahead
+    /// bound), decodes their payloads, and queues the tensors up to the first error, which
+    /// becomes `pending`.
+    fn read_ahead(&mut self) {
+        let cap = READ_AHEAD.min(self.opts.limits.max_alloc / 8);
+        let mut batch = Vec::new();
+        let mut bytes = 0u64;
+        let mut pending = None;
+        loop {
+            match self.next_header() {
+                Err(e) => {
+                    pending = Some(e);
+                    break;
+                }
+                Ok(None) => break,
+                Ok(Some(item)) => {
+                    bytes = bytes.saturating_add(item.1.data_bytes);
+                    batch.push(item);
+                    if !self.opts.parallel || bytes >= cap || batch.len() >= READ_AHEAD_RECORDS {
+                        break;
+                    }
+                }
+            }
+        }
+        let opts = &self.opts;
+        let finish = |(rec, h, ordinal): (Record, TensorHeader, usize)| {
+            finish_record(rec, h, ordinal, opts)
+        };
+        let results: Vec<Result<Tensor>> = if batch.len() > 1 {
+            use rayon::prelude::*;
+            batch.into_par_iter().map(finish).collect()
+        } else {
+            batch.into_iter().map(finish).collect()
+        };
+        for r in results {
+            match r {
+                Ok(t) => self.ready.push_back(t),
+                Err(e) => {
+                    pending = Some(e);
+                    break;
+                }
+            }
+        }
+        self.pending = pending;
+    }
+
+    /// Reads the next TENSOR record and checks its header against its slot and the limits
+    /// (spec §6.1, §10); `None` once the index and the trailer have been checked.
+    fn next_header(&mut self) -> Result<Option<(Record, TensorHeader, usize)>> {
         let Some(records) = self.records.as_mut() else {
             return Ok(None);
         };
@@ -262,18 +339,17 @@ impl<R: Read> Decoder<R> {
             ));
         }
         let read_so_far = records.offset();
-        let (t, data_bytes) = decode_record(
-            rec,
+        let h = check_record(
+            &rec,
             &self.slots[self.next],
-            self.next,
             &self.opts,
             read_so_far,
             self.decoded,
         )?;
-        self.decoded += data_bytes;
-        self.offsets.push(t.offset);
+        self.decoded += h.data_bytes;
+        self.offsets.push(rec.offset);
         self.next += 1;
-        Ok(Some(t))
+        Ok(Some((rec, h, self.next - 1)))
     }
 
     /// Decodes every tensor and returns the complete model plus the external data it names
@@ -498,10 +574,34 @@ pub(crate) fn decode_record(
     read: u64,
     decoded: u64,
 ) -> Result<(Tensor, u64)> {
+    let h = check_record(&rec, slot, opts, read, decoded)?;
+    let data_bytes = h.data_bytes;
+    Ok((finish_record(rec, h, ordinal, opts)?, data_bytes))
+}
+
+/// A TENSOR record's header, parsed and checked against its slot and the limits (`read`
+/// bytes of input so far, `decoded` bytes decoded before it).
+fn check_record(
+    rec: &Record,
+    slot: &SlotInfo,
+    opts: &DecodeOptions,
+    read: u64,
+    decoded: u64,
+) -> Result<TensorHeader> {
     let h = TensorHeader::parse(&rec.header, rec.header_offset(), &opts.limits)?;
     check_slot(&h, slot, rec.header_offset())?;
     opts.limits
         .check_decoded(read, decoded, h.data_bytes, rec.offset, Some(&h.name))?;
+    Ok(h)
+}
+
+/// Decodes a checked record's payload into its tensor.
+fn finish_record(
+    rec: Record,
+    h: TensorHeader,
+    ordinal: usize,
+    opts: &DecodeOptions,
+) -> Result<Tensor> {
     let data = decode_payload(&h, &rec.payload, rec.payload_offset(), opts.parallel)
         .map_err(|e| e.with_tensor(&h.name))?;
     if h.storage == Storage::Typed && !dtype::typed_fits(h.data_type, &data) {
@@ -515,8 +615,7 @@ pub(crate) fn decode_record(
             ),
         ));
     }
-    let data_bytes = h.data_bytes;
-    let t = Tensor {
+    Ok(Tensor {
         ordinal,
         offset: rec.offset,
         name: h.name,
@@ -532,8 +631,7 @@ pub(crate) fn decode_record(
         } else {
             Vec::new()
         },
-    };
-    Ok((t, data_bytes))
+    })
 }
 
 /// Bytes of an external data file to write beside a decoded model.
@@ -971,14 +1069,14 @@ pub fn decode_file_with_progress(
         let h = handles[target.file];
         set.write_at(h, target.offset, &t.data)
     })?;
-    let bytes = encode_fallibly(&model)?;
-    drop(model);
-    if bytes.len() as u64 > PROTOBUF_MAX {
+    if model.encoded_len() as u64 > PROTOBUF_MAX {
         return Err(Error::Unsupported {
             detail: "decoded model exceeds protobuf's 2 GB; decode with external data".into(),
         });
     }
-    set.write(model_h, &bytes)?;
+    // Serialized straight into the file: the model's bytes are never whole in memory.
+    set.serialize(model_h, &model)?;
+    drop(model);
     set.commit()
 }
 

@@ -226,6 +226,25 @@ impl OutputSet {
         w.write_all(data).map_err(|e| Error::io(ctx(), e))
     }
 
+    /// Serializes `message` to the end of output `h` a buffer at a time: the serialized bytes
+    /// are never whole in memory.
+    pub fn serialize(&mut self, h: usize, message: &impl prost::Message) -> Result<()> {
+        let dest = self.files.get(h).map(|f| f.dest.display().to_string());
+        let ctx = || format!("writing {}", dest.clone().unwrap_or_default());
+        let w = self.writer(h).map_err(|e| Error::io(ctx(), e))?;
+        let mut buf = WriteBuf {
+            w,
+            buf: Vec::with_capacity(WRITE_BUF),
+            err: None,
+        };
+        message.encode_raw(&mut buf);
+        buf.flush();
+        match buf.err {
+            Some(e) => Err(Error::io(ctx(), e)),
+            None => Ok(()),
+        }
+    }
+
     /// Writes `data` at byte `offset` of output `h` (the file grows; gaps read as zeros).
     pub fn write_at(&mut self, h: usize, offset: u64, data: &[u8]) -> Result<()> {
         let dest = self.files.get(h).map(|f| f.dest.display().to_string());
@@ -331,5 +350,50 @@ impl Write for AtomicWriter {
     }
     fn flush(&mut self) -> std::io::Result<()> {
         self.0.set.writer(0)?.flush()
+    }
+}
+
+/// Bytes `WriteBuf` gathers before writing them.
+const WRITE_BUF: usize = 1 << 20;
+
+/// A `BufMut` that passes what prost serializes on to a writer a buffer at a time. The first
+/// write error is kept (`BufMut` cannot fail) and ends the writing.
+struct WriteBuf<'a, W: Write> {
+    w: &'a mut W,
+    buf: Vec<u8>,
+    err: Option<std::io::Error>,
+}
+
+impl<W: Write> WriteBuf<'_, W> {
+    fn flush(&mut self) {
+        if self.err.is_none() {
+            if let Err(e) = self.w.write_all(&self.buf) {
+                self.err = Some(e);
+            }
+        }
+        self.buf.clear();
+    }
+}
+
+// SAFETY: the buffer is a `Vec<u8>` and every method defers to `Vec<u8>`'s own `BufMut`
+// implementation (`chunk_mut` is its spare capacity, `advance_mut` its length); `flush` only
+// empties the vector between calls.
+#[allow(unsafe_code)]
+unsafe impl<W: Write> prost::bytes::BufMut for WriteBuf<'_, W> {
+    fn remaining_mut(&self) -> usize {
+        isize::MAX as usize - self.buf.len()
+    }
+
+    unsafe fn advance_mut(&mut self, cnt: usize) {
+        // SAFETY: the caller initialized `cnt` bytes of the chunk `chunk_mut` returned, which
+        // is `self.buf`'s spare capacity.
+        unsafe { self.buf.advance_mut(cnt) }
+    }
+
+    fn chunk_mut(&mut self) -> &mut prost::bytes::buf::UninitSlice {
+        if self.buf.len() >= WRITE_BUF {
+            self.flush();
+        }
+        self.buf.chunk_mut()
     }
 }

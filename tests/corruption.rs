@@ -466,3 +466,82 @@ fn cli_encoding_does_not_depend_on_the_thread_count() {
         );
     }
 }
+
+/// What decoding `bytes` tensor by tensor yields: the CRC32 of each tensor's bytes in order,
+/// then the end (the error as `Debug` prints it).
+fn tensor_outcome(bytes: &[u8], parallel: bool) -> (Vec<u32>, String) {
+    let opts = DecodeOptions {
+        parallel,
+        ..DecodeOptions::default()
+    };
+    let mut crcs = Vec::new();
+    let end = (|| {
+        let mut d = nnc::Decoder::new(bytes, opts)?;
+        while let Some(t) = d.next_tensor()? {
+            crcs.push(crc32fast::hash(&t.data));
+        }
+        Ok::<_, Error>(())
+    })();
+    (crcs, format!("{end:?}"))
+}
+
+/// Small tensors are read ahead and decoded on every core together: the tensors, and the
+/// first error in file order with the tensors before it, are those of decoding one at a
+/// time, whichever byte is damaged and whichever thread finishes first.
+#[test]
+fn read_ahead_keeps_file_order() {
+    let bytes = encode(&rich_model(), None);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(8)
+        .build()
+        .unwrap();
+    let clean = tensor_outcome(&bytes, false);
+    assert!(clean.0.len() >= 10, "{} tensors", clean.0.len());
+    assert_eq!(pool.install(|| tensor_outcome(&bytes, true)), clean);
+    let mut errors = 0;
+    for at in (0..bytes.len()).step_by(7) {
+        let mut damaged = bytes.clone();
+        damaged[at] ^= 0x55;
+        let one = tensor_outcome(&damaged, false);
+        errors += usize::from(one.1 != "Ok(())");
+        for _ in 0..3 {
+            assert_eq!(
+                pool.install(|| tensor_outcome(&damaged, true)),
+                one,
+                "byte {at} ({})",
+                describe_offset(&bytes, at)
+            );
+        }
+    }
+    assert!(errors > bytes.len() / 14, "{errors} damaged files failed");
+    // Two errors: the invalid vectors whose payloads are damaged under valid CRCs, with
+    // the index or trailer damaged as well (read in the same batch as the bad payload).
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("conformance/invalid");
+    let mut checked = 0;
+    for f in std::fs::read_dir(&dir).unwrap() {
+        let path = f.unwrap().path();
+        if !path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("payload-")
+        {
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        for back in [1, 5, 9, 13, 20, 30] {
+            let mut damaged = bytes.clone();
+            let at = bytes.len().saturating_sub(back);
+            damaged[at] ^= 0x55;
+            let one = tensor_outcome(&damaged, false);
+            assert_eq!(
+                pool.install(|| tensor_outcome(&damaged, true)),
+                one,
+                "{} byte {at}",
+                path.display()
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 60, "{checked} cases");
+}

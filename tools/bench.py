@@ -106,7 +106,9 @@ def zipnn_bytes(orig):
     raw = b"".join(a.astype(np.float32).tobytes() for _, a in orig)
     z = zipnn.ZipNN(input_format="byte", bytearray_dtype="float32")
     t = time.perf_counter()
-    c = z.compress(raw)
+    # ZipNN 0.5.4 reorders the bytes of its input in place (even of an immutable `bytes`):
+    # it gets a copy, so that `raw` stays the reference for the round trip.
+    c = z.compress(bytearray(raw))
     enc = time.perf_counter() - t
     t = time.perf_counter()
     back = z.decompress(c)
