@@ -872,11 +872,8 @@ fn quantize_tensor(
     }
     // The levels' histogram for the report; the levels are not needed past this point (a
     // big tensor's levels take twice its f32 bytes: not held while it is decoded below).
-    let hist = {
-        let symbols: Vec<u32> = levels.iter().map(|&q| quant::zigzag(q)).collect();
-        drop(levels);
-        crate::entropy::histogram(&symbols)
-    };
+    let hist = crate::entropy::histogram_of(levels.len(), |i| quant::zigzag(levels[i]));
+    drop(levels);
     // Measure what a decoder will reconstruct, through the decoder itself.
     let header = TensorHeader {
         data_type: t.data_type,
@@ -888,7 +885,7 @@ fn quantize_tensor(
         data_bytes: t.data.len() as u64,
         params: params.to_bytes(),
     };
-    let decoded = quant::decode(&header, &payload, 0, false)?;
+    let decoded = quant::decode(&header, &payload, 0, true)?;
     let original = original.as_deref().unwrap_or(&values);
     let (mut se, mut sx) = (0.0f64, 0.0f64);
     let mut finite = true;

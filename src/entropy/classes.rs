@@ -39,7 +39,6 @@ pub struct Plan {
     pub estimate: usize,
 }
 
-/// Models for the given class assignment (K classes); `None` if a model cannot be built.
 /// The histogram of each class's symbols: `(symbol, count)` ascending, as `histogram` gives.
 fn class_histograms(symbols: &[u32], class_of: &[u8], k: usize) -> Vec<Vec<(u32, u64)>> {
     let max = symbols.iter().copied().max().unwrap_or(0) as usize;
@@ -57,11 +56,68 @@ fn class_histograms(symbols: &[u32], class_of: &[u8], k: usize) -> Vec<Vec<(u32,
     counts.chunks(max + 1).map(super::nonzero_counts).collect()
 }
 
-fn models_for(symbols: &[u32], class_of: &[u8], k: usize) -> Option<(Vec<ClassModel>, usize)> {
-    let hists = class_histograms(symbols, class_of, k);
+/// Symbol counts per group (a segment, or a context value), counted once so that every
+/// candidate class assignment of the groups sums them instead of passing over the symbols
+/// again: `counts[g × width + s]`.
+struct GroupCounts {
+    counts: Vec<u64>,
+    width: usize,
+}
+
+impl GroupCounts {
+    /// An empty table for `groups` groups of `symbols`; `None` when it would be large (wide
+    /// alphabets, many groups): the caller then counts per class directly.
+    fn empty(symbols: &[u32], groups: usize) -> Option<Self> {
+        let max = symbols.iter().copied().max().unwrap_or(0) as usize;
+        let width = max + 1;
+        if max >= 1 << 16 || groups.saturating_mul(width) > (symbols.len() / 4).max(1 << 16) {
+            return None;
+        }
+        Some(GroupCounts {
+            counts: vec![0u64; groups * width],
+            width,
+        })
+    }
+
+    /// Counts per segment of `segment` symbols.
+    fn by_segment(symbols: &[u32], segment: usize) -> Option<Self> {
+        let mut t = Self::empty(symbols, symbols.len().div_ceil(segment))?;
+        for (row, seg) in t.counts.chunks_mut(t.width).zip(symbols.chunks(segment)) {
+            for &s in seg {
+                row[s as usize] += 1;
+            }
+        }
+        Some(t)
+    }
+
+    /// Counts per context value.
+    fn by_context(symbols: &[u32], ctx: &[u8]) -> Option<Self> {
+        let mut t = Self::empty(symbols, 256)?;
+        for (&s, &c) in symbols.iter().zip(ctx) {
+            t.counts[c as usize * t.width + s as usize] += 1;
+        }
+        Some(t)
+    }
+
+    /// The histogram of each of `k` classes, group g being in class `class_of_group[g]`:
+    /// the same as `class_histograms` of the symbols.
+    fn classes(&self, class_of_group: &[u8], k: usize) -> Vec<Vec<(u32, u64)>> {
+        let mut sums = vec![0u64; k * self.width];
+        for (g, row) in self.counts.chunks(self.width).enumerate() {
+            let c = class_of_group[g] as usize;
+            for (a, &b) in sums[c * self.width..(c + 1) * self.width].iter_mut().zip(row) {
+                *a += b;
+            }
+        }
+        sums.chunks(self.width).map(super::nonzero_counts).collect()
+    }
+}
+
+/// Models for the class histograms `hists`; `None` if a model cannot be built.
+fn models_for(hists: &[Vec<(u32, u64)>]) -> Option<(Vec<ClassModel>, usize)> {
     let mut est = 0usize;
-    let mut models = Vec::with_capacity(k);
-    for real in &hists {
+    let mut models = Vec::with_capacity(hists.len());
+    for real in hists {
         let mut h = real.clone();
         if h.len() < 2 {
             // A class with fewer than two symbols still needs a two-symbol model.
@@ -100,7 +156,18 @@ pub fn plan_segments(
         .collect();
     let mut order: Vec<usize> = (0..segs.len()).collect();
     order.sort_by(|&a, &b| mean[a].total_cmp(&mean[b]).then(a.cmp(&b)));
-    let mut best: Option<(Plan, Vec<u8>)> = None;
+    let counts = GroupCounts::by_segment(symbols, segment);
+    // The class of every symbol, built only for the assignment finally chosen.
+    let class_of_symbol = |seg_class: &[u8]| -> Vec<u8> {
+        let mut v = Vec::with_capacity(symbols.len());
+        for (seg, &c) in segs.iter().zip(seg_class) {
+            v.resize(v.len() + seg.len(), c);
+        }
+        v
+    };
+    // (models, estimate, segment classes, symbol classes if already built)
+    type Best = (Vec<ClassModel>, usize, Vec<u8>, Option<Vec<u8>>);
+    let mut best: Option<Best> = None;
     for k in [2usize, 4, 8, 16] {
         if segs.len() < 2 * k {
             break;
@@ -109,23 +176,32 @@ pub fn plan_segments(
         for (rank, &s) in order.iter().enumerate() {
             seg_class[s] = (rank * k / segs.len()) as u8;
         }
-        let class_of: Vec<u8> = (0..symbols.len()).map(|i| seg_class[i / segment]).collect();
-        let Some((models, est)) = models_for(symbols, &class_of, k) else {
+        let (hists, class_of) = match &counts {
+            Some(c) => (c.classes(&seg_class, k), None),
+            None => {
+                let class_of = class_of_symbol(&seg_class);
+                (class_histograms(symbols, &class_of, k), Some(class_of))
+            }
+        };
+        let Some((models, est)) = models_for(&hists) else {
             continue;
         };
         let est = est + 8 + segs.len() * k.trailing_zeros() as usize / 8;
-        if est < best.as_ref().map_or(single_estimate, |b| b.0.estimate) {
-            best = Some((
-                Plan {
-                    class_of,
-                    models,
-                    estimate: est,
-                },
-                seg_class,
-            ));
+        if est < best.as_ref().map_or(single_estimate, |b| b.1) {
+            best = Some((models, est, seg_class, class_of));
         }
     }
-    best
+    best.map(|(models, estimate, seg_class, class_of)| {
+        let class_of = class_of.unwrap_or_else(|| class_of_symbol(&seg_class));
+        (
+            Plan {
+                class_of,
+                models,
+                estimate,
+            },
+            seg_class,
+        )
+    })
 }
 
 /// Spec §7.3.3: the class of context value v when the stream uses K context classes: the
@@ -150,25 +226,39 @@ pub fn plan_context(symbols: &[u32], ctx: &[u8], single_estimate: usize) -> Opti
     if symbols.len() < 4096 || ctx.len() != symbols.len() {
         return None;
     }
-    let mut best: Option<(Plan, usize)> = None;
+    let counts = GroupCounts::by_context(symbols, ctx);
+    let class_of_symbol =
+        |map: &[u8; 256]| -> Vec<u8> { ctx.iter().map(|&c| map[c as usize]).collect() };
+    // (models, estimate, context map, symbol classes if already built, K)
+    type Best = (Vec<ClassModel>, usize, [u8; 256], Option<Vec<u8>>, usize);
+    let mut best: Option<Best> = None;
     for k in [4usize, 8, 16] {
         let map = context_classes(ctx, k);
-        let class_of: Vec<u8> = ctx.iter().map(|&c| map[c as usize]).collect();
-        let Some((models, est)) = models_for(symbols, &class_of, k) else {
+        let (hists, class_of) = match &counts {
+            Some(c) => (c.classes(&map, k), None),
+            None => {
+                let class_of = class_of_symbol(&map);
+                (class_histograms(symbols, &class_of, k), Some(class_of))
+            }
+        };
+        let Some((models, est)) = models_for(&hists) else {
             continue;
         };
-        if est + 4 < best.as_ref().map_or(single_estimate, |b| b.0.estimate) {
-            best = Some((
-                Plan {
-                    class_of,
-                    models,
-                    estimate: est + 4,
-                },
-                k,
-            ));
+        if est + 4 < best.as_ref().map_or(single_estimate, |b| b.1) {
+            best = Some((models, est + 4, map, class_of, k));
         }
     }
-    best
+    best.map(|(models, estimate, map, class_of, k)| {
+        let class_of = class_of.unwrap_or_else(|| class_of_symbol(&map));
+        (
+            Plan {
+                class_of,
+                models,
+                estimate,
+            },
+            k,
+        )
+    })
 }
 
 /// Writes `varint K` and the K models (each with its kind byte, 3 = compact).
@@ -465,4 +555,49 @@ pub fn decode_context<T: Copy + Send + Sync>(
         out,
         parallel,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The class histograms summed from per-group counts are those counted per symbol, for
+    /// segment and context groupings, on skewed symbols whose groups differ in spread.
+    #[test]
+    fn group_counts_sum_to_class_histograms() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let segment = 300;
+        let symbols: Vec<u32> = (0..segment * 57)
+            .map(|i| (next() % (1 + (i / segment) as u64 % 40)) as u32)
+            .collect();
+        let ctx: Vec<u8> = symbols.iter().map(|_| (next() % 23) as u8).collect();
+        let segs = symbols.len().div_ceil(segment);
+        let by_seg = GroupCounts::by_segment(&symbols, segment).unwrap();
+        let by_ctx = GroupCounts::by_context(&symbols, &ctx).unwrap();
+        for k in [2usize, 4, 8, 16] {
+            let seg_class: Vec<u8> = (0..segs).map(|s| ((s * 7) % k) as u8).collect();
+            let class_of: Vec<u8> = (0..symbols.len())
+                .map(|i| seg_class[i / segment])
+                .collect();
+            assert_eq!(
+                by_seg.classes(&seg_class, k),
+                class_histograms(&symbols, &class_of, k)
+            );
+            let map = context_classes(&ctx, k);
+            let class_of: Vec<u8> = ctx.iter().map(|&c| map[c as usize]).collect();
+            assert_eq!(
+                by_ctx.classes(&map, k),
+                class_histograms(&symbols, &class_of, k)
+            );
+        }
+        // Wide alphabets fall back to counting per class.
+        let wide: Vec<u32> = (0..5000).map(|i| i * 20).collect();
+        assert!(GroupCounts::by_segment(&wide, 100).is_none());
+    }
 }

@@ -69,6 +69,20 @@ pub fn nonzero_counts(h: &[u64]) -> Vec<(u32, u64)> {
         .collect()
 }
 
+/// `histogram` of the `n` symbols `sym(0..n)`, without gathering them when they are dense.
+pub fn histogram_of(n: usize, sym: impl Fn(usize) -> u32) -> Vec<(u32, u64)> {
+    let max = (0..n).map(&sym).max().unwrap_or(0);
+    if (max as usize) < (1 << 20) || (max as usize) < n {
+        let mut h = vec![0u64; max as usize + 1];
+        for i in 0..n {
+            h[sym(i) as usize] += 1;
+        }
+        nonzero_counts(&h)
+    } else {
+        histogram(&(0..n).map(sym).collect::<Vec<_>>())
+    }
+}
+
 /// Counts of each distinct symbol, sorted by symbol.
 pub fn histogram(symbols: &[u32]) -> Vec<(u32, u64)> {
     let max = symbols.iter().copied().max().unwrap_or(0);
