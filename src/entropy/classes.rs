@@ -474,15 +474,23 @@ fn decode_runs<T: Copy>(
     if let ([o0, o1, o2, o3], [l0, l1, l2, l3], [s0, s1, s2, s3]) =
         (&mut outs[..], &mut *lanes, &mut st[..])
     {
-        for k in 0..common {
-            let c0 = s0.at(k, run);
-            o0[k] = values[c0][tables[c0].step(l0)];
-            let c1 = s1.at(k, run);
-            o1[k] = values[c1][tables[c1].step(l1)];
-            let c2 = s2.at(k, run);
-            o2[k] = values[c2][tables[c2].step(l2)];
-            let c3 = s3.at(k, run);
-            o3[k] = values[c3][tables[c3].step(l3)];
+        // In spans where no lane changes class (segment classes: whole output channels),
+        // each lane's table and values are fixed.
+        let mut k = 0;
+        while k < common {
+            let (c0, c1, c2, c3) = (s0.at(k, run), s1.at(k, run), s2.at(k, run), s3.at(k, run));
+            let stop = s0.end.min(s1.end).min(s2.end).min(s3.end).min(common);
+            let (t0, v0) = (&tables[c0], &values[c0][..]);
+            let (t1, v1) = (&tables[c1], &values[c1][..]);
+            let (t2, v2) = (&tables[c2], &values[c2][..]);
+            let (t3, v3) = (&tables[c3], &values[c3][..]);
+            for j in k..stop {
+                o0[j] = v0[t0.step(l0)];
+                o1[j] = v1[t1.step(l1)];
+                o2[j] = v2[t2.step(l2)];
+                o3[j] = v3[t3.step(l3)];
+            }
+            k = stop;
         }
         done = common;
     }
