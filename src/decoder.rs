@@ -144,7 +144,7 @@ pub struct Decoder<R: Read> {
 }
 
 /// At most this many decoded bytes of small tensors are read ahead and decoded together.
-pub const READ_AHEAD: u64 = 8 << 20;
+const READ_AHEAD: u64 = 8 << 20;
 /// At most this many records are read ahead.
 const READ_AHEAD_RECORDS: usize = 256;
 
@@ -234,7 +234,7 @@ impl<R: Read> Decoder<R> {
     /// have been checked.
     ///
     /// With `DecodeOptions::parallel`, runs of small tensors are read ahead and decoded on
-    /// every core together (at most [`READ_AHEAD`] decoded bytes, or an eighth of `max_alloc`,
+    /// every core together (at most 8 MiB of decoded bytes, or an eighth of `max_alloc`,
     /// beyond the tensor returned); tensors, results and errors come in file order as if
     /// decoded one at a time.
     pub fn next_tensor(&mut self) -> Result<Option<Tensor>> {
