@@ -757,6 +757,32 @@ pub fn float_values(data_type: i32, data: &[u8]) -> Option<Vec<f64>> {
     Some(v)
 }
 
+/// Value `i` of a float tensor's canonical bytes, widened to f64 as `for_each_value` does
+/// (0 for other types).
+#[inline(always)]
+fn value_at(data_type: i32, data: &[u8], i: usize) -> f64 {
+    let b = |w: usize| &data[i * w..(i + 1) * w];
+    match data_type {
+        dtype::FLOAT => {
+            let b = b(4);
+            f32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64
+        }
+        dtype::DOUBLE => {
+            let b = b(8);
+            f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+        }
+        dtype::FLOAT16 => {
+            let b = b(2);
+            float::f16_to_f32(u16::from_le_bytes([b[0], b[1]])) as f64
+        }
+        dtype::BFLOAT16 => {
+            let b = b(2);
+            float::bf16_to_f32(u16::from_le_bytes([b[0], b[1]])) as f64
+        }
+        _ => 0.0,
+    }
+}
+
 /// Calls `f(i, value)` for each value of a float tensor's canonical bytes, widened to f64
 /// (nothing for other types).
 fn for_each_value(data_type: i32, data: &[u8], mut f: impl FnMut(usize, f64)) {
@@ -847,6 +873,10 @@ fn quantize_tensor(
     }
     let mut levels = quant::quantize(&values, &params, limit);
     quant::rdo::refine(&values, &mut levels, &params, l.rdo);
+    // The widened values are not needed past this point: the reconstruction is measured
+    // against the tensor's own bytes (or the thesis mode's copy), not held beside the levels.
+    let count = values.len();
+    drop(values);
     // Channel-class contexts over output channels (slices along axis 0).
     let segment = match t.dims.first() {
         Some(&d) if d >= 2 => (t.elements / d) as usize,
@@ -886,11 +916,13 @@ fn quantize_tensor(
         params: params.to_bytes(),
     };
     let decoded = quant::decode(&header, &payload, 0, true)?;
-    let original = original.as_deref().unwrap_or(&values);
     let (mut se, mut sx) = (0.0f64, 0.0f64);
     let mut finite = true;
     for_each_value(t.data_type, &decoded, |i, y| {
-        let x = original[i];
+        let x = match &original {
+            Some(o) => o[i],
+            None => value_at(t.data_type, &t.data, i),
+        };
         finite &= y.is_finite();
         se += (x - y) * (x - y);
         sx += x * x;
@@ -903,7 +935,7 @@ fn quantize_tensor(
     }
     let report = QuantReport {
         params: params.clone(),
-        mse: se / original.len() as f64,
+        mse: se / count as f64,
         sqnr_db: 10.0 * (sx / se.max(f64::MIN_POSITIVE)).log10(),
         levels: hist.len(),
         entropy_bits: crate::entropy::entropy_bits(&hist),
