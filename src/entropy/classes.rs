@@ -113,6 +113,28 @@ impl GroupCounts {
     }
 }
 
+/// A histogram: `(symbol, count)` ascending, as `histogram` gives.
+type Histogram = Vec<(u32, u64)>;
+
+/// The class histograms of the assignment `group_class` (group g in class
+/// `group_class[g]`, K classes): summed from the group counts when there are some, else
+/// counted over the symbols, whose classes (`class_of_symbol`) are then returned too.
+fn assignment_histograms(
+    counts: Option<&GroupCounts>,
+    symbols: &[u32],
+    group_class: &[u8],
+    k: usize,
+    class_of_symbol: impl Fn(&[u8]) -> Vec<u8>,
+) -> (Vec<Histogram>, Option<Vec<u8>>) {
+    match counts {
+        Some(c) => (c.classes(group_class, k), None),
+        None => {
+            let class_of = class_of_symbol(group_class);
+            (class_histograms(symbols, &class_of, k), Some(class_of))
+        }
+    }
+}
+
 /// Models for the class histograms `hists`; `None` if a model cannot be built.
 fn models_for(hists: &[Vec<(u32, u64)>]) -> Option<(Vec<ClassModel>, usize)> {
     let mut est = 0usize;
@@ -176,13 +198,8 @@ pub fn plan_segments(
         for (rank, &s) in order.iter().enumerate() {
             seg_class[s] = (rank * k / segs.len()) as u8;
         }
-        let (hists, class_of) = match &counts {
-            Some(c) => (c.classes(&seg_class, k), None),
-            None => {
-                let class_of = class_of_symbol(&seg_class);
-                (class_histograms(symbols, &class_of, k), Some(class_of))
-            }
-        };
+        let (hists, class_of) =
+            assignment_histograms(counts.as_ref(), symbols, &seg_class, k, class_of_symbol);
         let Some((models, est)) = models_for(&hists) else {
             continue;
         };
@@ -228,19 +245,14 @@ pub fn plan_context(symbols: &[u32], ctx: &[u8], single_estimate: usize) -> Opti
     }
     let counts = GroupCounts::by_context(symbols, ctx);
     let class_of_symbol =
-        |map: &[u8; 256]| -> Vec<u8> { ctx.iter().map(|&c| map[c as usize]).collect() };
+        |map: &[u8]| -> Vec<u8> { ctx.iter().map(|&c| map[c as usize]).collect() };
     // (models, estimate, context map, symbol classes if already built, K)
     type Best = (Vec<ClassModel>, usize, [u8; 256], Option<Vec<u8>>, usize);
     let mut best: Option<Best> = None;
     for k in [4usize, 8, 16] {
         let map = context_classes(ctx, k);
-        let (hists, class_of) = match &counts {
-            Some(c) => (c.classes(&map, k), None),
-            None => {
-                let class_of = class_of_symbol(&map);
-                (class_histograms(symbols, &class_of, k), Some(class_of))
-            }
-        };
+        let (hists, class_of) =
+            assignment_histograms(counts.as_ref(), symbols, &map, k, class_of_symbol);
         let Some((models, est)) = models_for(&hists) else {
             continue;
         };
