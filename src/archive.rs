@@ -8,7 +8,9 @@
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
+use std::sync::Arc;
 
+use crate::base::{BaseModel, BaseRecord};
 use crate::container::index::{self, Entry};
 use crate::container::reader::{read_full, RecordReader};
 use crate::container::{kind, FILE_HEADER_LEN, TRAILER_LEN};
@@ -47,6 +49,8 @@ pub struct Archive<R: Read + Seek> {
     entries: Vec<Entry>,
     by_name: HashMap<String, usize>,
     file_len: u64,
+    /// The base of an update (spec §14).
+    base: Option<Arc<BaseModel>>,
 }
 
 /// A file mapped into memory, read through [`Archive::open`].
@@ -68,26 +72,49 @@ impl Archive<MappedFile> {
     /// Maps the file at `path` and opens it (see [`Archive::new`]). Only the pages of the
     /// records that are read are ever touched.
     pub fn open(path: impl AsRef<Path>, opts: DecodeOptions) -> Result<Self> {
+        Self::open_with_base(path, opts, None)
+    }
+
+    /// As [`Archive::open`], for a file that may be an update of `base` (spec §14).
+    pub fn open_with_base(
+        path: impl AsRef<Path>,
+        opts: DecodeOptions,
+        base: Option<Arc<BaseModel>>,
+    ) -> Result<Self> {
         let path = path.as_ref();
         let f = std::fs::File::open(path)
             .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
         let map = crate::onnx::lift::map_file(&f)
             .map_err(|e| Error::io(format!("mapping {}", path.display()), e))?;
-        Archive::new(MappedFile(std::io::Cursor::new(map)), opts)
+        Archive::with_base(MappedFile(std::io::Cursor::new(map)), opts, base)
     }
 }
 
 impl<R: Read + Seek> Archive<R> {
     /// Reads the file header, the GRAPH record, the trailer and the INDEX, and checks that
     /// the INDEX names the graph's slots in walk order at increasing offsets (spec §8.1).
-    pub fn new(mut r: R, opts: DecodeOptions) -> Result<Self> {
+    pub fn new(r: R, opts: DecodeOptions) -> Result<Self> {
+        Self::with_base(r, opts, None)
+    }
+
+    /// As [`Archive::new`], for a file that may be an update of `base` (spec §14; see
+    /// [`crate::Decoder::with_base`]).
+    pub fn with_base(mut r: R, opts: DecodeOptions, base: Option<Arc<BaseModel>>) -> Result<Self> {
         let file_len = r
             .seek(SeekFrom::End(0))
             .map_err(|e| Error::io("seeking the input", e))?;
         rewind(&mut r, 0)?;
         let mut records = RecordReader::new(&mut r, opts.limits)?;
         let minor_version = records.minor_version();
-        let rec = next_known(&mut records, &mut None)?;
+        let mut rec = next_known(&mut records, &mut None)?;
+        let mut update = false;
+        if rec.prefix.kind == kind::BASE {
+            BaseRecord::parse(&rec.payload, rec.payload_offset())?
+                .check(base.as_deref(), rec.offset)?;
+            update = true;
+            rec = next_known(&mut records, &mut None)?;
+        }
+        let base = if update { base } else { None };
         if rec.prefix.kind != kind::GRAPH {
             return Err(Error::format(
                 FormatRule::RecordOrder,
@@ -96,7 +123,8 @@ impl<R: Read + Seek> Archive<R> {
             ));
         }
         let graph_end = records.offset();
-        let (mut model, _, memory) = parse_graph(&rec, &opts.limits, graph_end)?;
+        let dictionary = base.as_deref().map(BaseModel::dictionary);
+        let (mut model, _, memory) = parse_graph(&rec, &opts.limits, graph_end, dictionary)?;
         let slots = collect_slots(&mut model, &opts.limits, rec.offset, graph_end, memory)?;
 
         let min_len = graph_end + TRAILER_LEN as u64;
@@ -151,6 +179,7 @@ impl<R: Read + Seek> Archive<R> {
             entries,
             by_name,
             file_len,
+            base,
         })
     }
 
@@ -217,7 +246,7 @@ impl<R: Read + Seek> Archive<R> {
         // The expansion rule over the input up to the end of this record: every tensor that
         // the streaming decoder accepts is accepted here.
         let read = records.offset();
-        let mut t = decode_record(rec, slot, i, &self.opts, read, 0)?.0;
+        let mut t = decode_record(rec, slot, i, &self.opts, read, 0, self.base.as_deref())?.0;
         if t.storage == Storage::Inline {
             t.data = self.inline_data(i)?;
         }
@@ -252,7 +281,11 @@ impl<R: Read + Seek> Archive<R> {
     /// model (external tensors inlined).
     pub fn decode_model(&mut self) -> Result<Vec<u8>> {
         rewind(&mut self.r, 0)?;
-        crate::decode_to_bytes(std::io::BufReader::new(&mut self.r), self.opts)
+        crate::decode_to_bytes_with_base(
+            std::io::BufReader::new(&mut self.r),
+            self.opts,
+            self.base.clone(),
+        )
     }
 
     /// The reader, for a caller that wants it back.

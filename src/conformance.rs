@@ -8,12 +8,15 @@
 //!   agree.
 //! - `invalid/`: decoding fails with the error class the file is named after
 //!   (`FormatRule::name()`, or `limit`), without a panic.
+//! - updates (spec §14): an entry's `base_files` is its base chain, root first; the base is
+//!   opened from it and every decode of the entry is done against it.
 //! - `uncommon/`: decoding with the default limits succeeds (then as for `valid/`) or fails
 //!   with a limit error; with the manifest's raised limits it succeeds and matches.
 use std::io::Read;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -21,7 +24,7 @@ use sha2::{Digest, Sha256};
 use crate::container::kind;
 use crate::container::reader::RecordReader;
 use crate::error::{Error, Result};
-use crate::{DecodeOptions, Decoder, Limits};
+use crate::{BaseModel, DecodeOptions, Decoder, Limits};
 
 /// The three folders of the suite.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,10 +180,18 @@ fn run_case(dir: &Path, category: Category, case: &Value) -> CaseResult {
             return r;
         }
     }
-    let checked = catch_unwind(AssertUnwindSafe(|| match category {
-        Category::Valid => check_valid(dir, &file, &bytes, case, Limits::default()),
-        Category::Invalid => check_invalid(dir, &file, &bytes, case),
-        Category::Uncommon => check_uncommon(dir, &file, &bytes, case),
+    let checked = catch_unwind(AssertUnwindSafe(|| {
+        // An update's base (spec §14): the chain of files the manifest names, root first.
+        let base = match open_base(dir, case) {
+            Ok(b) => b,
+            Err(e) if category == Category::Invalid => return check_error(e, case),
+            Err(e) => return Err(failed(&e, "opening the base failed")),
+        };
+        match category {
+            Category::Valid => check_valid(dir, &file, &bytes, case, Limits::default(), &base),
+            Category::Invalid => check_invalid(dir, &file, &bytes, case, &base),
+            Category::Uncommon => check_uncommon(dir, &file, &bytes, case, &base),
+        }
     }));
     match checked {
         Ok(Ok(outcome)) => {
@@ -202,6 +213,18 @@ fn run_case(dir: &Path, category: Category, case: &Value) -> CaseResult {
         }
     }
     r
+}
+
+/// The base chain of a case's `base_files` (`None` without them).
+fn open_base(dir: &Path, case: &Value) -> Result<Option<Arc<BaseModel>>> {
+    let Some(files) = case["base_files"].as_array() else {
+        return Ok(None);
+    };
+    let paths: Vec<PathBuf> = files
+        .iter()
+        .map(|f| dir.join(f.as_str().unwrap_or_default()))
+        .collect();
+    BaseModel::open_chain(&paths, DecodeOptions::default()).map(Some)
 }
 
 /// `Ok(outcome)` when the vector passed, `Err((outcome, why))` otherwise.
@@ -233,13 +256,20 @@ fn failed(e: &Error, why: &str) -> (String, String) {
     (format!("{}: {e}", error_class(e)), why.to_string())
 }
 
-fn check_valid(dir: &Path, file: &str, bytes: &[u8], case: &Value, limits: Limits) -> Check {
+fn check_valid(
+    dir: &Path,
+    file: &str,
+    bytes: &[u8],
+    case: &Value,
+    limits: Limits,
+    base: &Option<Arc<BaseModel>>,
+) -> Check {
     let mismatch = |what: String| ("decoded".to_string(), what);
     // 1. Streaming, whole slice, chunks on all cores.
-    let a =
-        tensor_digests(bytes, options(limits, true)).map_err(|e| failed(&e, "decoding failed"))?;
+    let a = tensor_digests(bytes, options(limits, true), base)
+        .map_err(|e| failed(&e, "decoding failed"))?;
     // 2. One byte per read, one core: the same result (spec §7.3.1: chunk order is free).
-    let b = tensor_digests(OneByte(bytes), options(limits, false))
+    let b = tensor_digests(OneByte(bytes), options(limits, false), base)
         .map_err(|e| failed(&e, "decoding one byte at a time failed"))?;
     if a != b {
         return Err(mismatch(
@@ -288,13 +318,14 @@ fn check_valid(dir: &Path, file: &str, bytes: &[u8], case: &Value, limits: Limit
     }
     // 3. The lifted graph, as the GRAPH record holds it.
     if let Some(g) = case["graph_sha256"].as_str() {
-        let graph = graph_bytes(bytes, limits).map_err(|e| failed(&e, "reading the graph"))?;
+        let graph =
+            graph_bytes(bytes, limits, base).map_err(|e| failed(&e, "reading the graph"))?;
         if hex(&Sha256::digest(&graph)) != g {
             return Err(mismatch("graph_sha256 differs".into()));
         }
     }
     // 4. The rebuilt model, external tensors inlined.
-    let model = crate::decode_to_bytes(bytes, options(limits, true))
+    let model = crate::decode_to_bytes_with_base(bytes, options(limits, true), base.clone())
         .map_err(|e| failed(&e, "rebuilding the model failed"))?;
     if let Some(m) = case["model_sha256"].as_str() {
         if hex(&Sha256::digest(&model)) != m {
@@ -309,8 +340,14 @@ fn check_valid(dir: &Path, file: &str, bytes: &[u8], case: &Value, limits: Limit
     if let Some(ext) = case["external_files"].as_array() {
         let tmp = TempDir::new().map_err(|e| failed(&e, "temporary directory"))?;
         let out = tmp.0.join("model.onnx");
-        crate::decode_file(&dir.join(file), &out, options(limits, true), false)
-            .map_err(|e| failed(&e, "decoding to files failed"))?;
+        crate::decode_file_with_base(
+            &dir.join(file),
+            &out,
+            options(limits, true),
+            false,
+            base.clone(),
+        )
+        .map_err(|e| failed(&e, "decoding to files failed"))?;
         for x in ext {
             let loc = x["location"].as_str().unwrap_or_default();
             let data = std::fs::read(tmp.0.join(loc))
@@ -323,7 +360,7 @@ fn check_valid(dir: &Path, file: &str, bytes: &[u8], case: &Value, limits: Limit
     // 6. The FIDELITY record, when the manifest describes one (spec §8.3): its parsed
     // content, `null` for a version this decoder skips, or the error reading it gives.
     if case.get("fidelity").is_some() || case.get("fidelity_error").is_some() {
-        let mut d = crate::Decoder::new(bytes, options(limits, true))
+        let mut d = crate::Decoder::with_base(bytes, options(limits, true), base.clone())
             .map_err(|e| failed(&e, "decoding failed"))?;
         while d
             .next_tensor()
@@ -388,42 +425,60 @@ pub fn fidelity_json(f: &crate::container::fidelity::Fidelity) -> Value {
     })
 }
 
-fn check_invalid(dir: &Path, file: &str, bytes: &[u8], case: &Value) -> Check {
+fn check_invalid(
+    dir: &Path,
+    file: &str,
+    bytes: &[u8],
+    case: &Value,
+    base: &Option<Arc<BaseModel>>,
+) -> Check {
     let want = case["expected"].as_str().unwrap_or_default();
     let result = if case["decode"].as_str() == Some("files") {
         // The rule applies when external data is written (spec §6.3).
         let tmp = TempDir::new().map_err(|e| failed(&e, "temporary directory"))?;
-        crate::decode_file(
+        crate::decode_file_with_base(
             &dir.join(file),
             &tmp.0.join("model.onnx"),
             DecodeOptions::default(),
             false,
+            base.clone(),
         )
         .map(|_| ())
     } else {
-        crate::decode_to_bytes(bytes, DecodeOptions::default()).map(|_| ())
+        crate::decode_to_bytes_with_base(bytes, DecodeOptions::default(), base.clone()).map(|_| ())
     };
     match result {
         Ok(()) => Err((
             "ok".into(),
             format!("decoded without error; expected {want}"),
         )),
-        Err(e) => {
-            let class = error_class(&e);
-            let outcome = format!("{class}: {e}");
-            if class == want {
-                Ok(outcome)
-            } else {
-                Err((outcome, format!("expected {want}, got {class}")))
-            }
-        }
+        Err(e) => check_error(e, case),
     }
 }
 
-fn check_uncommon(dir: &Path, file: &str, bytes: &[u8], case: &Value) -> Check {
-    let first = match crate::decode_to_bytes(bytes, DecodeOptions::default()) {
+/// Whether `e` is the error an invalid case expects.
+fn check_error(e: Error, case: &Value) -> Check {
+    let want = case["expected"].as_str().unwrap_or_default();
+    let class = error_class(&e);
+    let outcome = format!("{class}: {e}");
+    if class == want {
+        Ok(outcome)
+    } else {
+        Err((outcome, format!("expected {want}, got {class}")))
+    }
+}
+
+fn check_uncommon(
+    dir: &Path,
+    file: &str,
+    bytes: &[u8],
+    case: &Value,
+    base: &Option<Arc<BaseModel>>,
+) -> Check {
+    let first = match crate::decode_to_bytes_with_base(bytes, DecodeOptions::default(), base.clone())
+    {
         Ok(_) => {
-            check_valid(dir, file, bytes, case, Limits::default())?;
+            check_valid(dir, file, bytes, case, Limits::default(), base)?;
             "ok".to_string()
         }
         Err(e @ Error::Limit { .. }) => format!("limit: {e}"),
@@ -438,7 +493,7 @@ fn check_uncommon(dir: &Path, file: &str, bytes: &[u8], case: &Value) -> Check {
             }
         }
     }
-    check_valid(dir, file, bytes, case, limits)
+    check_valid(dir, file, bytes, case, limits, base)
         .map_err(|(o, m)| (o, format!("with raised limits: {m}")))?;
     Ok(format!("{first}; ok with raised limits"))
 }
@@ -475,8 +530,12 @@ struct Digest32 {
     sha256: String,
 }
 
-fn tensor_digests<R: Read>(r: R, opts: DecodeOptions) -> Result<Vec<Digest32>> {
-    let mut d = Decoder::new(r, opts)?;
+fn tensor_digests<R: Read>(
+    r: R,
+    opts: DecodeOptions,
+    base: &Option<Arc<BaseModel>>,
+) -> Result<Vec<Digest32>> {
+    let mut d = Decoder::with_base(r, opts, base.clone())?;
     let mut v = Vec::new();
     while let Some(t) = d.next_tensor()? {
         let digest: [u8; 32] = Sha256::digest(&t.data).into();
@@ -494,7 +553,7 @@ fn tensor_digests<R: Read>(r: R, opts: DecodeOptions) -> Result<Vec<Digest32>> {
 }
 
 /// The decompressed payload of the file's GRAPH record (the lifted model, spec §5.1).
-fn graph_bytes(bytes: &[u8], limits: Limits) -> Result<Vec<u8>> {
+fn graph_bytes(bytes: &[u8], limits: Limits, base: &Option<Arc<BaseModel>>) -> Result<Vec<u8>> {
     let mut records = RecordReader::new(bytes, limits)?;
     loop {
         let rec = records.next_record()?;
@@ -502,6 +561,11 @@ fn graph_bytes(bytes: &[u8], limits: Limits) -> Result<Vec<u8>> {
             let mut l = [0u8; 8];
             l.copy_from_slice(rec.header.get(1..9).unwrap_or(&[0; 8]));
             let len = u64::from_le_bytes(l).min(limits.max_graph_bytes) as usize;
+            if let (Some(2), Some(b)) = (rec.header.first(), base) {
+                let (v, r) = crate::base::decompress_graph(&rec.payload, b.dictionary(), len, 0)?;
+                r.map_err(|e| Error::io("decompressing the graph", std::io::Error::other(e)))?;
+                return Ok(v);
+            }
             return zstd::bulk::decompress(&rec.payload, len)
                 .map_err(|e| Error::io("decompressing the graph", e));
         }

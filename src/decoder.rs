@@ -1,11 +1,13 @@
 //! The streaming decoder (spec §4.3, §6): open from any `Read`, get the graph, then the
 //! tensors one at a time. Memory stays near the graph plus the largest tensor.
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use prost::Message;
 
+use crate::base::{BaseModel, BaseRecord};
 use crate::container::index;
 use crate::container::kind;
 use crate::container::reader::{Record, RecordReader};
@@ -141,6 +143,10 @@ pub struct Decoder<R: Read> {
     ready: VecDeque<Tensor>,
     /// The error that follows the `ready` tensors.
     pending: Option<Error>,
+    /// The base the file is decoded against (spec §14).
+    base: Option<Arc<BaseModel>>,
+    /// The file's BASE record, if it is an update.
+    base_record: Option<BaseRecord>,
 }
 
 /// At most this many decoded bytes of small tensors are read ahead and decoded together.
@@ -160,10 +166,33 @@ fn format_err(rule: FormatRule, at: u64, tensor: &str, d: impl Into<String>) -> 
 impl<R: Read> Decoder<R> {
     /// Reads the file header and the GRAPH record.
     pub fn new(r: R, opts: DecodeOptions) -> Result<Self> {
+        Self::with_base(r, opts, None)
+    }
+
+    /// Reads the file header and the GRAPH record of a file that may be an update (spec §14):
+    /// `base` is the model it was coded against. An update without its base, or with another
+    /// base, is refused here, before any tensor is decoded (`base-missing`,
+    /// `base-mismatch`). A file that is not an update ignores `base`.
+    pub fn with_base(r: R, opts: DecodeOptions, base: Option<Arc<BaseModel>>) -> Result<Self> {
         let mut records = RecordReader::new(r, opts.limits)?;
         let minor_version = records.minor_version();
         let mut fidelity = None;
-        let rec = next_known(&mut records, &mut fidelity)?;
+        let mut rec = next_known(&mut records, &mut fidelity)?;
+        let mut base_record = None;
+        if rec.prefix.kind == kind::BASE {
+            let b = BaseRecord::parse(&rec.payload, rec.payload_offset())?;
+            b.check(base.as_deref(), rec.offset)?;
+            base_record = Some(b);
+            rec = next_known(&mut records, &mut fidelity)?;
+            if rec.prefix.kind != kind::GRAPH {
+                return Err(Error::format(
+                    FormatRule::RecordOrder,
+                    rec.offset,
+                    "the BASE record must be followed by the GRAPH record",
+                ));
+            }
+        }
+        let base = if base_record.is_some() { base } else { None };
         if rec.prefix.kind != kind::GRAPH {
             return Err(Error::format(
                 FormatRule::RecordOrder,
@@ -172,7 +201,8 @@ impl<R: Read> Decoder<R> {
             ));
         }
         let read = records.offset();
-        let (model, graph_len, memory) = parse_graph(&rec, &opts.limits, read)?;
+        let dictionary = base.as_deref().map(BaseModel::dictionary);
+        let (model, graph_len, memory) = parse_graph(&rec, &opts.limits, read, dictionary)?;
         let mut model = model;
         let slots = collect_slots(&mut model, &opts.limits, rec.offset, read, memory)?;
         Ok(Decoder {
@@ -190,7 +220,14 @@ impl<R: Read> Decoder<R> {
             inline_max: None,
             ready: VecDeque::new(),
             pending: None,
+            base,
+            base_record,
         })
+    }
+
+    /// The identity of the base this file is an update of (spec §14.2), if it is one.
+    pub fn base_identity(&self) -> Option<[u8; crate::base::IDENTITY_LEN]> {
+        self.base_record.map(|b| b.identity)
     }
 
     /// The model with tensor data lifted out (names, dims, types and all else kept).
@@ -275,8 +312,9 @@ impl<R: Read> Decoder<R> {
             }
         }
         let opts = &self.opts;
+        let base = self.base.as_deref();
         let finish = |(rec, h, ordinal): (Record, TensorHeader, usize)| {
-            finish_record(rec, h, ordinal, opts)
+            finish_record(rec, h, ordinal, opts, base)
         };
         let results: Vec<Result<Tensor>> = if batch.len() > 1 {
             use rayon::prelude::*;
@@ -573,10 +611,11 @@ pub(crate) fn decode_record(
     opts: &DecodeOptions,
     read: u64,
     decoded: u64,
+    base: Option<&BaseModel>,
 ) -> Result<(Tensor, u64)> {
     let h = check_record(&rec, slot, opts, read, decoded)?;
     let data_bytes = h.data_bytes;
-    Ok((finish_record(rec, h, ordinal, opts)?, data_bytes))
+    Ok((finish_record(rec, h, ordinal, opts, base)?, data_bytes))
 }
 
 /// A TENSOR record's header, parsed and checked against its slot and the limits (`read`
@@ -601,8 +640,9 @@ fn finish_record(
     h: TensorHeader,
     ordinal: usize,
     opts: &DecodeOptions,
+    base: Option<&BaseModel>,
 ) -> Result<Tensor> {
-    let data = decode_payload(&h, &rec.payload, rec.payload_offset(), opts.parallel)
+    let data = decode_payload(&h, &rec.payload, rec.payload_offset(), opts.parallel, base)
         .map_err(|e| e.with_tensor(&h.name))?;
     if h.storage == Storage::Typed && !dtype::typed_fits(h.data_type, &data) {
         return Err(format_err(
@@ -676,7 +716,15 @@ pub(crate) fn next_known<R: Read>(
             *fidelity = Some((rec.payload, at));
             continue;
         }
-        if matches!(rec.prefix.kind, kind::GRAPH | kind::TENSOR | kind::INDEX) {
+        // Kind 5 was unassigned before version 1.2: without the critical flag it is an
+        // unknown record, skipped as such (spec §4.2).
+        if rec.prefix.kind == kind::BASE && !rec.prefix.critical() {
+            continue;
+        }
+        if matches!(
+            rec.prefix.kind,
+            kind::GRAPH | kind::TENSOR | kind::INDEX | kind::BASE
+        ) {
             if rec.prefix.kind != kind::INDEX && !rec.prefix.critical() {
                 return Err(Error::format(
                     FormatRule::Reserved,
@@ -691,7 +739,12 @@ pub(crate) fn next_known<R: Read>(
 
 /// Spec §5.1 steps 1 to 6: the GRAPH header, the zstd frame, the census of what parsing
 /// builds (limit `graph memory`), the parse. Returns the model, `L` and the census's memory.
-pub(crate) fn parse_graph(rec: &Record, limits: &Limits, read: u64) -> Result<(ModelProto, u64, u64)> {
+pub(crate) fn parse_graph(
+    rec: &Record,
+    limits: &Limits,
+    read: u64,
+    dictionary: Option<&[u8]>,
+) -> Result<(ModelProto, u64, u64)> {
     let at = rec.header_offset();
     if rec.header.len() != 9 {
         return Err(Error::format(
@@ -700,11 +753,18 @@ pub(crate) fn parse_graph(rec: &Record, limits: &Limits, read: u64) -> Result<(M
             format!("GRAPH header has {} bytes, 9 expected", rec.header.len()),
         ));
     }
-    if rec.header[0] != 1 {
+    if rec.header[0] != 1 && rec.header[0] != 2 {
         return Err(Error::format(
             FormatRule::Graph,
             at,
             format!("unknown graph compression {}", rec.header[0]),
+        ));
+    }
+    if rec.header[0] == 2 && dictionary.is_none() {
+        return Err(Error::format(
+            FormatRule::Base,
+            at,
+            "the graph is coded against a base (compression 2) but the file has no BASE record",
         ));
     }
     let mut l = [0u8; 8];
@@ -720,7 +780,21 @@ pub(crate) fn parse_graph(rec: &Record, limits: &Limits, read: u64) -> Result<(M
         });
     }
     limits.check_decoded(read, 0, len, at + 1, None)?;
-    let (bytes, r) = crate::error::try_zstd(&rec.payload, len as usize, rec.payload_offset())?;
+    let (bytes, r) = match dictionary.filter(|_| rec.header[0] == 2) {
+        Some(d) => {
+            let (v, r) = crate::base::decompress_graph(
+                &rec.payload,
+                d,
+                len as usize,
+                rec.payload_offset(),
+            )?;
+            (v, r.map_err(|e| e.to_string()))
+        }
+        None => {
+            let (v, r) = crate::error::try_zstd(&rec.payload, len as usize, rec.payload_offset())?;
+            (v, r.map_err(|e| e.to_string()))
+        }
+    };
     r.map_err(|e| {
         Error::format(
             FormatRule::Graph,
@@ -921,7 +995,13 @@ fn check_slot(h: &TensorHeader, slot: &SlotInfo, at: u64) -> Result<()> {
     }
 }
 
-fn decode_payload(h: &TensorHeader, payload: &[u8], base: u64, parallel: bool) -> Result<Vec<u8>> {
+pub(crate) fn decode_payload(
+    h: &TensorHeader,
+    payload: &[u8],
+    base: u64,
+    parallel: bool,
+    model: Option<&BaseModel>,
+) -> Result<Vec<u8>> {
     if h.storage == Storage::Inline {
         if !payload.is_empty() {
             return Err(Error::format(
@@ -941,6 +1021,7 @@ fn decode_payload(h: &TensorHeader, payload: &[u8], base: u64, parallel: bool) -
     })?;
     let data = match h.coding {
         Coding::Quantized => crate::quant::decode(h, payload, base, parallel)?,
+        Coding::Reference => reference(h, payload, base, model)?,
         c => {
             if !h.params.is_empty() {
                 return Err(Error::format(
@@ -962,9 +1043,65 @@ fn decode_payload(h: &TensorHeader, payload: &[u8], base: u64, parallel: bool) -
     Ok(data)
 }
 
+/// Spec §14.3: the canonical bytes of the base's place that a reference names.
+fn reference(h: &TensorHeader, payload: &[u8], at: u64, base: Option<&BaseModel>) -> Result<Vec<u8>> {
+    let err = |d: String| Error::format(FormatRule::Base, at, d);
+    if !h.params.is_empty() {
+        return Err(Error::format(
+            FormatRule::TensorHeader,
+            at,
+            "reference coding takes no parameters",
+        ));
+    }
+    let Some(base) = base else {
+        return Err(err(
+            "a reference to a base tensor in a file without a BASE record".into(),
+        ));
+    };
+    let mut c = crate::bytes::Cursor::new(payload, at, FormatRule::Base);
+    let i = c.varint("base tensor number")?;
+    if !c.is_empty() {
+        return Err(err("bytes after the base tensor number".into()));
+    }
+    let Some(p) = usize::try_from(i).ok().and_then(|i| base.places().get(i)) else {
+        return Err(err(format!(
+            "base tensor {i} does not exist (the base has {})",
+            base.places().len()
+        )));
+    };
+    if p.name != h.name || p.data_type != h.data_type || p.dims != h.dims {
+        return Err(err(format!(
+            "base tensor {i} is {:?} ({} {:?}), the record is {:?} ({} {:?})",
+            p.name,
+            dtype::name(p.data_type),
+            p.dims,
+            h.name,
+            dtype::name(h.data_type),
+            h.dims
+        )));
+    }
+    if p.data.len() as u64 != h.data_bytes {
+        return Err(err(format!(
+            "base tensor {i} has {} bytes, the record says {}",
+            p.data.len(),
+            h.data_bytes
+        )));
+    }
+    crate::error::try_copy(&p.data, at)
+}
+
 /// Decodes a whole `.nnc` from `r` to ONNX bytes (external tensors inlined).
 pub fn decode_to_bytes<R: Read>(r: R, opts: DecodeOptions) -> Result<Vec<u8>> {
-    let (model, _) = Decoder::new(r, opts)?.into_model(true)?;
+    decode_to_bytes_with_base(r, opts, None)
+}
+
+/// [`decode_to_bytes`] for a file that may be an update of `base` (spec §14).
+pub fn decode_to_bytes_with_base<R: Read>(
+    r: R,
+    opts: DecodeOptions,
+    base: Option<Arc<BaseModel>>,
+) -> Result<Vec<u8>> {
+    let (model, _) = Decoder::with_base(r, opts, base)?.into_model(true)?;
     encode_fallibly(&model)
 }
 
@@ -1012,7 +1149,19 @@ pub fn decode_file(
     opts: DecodeOptions,
     inline_external: bool,
 ) -> Result<()> {
-    decode_file_with_progress(input, output, opts, inline_external, &mut |_| {})
+    decode_file_with_progress(input, output, opts, inline_external, None, &mut |_| {})
+}
+
+/// [`decode_file`] for a file that may be an update of `base` (spec §14): an update decodes
+/// only against the base it names, and is refused before any output is written otherwise.
+pub fn decode_file_with_base(
+    input: &Path,
+    output: &Path,
+    opts: DecodeOptions,
+    inline_external: bool,
+    base: Option<Arc<BaseModel>>,
+) -> Result<()> {
+    decode_file_with_progress(input, output, opts, inline_external, base, &mut |_| {})
 }
 
 /// [`decode_file`], calling `progress` with the number of input bytes read so far (the
@@ -1027,6 +1176,7 @@ pub fn decode_file_with_progress(
     output: &Path,
     opts: DecodeOptions,
     inline_external: bool,
+    base: Option<Arc<BaseModel>>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<()> {
     // Refuse a bad output path before any work.
@@ -1039,7 +1189,8 @@ pub fn decode_file_with_progress(
         read: 0,
         progress,
     };
-    let mut decoder = Decoder::new(std::io::BufReader::with_capacity(1 << 20, counted), opts)?;
+    let mut decoder =
+        Decoder::with_base(std::io::BufReader::with_capacity(1 << 20, counted), opts, base)?;
     let mut targets = if inline_external {
         Vec::new()
     } else {

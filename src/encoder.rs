@@ -5,6 +5,7 @@ use std::path::Path;
 use prost::Message;
 use rayon::prelude::*;
 
+use crate::base::BaseModel;
 use crate::container::fidelity::Fidelity;
 use crate::container::record::PREFIX_LEN;
 use crate::container::tensor_header::{Coding, Storage, TensorHeader};
@@ -44,6 +45,11 @@ pub struct EncodeOptions {
     /// calibrating encoder's allocation). Missing entries follow the options.
     #[doc(hidden)]
     pub tensor_rules: Option<std::sync::Arc<Vec<TensorRule>>>,
+    /// Code an update against this base (spec §14): tensors that decode to the bytes of the
+    /// base's tensor of the same name, type and shape become references to it, and the graph
+    /// is compressed with the base's dictionary. The file then decodes only with that base,
+    /// to exactly what the file without a base decodes to.
+    pub base: Option<std::sync::Arc<crate::base::BaseModel>>,
 }
 
 /// A per-tensor override of the step rule (see `EncodeOptions::tensor_rules`).
@@ -245,6 +251,17 @@ impl Prepared {
             .as_ref()
             .and_then(|r| r.get(i).copied())
             .unwrap_or(TensorRule::Policy);
+        if opts.base.as_deref().is_some_and(|b| unchanged(t, b)) {
+            // A tensor the base holds as it is costs a reference: it stays exact, and a full
+            // encode with the same steps keeps it exact too (spec §14.3).
+            let exact = EncodeOptions {
+                lossy: None,
+                tensor_rules: None,
+                ..opts.clone()
+            };
+            return code_tensor(t, &exact, &self.consumers, early, TensorRule::Exact)
+                .map_err(|e| e.with_tensor(&t.name));
+        }
         code_tensor(t, opts, &self.consumers, early, rule).map_err(|e| e.with_tensor(&t.name))
     }
 
@@ -323,7 +340,12 @@ impl Prepared {
     }
 
     /// The graph's zstd frame, checked against the decoder's limits once its size is known.
-    fn compress_graph(&self, model: &mut ModelProto, graph: &[u8]) -> Result<Vec<u8>> {
+    fn compress_graph(
+        &self,
+        model: &mut ModelProto,
+        graph: &[u8],
+        base: Option<&BaseModel>,
+    ) -> Result<Vec<u8>> {
         // Level 19 costs 15-90 ms on a graph of 60-150 KB for 0.1-3 % of the graph's size
         // over level 15 (0.1 % of the file at most, measured on the corpus): 19 only for
         // small graphs.
@@ -332,9 +354,12 @@ impl Prepared {
         } else {
             15
         };
-        let frame = zstd::bulk::compress(graph, level)
-            .map_err(|e| Error::io("zstd compression of the graph", e))?;
-        let read = (FILE_HEADER_LEN + PREFIX_LEN + 9 + frame.len()) as u64;
+        let frame = match base {
+            Some(b) => crate::base::compress_graph(graph, b.dictionary(), level)?,
+            None => zstd::bulk::compress(graph, level)
+                .map_err(|e| Error::io("zstd compression of the graph", e))?,
+        };
+        let read = Sizes::after_graph(graph.len() as u64, frame.len(), base).read;
         check_graph(model, graph, read, &self.limits)?;
         Ok(frame)
     }
@@ -350,7 +375,7 @@ impl Prepared {
         let later: Vec<usize> = (0..coded.len()).filter(|&i| coded[i].is_none()).collect();
         // The graph is compressed while the second phase runs.
         let (frame, rest) = rayon::join(
-            || self.compress_graph(&mut model, &graph),
+            || self.compress_graph(&mut model, &graph, None),
             || {
                 later
                     .par_iter()
@@ -370,6 +395,7 @@ impl Prepared {
             graph_len: graph.len() as u64,
             frame,
             tensors,
+            base: None,
         })
     }
 
@@ -384,11 +410,16 @@ impl Prepared {
             mut model,
             graph,
         } = self.front(opts)?;
-        let frame = self.compress_graph(&mut model, &graph)?;
+        let base = opts.base.as_deref();
+        let frame = self.compress_graph(&mut model, &graph, base)?;
         drop(model);
-        let mut w = ContainerWriter::with_minor(out, crate::container::VERSION_MINOR)?;
-        w.graph(graph.len() as u64, &frame)?;
-        let mut sizes = Sizes::after_graph(graph.len() as u64, frame.len());
+        let minor = if base.is_some() {
+            crate::container::VERSION_MINOR_UPDATE
+        } else {
+            crate::container::VERSION_MINOR
+        };
+        let mut w = ContainerWriter::with_minor(out, minor)?;
+        let mut sizes = Sizes::start(&mut w, graph.len() as u64, &frame, base)?;
         drop(graph);
         let mut report = EncodeReport {
             graph_bytes: frame.len() as u64,
@@ -418,9 +449,12 @@ impl Prepared {
                 coded[k] = Some(r?);
             }
             for (slot, t) in coded[i..j].iter_mut().zip(&self.lifted[i..j]) {
-                let c = slot
+                let mut c = slot
                     .take()
                     .ok_or_else(|| Error::input(None, "internal: tensor not coded"))?;
+                if let Some(b) = base {
+                    c.0 = refer_to_base(c.0, b).map_err(|e| e.with_tensor(&t.name))?;
+                }
                 sizes.write(&mut w, &c.0, &self.limits)?;
                 report.tensors.push(tensor_report(&c, t));
                 t.data.release();
@@ -457,11 +491,35 @@ struct Sizes {
 }
 
 impl Sizes {
-    fn after_graph(graph_len: u64, frame_len: usize) -> Sizes {
+    fn after_graph(graph_len: u64, frame_len: usize, base: Option<&BaseModel>) -> Sizes {
+        let base_len = if base.is_some() {
+            PREFIX_LEN + crate::base::RECORD_LEN
+        } else {
+            0
+        };
         Sizes {
-            read: (FILE_HEADER_LEN + PREFIX_LEN + 9 + frame_len) as u64,
+            read: (FILE_HEADER_LEN + base_len + PREFIX_LEN + 9 + frame_len) as u64,
             decoded: graph_len,
         }
+    }
+
+    /// Writes the BASE record of an update and the GRAPH record (compression 2 against a
+    /// base, else 1).
+    fn start<W: Write>(
+        w: &mut ContainerWriter<W>,
+        graph_len: u64,
+        frame: &[u8],
+        base: Option<&BaseModel>,
+    ) -> Result<Sizes> {
+        let compression = match base {
+            Some(b) => {
+                w.base(&b.record())?;
+                2
+            }
+            None => 1,
+        };
+        w.graph_compressed(compression, graph_len, frame)?;
+        Ok(Sizes::after_graph(graph_len, frame.len(), base))
     }
 
     /// Writes the record of a tensor that has one, checked against the decoder's `limits`.
@@ -507,9 +565,34 @@ pub struct CodedModel {
     graph_len: u64,
     frame: Vec<u8>,
     tensors: Vec<Coded>,
+    /// The base of an update (set by `against_base`).
+    base: Option<std::sync::Arc<BaseModel>>,
 }
 
 impl CodedModel {
+    /// The same model as an update of `base` (spec §14): tensors that decode to the bytes of
+    /// the base's tensor become references to it, and the graph is compressed against the
+    /// base's dictionary. Decodes with `base` to the same bytes as `self` without it.
+    pub fn against_base(
+        mut self,
+        prepared: &Prepared,
+        base: std::sync::Arc<BaseModel>,
+    ) -> Result<CodedModel> {
+        let graph = zstd::bulk::decompress(&self.frame, self.graph_len as usize)
+            .map_err(|e| Error::io("decompressing the graph", e))?;
+        // The lifted model as coded: the tensors that went back into the graph are in it.
+        let mut model = ModelProto::decode(graph.as_slice())
+            .map_err(|e| Error::input(None, format!("internal: coded graph: {e}")))?;
+        self.frame = prepared.compress_graph(&mut model, &graph, Some(&base))?;
+        let tensors = std::mem::take(&mut self.tensors);
+        self.tensors = tensors
+            .into_par_iter()
+            .map(|(p, q)| Ok((refer_to_base(p, &base)?, q)))
+            .collect::<Result<_>>()?;
+        self.base = Some(base);
+        Ok(self)
+    }
+
     /// Bytes of the container `write` produces without a FIDELITY record.
     pub fn container_bytes(&self, prepared: &Prepared) -> Result<u64> {
         let (_, r) = self.write_to(std::io::sink(), None, &prepared.limits)?;
@@ -522,14 +605,15 @@ impl CodedModel {
         fidelity: Option<&Fidelity>,
         limits: &Limits,
     ) -> Result<(W, u64)> {
-        let minor = if fidelity.is_some() {
+        let minor = if self.base.is_some() {
+            crate::container::VERSION_MINOR_UPDATE
+        } else if fidelity.is_some() {
             crate::container::VERSION_MINOR_FIDELITY
         } else {
             crate::container::VERSION_MINOR
         };
         let mut w = ContainerWriter::with_minor(out, minor)?;
-        w.graph(self.graph_len, &self.frame)?;
-        let mut sizes = Sizes::after_graph(self.graph_len, self.frame.len());
+        let mut sizes = Sizes::start(&mut w, self.graph_len, &self.frame, self.base.as_deref())?;
         for (placement, _) in &self.tensors {
             sizes.write(&mut w, placement, limits)?;
         }
@@ -561,6 +645,45 @@ impl CodedModel {
         };
         Ok((w, report))
     }
+}
+
+/// Whether the base holds `t` as it is: a tensor of the same name, type and shape with the same
+/// canonical bytes.
+fn unchanged(t: &Lifted, base: &BaseModel) -> bool {
+    !t.in_graph
+        && base
+            .find(&t.name, t.data_type, &t.dims, usize::MAX)
+            .is_some_and(|i| *base.places()[i as usize].data == *t.data)
+}
+
+/// Spec §14.3: a record that decodes to the bytes of the base's tensor of the same name, type
+/// and shape becomes a reference to it (when that is no longer).
+fn refer_to_base(placement: Placement, base: &BaseModel) -> Result<Placement> {
+    let Placement::Record(h, payload) = placement else {
+        return Ok(placement);
+    };
+    if h.storage == Storage::Inline {
+        return Ok(Placement::Record(h, payload));
+    }
+    let Some(i) = base.find(&h.name, h.data_type, &h.dims, usize::MAX) else {
+        return Ok(Placement::Record(h, payload));
+    };
+    let place = &base.places()[i as usize];
+    let mut reference = Vec::new();
+    crate::bytes::put_varint(&mut reference, i as u64);
+    if place.data.len() as u64 != h.data_bytes || reference.len() > payload.len() {
+        return Ok(Placement::Record(h, payload));
+    }
+    let decoded = crate::decoder::decode_payload(&h, &payload, 0, true, None)?;
+    if decoded != place.data {
+        return Ok(Placement::Record(h, payload));
+    }
+    let h = TensorHeader {
+        coding: Coding::Reference,
+        params: Vec::new(),
+        ..h
+    };
+    Ok(Placement::Record(h, reference))
 }
 
 /// Largest serialized graph compressed at zstd level 19 (above: level 15).
@@ -1021,9 +1144,11 @@ pub fn encode_file_calibrated(
     let file = AtomicFile::create(output)?;
     let (file, report) = match calibrate(&prepared, opts, cal) {
         Ok(o) => {
-            let (file, mut report) =
-                o.coded
-                    .write(&prepared, file.writer(), Some(&o.fidelity))?;
+            let coded = match &opts.base {
+                Some(b) => o.coded.against_base(&prepared, b.clone())?,
+                None => o.coded,
+            };
+            let (file, mut report) = coded.write(&prepared, file.writer(), Some(&o.fidelity))?;
             report.notes = o.notes;
             report.calibration_seconds = o.seconds;
             (file, report)

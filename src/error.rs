@@ -33,6 +33,13 @@ pub enum FormatRule {
     /// §8.3: a FIDELITY record is malformed (reported when the record is read, e.g. by
     /// `inspect`; decoding the model ignores the record).
     Fidelity,
+    /// §14: a BASE record, a reference to the base, or a graph coded against the base is
+    /// malformed.
+    Base,
+    /// §14.2: the file is an update and no base was given.
+    BaseMissing,
+    /// §14.2: the base given is not the one the update names.
+    BaseMismatch,
 }
 
 impl FormatRule {
@@ -52,6 +59,9 @@ impl FormatRule {
             FormatRule::Index => "index",
             FormatRule::TrailingData => "trailing-data",
             FormatRule::Fidelity => "fidelity",
+            FormatRule::Base => "base",
+            FormatRule::BaseMissing => "base-missing",
+            FormatRule::BaseMismatch => "base-mismatch",
         }
     }
 }

@@ -47,11 +47,16 @@ internal_modules! {
     #[cfg(feature = "runtime")]
     runtime;
     archive;
+    base;
 }
 
 pub use archive::{Archive, MappedFile};
+pub use base::BaseModel;
 pub use container::tensor_header::{Coding, Storage};
-pub use decoder::{decode_file, decode_to_bytes, DecodeOptions, Decoder, Tensor};
+pub use decoder::{
+    decode_file, decode_file_with_base, decode_to_bytes, decode_to_bytes_with_base, DecodeOptions,
+    Decoder, Tensor,
+};
 pub use error::{Error, FormatRule, Result};
 pub use limits::Limits;
 

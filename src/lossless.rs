@@ -147,9 +147,9 @@ pub fn decode(
             }
             Ok(out)
         }
-        Coding::Quantized => Err(err(
+        Coding::Quantized | Coding::Reference => Err(err(
             base,
-            "quantized payload passed to the lossless decoder".into(),
+            format!("{} payload passed to the lossless decoder", coding.name()),
         )),
     }
 }

@@ -61,9 +61,21 @@ struct LimitArgs {
     /// Largest element count of one tensor.
     #[arg(long, value_name = "N")]
     max_elements: Option<u64>,
+    /// The base of an update (spec §14): its .onnx, or its .nnc. Repeat for a chain, root
+    /// first (each .nnc decoded against the one before it).
+    #[arg(long, value_name = "FILE")]
+    base: Vec<PathBuf>,
 }
 
 impl LimitArgs {
+    /// The base chain given with `--base`, opened (`None` without one).
+    fn base(&self) -> nnc::Result<Option<std::sync::Arc<nnc::BaseModel>>> {
+        if self.base.is_empty() {
+            return Ok(None);
+        }
+        nnc::BaseModel::open_chain(&self.base, self.options()).map(Some)
+    }
+
     fn options(&self) -> DecodeOptions {
         let mut l = Limits::default();
         if let Some(v) = self.max_alloc {
@@ -397,6 +409,12 @@ enum Cmd {
         /// smaller that decoders without mode 6 can read, decoded about half as fast.
         #[arg(long)]
         narrow_rans: bool,
+        /// Code an update against this base (spec §14): the base's .onnx, or its .nnc (repeat
+        /// for a chain, root first). Tensors that decode to the base's bytes become references
+        /// and the graph is compressed against the base; `nnc decode --base` restores exactly
+        /// what the file without --base decodes to.
+        #[arg(long, value_name = "FILE")]
+        base: Vec<PathBuf>,
         #[command(flatten)]
         lossy: LossyArgs,
         #[command(flatten)]
@@ -478,12 +496,13 @@ fn main() -> ExitCode {
 fn open(
     path: &PathBuf,
     opts: DecodeOptions,
+    base: Option<std::sync::Arc<nnc::BaseModel>>,
 ) -> nnc::Result<Decoder<std::io::BufReader<std::fs::File>>> {
     let f = std::fs::File::open(path).map_err(|e| nnc::Error::Io {
         context: format!("opening {}", path.display()),
         source: e,
     })?;
-    Decoder::new(std::io::BufReader::with_capacity(1 << 20, f), opts)
+    Decoder::with_base(std::io::BufReader::with_capacity(1 << 20, f), opts, base)
 }
 
 fn run(cli: Cli) -> nnc::Result<()> {
@@ -513,6 +532,7 @@ fn run(cli: Cli) -> nnc::Result<()> {
             lossless,
             records_only,
             narrow_rans,
+            base,
             lossy,
             target,
             report,
@@ -542,6 +562,11 @@ fn run(cli: Cli) -> nnc::Result<()> {
                 lossless: nnc::lossless::LosslessOptions {
                     wide: !narrow_rans,
                     ..Default::default()
+                },
+                base: if base.is_empty() {
+                    None
+                } else {
+                    Some(nnc::BaseModel::open_chain(&base, DecodeOptions::default())?)
                 },
                 ..EncodeOptions::default()
             };
@@ -593,6 +618,7 @@ fn run(cli: Cli) -> nnc::Result<()> {
                 &output,
                 limits.options(),
                 inline_external,
+                limits.base()?,
                 &mut |read| {
                     if let Some(b) = &bar {
                         b.set_position(read);
@@ -614,14 +640,18 @@ fn run(cli: Cli) -> nnc::Result<()> {
             input,
             json,
             limits,
-        } => inspect(&input, json, limits.options()),
+        } => inspect(&input, json, limits.options(), limits.base()?),
         Cmd::Extract {
             input,
             name,
             output,
             limits,
         } => {
-            let t = nnc::Archive::open(&input, limits.options())?.tensor(&name)?;
+            let f = std::fs::File::open(&input).map_err(|e| nnc::Error::Io {
+                context: format!("opening {}", input.display()),
+                source: e,
+            })?;
+            let t = nnc::Archive::with_base(f, limits.options(), limits.base()?)?.tensor(&name)?;
             let npy = t.to_npy()?;
             let mut w = nnc::output::AtomicFile::create(&output)?.writer();
             std::io::Write::write_all(&mut w, &npy).map_err(|e| nnc::Error::Io {
@@ -646,7 +676,7 @@ fn run(cli: Cli) -> nnc::Result<()> {
             limits,
         } => {
             let t = Instant::now();
-            let mut d = open(&input, limits.options())?;
+            let mut d = open(&input, limits.options(), limits.base()?)?;
             let bar = nnc::progress::bar(!quiet, d.tensor_count() as u64, "verifying", false);
             let (mut n, mut bytes, mut float_bytes) = (0usize, 0u64, 0u64);
             while let Some(t) = d.next_tensor()? {
@@ -940,9 +970,15 @@ fn quant_json(t: &nnc::Tensor) -> nnc::Result<serde_json::Value> {
     }))
 }
 
-fn inspect(input: &PathBuf, json: bool, mut opts: DecodeOptions) -> nnc::Result<()> {
+fn inspect(
+    input: &PathBuf,
+    json: bool,
+    mut opts: DecodeOptions,
+    base: Option<std::sync::Arc<nnc::BaseModel>>,
+) -> nnc::Result<()> {
     opts.keep_payload = true;
-    let mut d = open(input, opts)?;
+    let mut d = open(input, opts, base)?;
+    let base_identity = d.base_identity().map(|b| nnc::base::hex(&b));
     let graph_bytes = d.graph_bytes();
     let mut rows = Vec::new();
     while let Some(t) = d.next_tensor()? {
@@ -952,7 +988,7 @@ fn inspect(input: &PathBuf, json: bool, mut opts: DecodeOptions) -> nnc::Result<
             "dtype": nnc::onnx::dtype::name(t.data_type),
             "dims": t.dims,
             "storage": t.storage.name(),
-            "coding": if t.coding == nnc::container::tensor_header::Coding::Quantized { "quantized" } else if t.storage == nnc::container::tensor_header::Storage::Inline { "inline" } else { "lossless" },
+            "coding": if t.coding == nnc::container::tensor_header::Coding::Quantized { "quantized" } else if t.coding == nnc::container::tensor_header::Coding::Reference { "reference" } else if t.storage == nnc::container::tensor_header::Storage::Inline { "inline" } else { "lossless" },
             "method": t.coding.name(),
             "elements": elements,
                         "payload_bytes": t.payload_bytes,
@@ -975,6 +1011,9 @@ fn inspect(input: &PathBuf, json: bool, mut opts: DecodeOptions) -> nnc::Result<
             "graph_bytes": graph_bytes,
             "tensors": rows,
         });
+        if let Some(b) = &base_identity {
+            v["base"] = serde_json::json!(b);
+        }
         if let Some(f) = &fidelity {
             v["fidelity"] = nnc::conformance::fidelity_json(f);
         }
@@ -988,6 +1027,9 @@ fn inspect(input: &PathBuf, json: bool, mut opts: DecodeOptions) -> nnc::Result<
             graph_bytes,
             rows.len()
         );
+        if let Some(b) = &base_identity {
+            outln!("update of the base with identity {b}");
+        }
         outln!(
             "{:<44} {:>9} {:>18} {:>10} {:>10} {:>10} {:>7} {:>7}",
             "tensor",

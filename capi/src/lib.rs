@@ -16,8 +16,9 @@ use std::ffi::{c_char, CStr, CString};
 use std::io::Cursor;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
+use std::sync::Arc;
 
-use nnc::{Archive, DecodeOptions, Error, Limits, MappedFile};
+use nnc::{Archive, BaseModel, DecodeOptions, Error, Limits, MappedFile};
 
 /// Result of every call: 0 on success, a positive error code otherwise.
 #[repr(C)]
@@ -118,6 +119,12 @@ enum Source {
 pub struct nnc_archive {
     source: Source,
     names: Vec<CString>,
+}
+
+/// The base of updates (spec §14; opaque): the model an update file was coded against.
+/// Open with `nnc_base_open`, free with `nnc_base_free`.
+pub struct nnc_base {
+    base: Arc<BaseModel>,
 }
 
 /// One decoded tensor (opaque). Free with `nnc_tensor_free`.
@@ -226,6 +233,24 @@ pub unsafe extern "C" fn nnc_open_path(
     limits: *const nnc_limits,
     out: *mut *mut nnc_archive,
 ) -> nnc_status {
+    // SAFETY: the caller's guarantees are those of nnc_open_path_with_base with no base.
+    unsafe { nnc_open_path_with_base(path, limits, std::ptr::null(), out) }
+}
+
+/// As `nnc_open_path`, for a file that may be an update of `base` (spec §14; null: no base).
+/// An update opened without its base, or with another, fails with `NNC_ERR_FORMAT`
+/// (`base-missing`, `base-mismatch`). The archive keeps its own reference to the base: the
+/// caller may free `base` at any time.
+///
+/// # Safety
+/// As `nnc_open_path`; `base` is null or a live base.
+#[no_mangle]
+pub unsafe extern "C" fn nnc_open_path_with_base(
+    path: *const c_char,
+    limits: *const nnc_limits,
+    base: *const nnc_base,
+    out: *mut *mut nnc_archive,
+) -> nnc_status {
     guard(|| {
         if path.is_null() || out.is_null() {
             return Err(bad_arg("path or out is null"));
@@ -234,9 +259,66 @@ pub unsafe extern "C" fn nnc_open_path(
         let path = unsafe { CStr::from_ptr(path) }
             .to_str()
             .map_err(|_| bad_arg("path is not UTF-8"))?;
-        let a = Archive::open(path, options(limits)).map_err(fail)?;
+        let a = Archive::open_with_base(path, options(limits), base_of(base)).map_err(fail)?;
         finish_open(Source::Mapped(a), out)
     })
+}
+
+/// Opens the base of updates from `count` files (paths UTF-8, NUL-terminated): an ONNX model,
+/// or a `.nnc`; for a chain, root first, each `.nnc` decoded against the one before it.
+/// `limits` may be null. Free with `nnc_base_free`.
+///
+/// # Safety
+/// `paths` points to `count` NUL-terminated strings; `limits` is null or valid; `out` is
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn nnc_base_open(
+    paths: *const *const c_char,
+    count: usize,
+    limits: *const nnc_limits,
+    out: *mut *mut nnc_base,
+) -> nnc_status {
+    guard(|| {
+        if paths.is_null() || out.is_null() || count == 0 {
+            return Err(bad_arg("paths or out is null, or count is 0"));
+        }
+        // SAFETY: the caller guarantees `count` readable pointers.
+        let ptrs = unsafe { std::slice::from_raw_parts(paths, count) };
+        let mut v = Vec::with_capacity(count);
+        for &p in ptrs {
+            if p.is_null() {
+                return Err(bad_arg("a path is null"));
+            }
+            // SAFETY: checked non-null; the caller guarantees NUL termination.
+            let s = unsafe { CStr::from_ptr(p) }
+                .to_str()
+                .map_err(|_| bad_arg("a path is not UTF-8"))?;
+            v.push(Path::new(s).to_path_buf());
+        }
+        let base = BaseModel::open_chain(&v, options(limits)).map_err(fail)?;
+        // SAFETY: `out` was checked non-null.
+        unsafe { *out = Box::into_raw(Box::new(nnc_base { base })) };
+        Ok(())
+    })
+}
+
+/// Frees a base (null is ignored). Archives opened with it keep working.
+///
+/// # Safety
+/// `base` is null or was returned by `nnc_base_open` and not freed yet.
+#[no_mangle]
+pub unsafe extern "C" fn nnc_base_free(base: *mut nnc_base) {
+    if !base.is_null() {
+        let _ = catch_unwind(AssertUnwindSafe(|| {
+            // SAFETY: the caller guarantees it came from Box::into_raw and is freed once.
+            drop(unsafe { Box::from_raw(base) })
+        }));
+    }
+}
+
+fn base_of(base: *const nnc_base) -> Option<Arc<BaseModel>> {
+    // SAFETY: the caller passes null or a live base.
+    unsafe { base.as_ref() }.map(|b| b.base.clone())
 }
 
 /// Opens a `.nnc` file held in memory: the `len` bytes at `data` are copied, so the caller may
@@ -251,6 +333,22 @@ pub unsafe extern "C" fn nnc_open_memory(
     limits: *const nnc_limits,
     out: *mut *mut nnc_archive,
 ) -> nnc_status {
+    // SAFETY: the caller's guarantees are those of nnc_open_memory_with_base with no base.
+    unsafe { nnc_open_memory_with_base(data, len, limits, std::ptr::null(), out) }
+}
+
+/// As `nnc_open_memory`, for a file that may be an update of `base` (null: no base).
+///
+/// # Safety
+/// As `nnc_open_memory`; `base` is null or a live base.
+#[no_mangle]
+pub unsafe extern "C" fn nnc_open_memory_with_base(
+    data: *const u8,
+    len: usize,
+    limits: *const nnc_limits,
+    base: *const nnc_base,
+    out: *mut *mut nnc_archive,
+) -> nnc_status {
     guard(|| {
         if (data.is_null() && len > 0) || out.is_null() {
             return Err(bad_arg("data or out is null"));
@@ -261,7 +359,8 @@ pub unsafe extern "C" fn nnc_open_memory(
             // SAFETY: checked non-null; the caller guarantees `len` readable bytes.
             unsafe { std::slice::from_raw_parts(data, len) }.to_vec()
         };
-        let a = Archive::new(Cursor::new(bytes), options(limits)).map_err(fail)?;
+        let a =
+            Archive::with_base(Cursor::new(bytes), options(limits), base_of(base)).map_err(fail)?;
         finish_open(Source::Memory(a), out)
     })
 }
@@ -552,6 +651,23 @@ pub unsafe extern "C" fn nnc_decode_file(
     inline_external: i32,
     limits: *const nnc_limits,
 ) -> nnc_status {
+    // SAFETY: the caller's guarantees are those of nnc_decode_file_with_base with no base.
+    unsafe { nnc_decode_file_with_base(input, output, inline_external, limits, std::ptr::null()) }
+}
+
+/// As `nnc_decode_file`, for a file that may be an update of `base` (null: no base). An update
+/// without its base, or with another, fails before any output is written.
+///
+/// # Safety
+/// As `nnc_decode_file`; `base` is null or a live base.
+#[no_mangle]
+pub unsafe extern "C" fn nnc_decode_file_with_base(
+    input: *const c_char,
+    output: *const c_char,
+    inline_external: i32,
+    limits: *const nnc_limits,
+    base: *const nnc_base,
+) -> nnc_status {
     guard(|| {
         if input.is_null() || output.is_null() {
             return Err(bad_arg("input or output is null"));
@@ -562,11 +678,12 @@ pub unsafe extern "C" fn nnc_decode_file(
         let output = output
             .to_str()
             .map_err(|_| bad_arg("output is not UTF-8"))?;
-        nnc::decode_file(
+        nnc::decode_file_with_base(
             Path::new(input),
             Path::new(output),
             options(limits),
             inline_external != 0,
+            base_of(base),
         )
         .map_err(fail)
     })

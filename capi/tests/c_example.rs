@@ -145,6 +145,60 @@ fn c_example_decodes_a_corpus_model() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// An update (spec §14) of the conformance suite, decoded through the C ABI with its base
+/// chain: the same model as the Rust library gives; without the base, `base-missing`.
+#[test]
+fn c_example_decodes_an_update_with_its_base() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    // Not under `tempfile_dir()`: the other test removes that when it ends.
+    let dir = std::env::temp_dir().join(format!("nnc-capi-update-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let exe = dir.join("decode");
+    compile(root, &exe);
+    let suite = root.join("conformance/valid");
+    let chain = [
+        suite.join("dtype-float/input.nnc"),
+        suite.join("update-reference/input.nnc"),
+    ];
+    let update = suite.join("update-chain/input.nnc");
+    let out_file = dir.join("decoded.onnx");
+    let out = Command::new(&exe)
+        .arg("--base")
+        .arg(&chain[0])
+        .arg("--base")
+        .arg(&chain[1])
+        .arg(&update)
+        .arg("float.matrix")
+        .arg(&out_file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "C example failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let base = nnc::BaseModel::open_chain(&chain, nnc::DecodeOptions::default()).unwrap();
+    let onnx = nnc::decode_to_bytes_with_base(
+        std::fs::File::open(&update).unwrap(),
+        nnc::DecodeOptions::default(),
+        Some(base),
+    )
+    .unwrap();
+    let want = format!("model: {} bytes of ONNX", onnx.len());
+    assert!(stdout.lines().any(|l| l == want), "{want} not in\n{stdout}");
+    assert_eq!(std::fs::read(&out_file).unwrap(), onnx);
+    // Without the base: refused, with the rule in the message.
+    let out = Command::new(&exe).arg(&update).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("NNC_ERR_FORMAT") && err.contains("base-missing"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn tempfile_dir() -> PathBuf {
     let d = std::env::temp_dir().join(format!("nnc-capi-test-{}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();

@@ -2,7 +2,10 @@
  * copied into a buffer), and decodes the whole model to ONNX bytes in memory.
  *
  *   cc examples/c/decode.c -Icapi/include target/release/libnnc_capi.a -lpthread -ldl -lm
- *   ./a.out MODEL.nnc [NAME]
+ *   ./a.out [--base BASE]... MODEL.nnc [NAME [OUT.onnx]]
+ *
+ * With --base (an .onnx or .nnc; repeated for a chain, root first), MODEL.nnc may be an update
+ * coded against that base (spec §14).
  *
  * Prints one line per tensor ("name dtype [dims] bytes"), then "model: N bytes of ONNX".
  * Exits 1 with the library's message on any error. */
@@ -19,14 +22,27 @@ static int fail(const char *what, int status) {
 }
 
 int main(int argc, char **argv) {
+    const char *base_paths[16];
+    size_t bases = 0;
+    while (argc > 2 && strcmp(argv[1], "--base") == 0 && bases < 16) {
+        base_paths[bases++] = argv[2];
+        argv += 2;
+        argc -= 2;
+    }
     if (argc < 2) {
-        fprintf(stderr, "usage: %s MODEL.nnc [NAME [OUT.onnx]]\n", argv[0]);
+        fprintf(stderr, "usage: %s [--base BASE]... MODEL.nnc [NAME [OUT.onnx]]\n", argv[0]);
         return 2;
     }
     nnc_limits limits;
     nnc_limits_default(&limits);
+    int s;
+    nnc_base *base = NULL;
+    if (bases > 0) {
+        s = nnc_base_open(base_paths, bases, &limits, &base);
+        if (s != NNC_OK) return fail("base", s);
+    }
     nnc_archive *archive = NULL;
-    int s = nnc_open_path(argv[1], &limits, &archive);
+    s = nnc_open_path_with_base(argv[1], &limits, base, &archive);
     if (s != NNC_OK) return fail("open", s);
 
     size_t count = nnc_tensor_count(archive);
@@ -88,7 +104,7 @@ int main(int argc, char **argv) {
 
     /* To a file (external tensors beside it), in memory bounded by the largest tensor. */
     if (argc > 3) {
-        s = nnc_decode_file(argv[1], argv[3], 0, NULL);
+        s = nnc_decode_file_with_base(argv[1], argv[3], 0, NULL, base);
         if (s != NNC_OK) return fail("decode_file", s);
         printf("file: %s\n", argv[3]);
     }
@@ -101,5 +117,6 @@ int main(int argc, char **argv) {
         return 1;
     }
     printf("junk: %s\n", nnc_last_error());
+    nnc_base_free(base);
     return 0;
 }

@@ -26,6 +26,8 @@ mod invalid;
 mod onnx;
 #[path = "uncommon.rs"]
 mod uncommon;
+#[path = "updates.rs"]
+mod updates;
 #[path = "valid/mod.rs"]
 mod valid;
 
@@ -113,6 +115,12 @@ pub fn generate(out: &Path) -> Result<Summary, String> {
         valid_bytes.insert(c.name.clone(), bytes);
         valid_json.push(entry);
     }
+    // Updates (spec §14): their bases are the valid vectors just written.
+    let upd = updates::generate(out, &valid_bytes)?;
+    s.valid += upd.valid.len();
+    s.invalid += upd.invalid.len();
+    s.bytes += upd.bytes;
+    valid_json.extend(upd.valid);
     let mut invalid_json = Vec::new();
     for c in invalid::cases(&valid_bytes) {
         let file = format!("invalid/{}.nnc", c.name);
@@ -169,7 +177,7 @@ pub fn generate(out: &Path) -> Result<Summary, String> {
                 other.map(|b| b.len())
             )),
         }
-        let decoded = decoded_json(&bytes, limits)
+        let decoded = decoded_json(&bytes, limits, None)
             .map_err(|e| format!("{file} does not decode with raised limits: {e}"))?;
         let expected = c.model.encode_to_vec();
         if nnc::decode_to_bytes(bytes.as_slice(), options(limits)).ok() != Some(expected) {
@@ -196,6 +204,10 @@ pub fn generate(out: &Path) -> Result<Summary, String> {
         "invalid": invalid_json,
         "uncommon": uncommon_json,
     });
+    let mut manifest = manifest;
+    if let Some(v) = manifest["invalid"].as_array_mut() {
+        v.extend(upd.invalid);
+    }
     let text = serde_json::to_string_pretty(&manifest).map_err(|e| e.to_string())? + "\n";
     write(&out.join("manifest.json"), text.as_bytes())?;
     let readme = out.join("README.md");
@@ -264,7 +276,7 @@ fn valid_case(c: &valid::Case, out: &Path, tmp: &TempDir) -> Result<(Vec<u8>, Va
             ));
         }
     }
-    let decoded = decoded_json(&bytes, Limits::default())
+    let decoded = decoded_json(&bytes, Limits::default(), None)
         .map_err(|e| format!("{file}: the reference decoder rejects it: {e}"))?;
     if c.exact {
         let expected = inline_external(&c.model, &c.files).encode_to_vec();
@@ -377,14 +389,24 @@ fn inline_external(m: &ModelProto, files: &[(String, Vec<u8>)]) -> ModelProto {
 }
 
 /// The manifest fields that come from decoding: tensors and their hashes, the graph, the model.
-fn decoded_json(bytes: &[u8], limits: Limits) -> nnc::Result<Value> {
+fn decoded_json(
+    bytes: &[u8],
+    limits: Limits,
+    base: Option<std::sync::Arc<nnc::BaseModel>>,
+) -> nnc::Result<Value> {
     let f = NncFile::parse(bytes);
     let g = &f.recs[f.find(kind::GRAPH)[0]];
-    let graph = zstd::bulk::decompress(&g.payload, 1 << 30).map_err(|e| Error::Io {
-        context: "graph".into(),
-        source: e,
-    })?;
-    let mut d = Decoder::new(bytes, options(limits))?;
+    let graph = match &base {
+        Some(b) if g.header[0] == 2 => {
+            let len = u64::from_le_bytes(g.header[1..9].try_into().unwrap()) as usize;
+            nnc::base::decompress_graph(&g.payload, b.dictionary(), len, 0)?.0
+        }
+        _ => zstd::bulk::decompress(&g.payload, 1 << 30).map_err(|e| Error::Io {
+            context: "graph".into(),
+            source: e,
+        })?,
+    };
+    let mut d = Decoder::with_base(bytes, options(limits), base.clone())?;
     let mut tensors = Vec::new();
     let mut all = Sha256::new();
     while let Some(t) = d.next_tensor()? {
@@ -402,7 +424,7 @@ fn decoded_json(bytes: &[u8], limits: Limits) -> nnc::Result<Value> {
             "sha256": hex(&digest),
         }));
     }
-    let model = nnc::decode_to_bytes(bytes, options(limits))?;
+    let model = nnc::decode_to_bytes_with_base(bytes, options(limits), base)?;
     Ok(json!({
         "graph_bytes": graph.len(),
         "graph_sha256": hex(&Sha256::digest(&graph)),

@@ -88,6 +88,7 @@ pub fn options(u: &mut Unstructured<'_>) -> Result<EncodeOptions> {
             limits: None,
             records_only,
             tensor_rules: None,
+            base: None,
         });
     }
     let family = match u.int_in_range(0..=4)? {
@@ -187,6 +188,7 @@ pub fn options(u: &mut Unstructured<'_>) -> Result<EncodeOptions> {
         max_depth: None,
         limits: None,
         records_only,
+        base: None,
         // Per-tensor steps as the calibrating encoder sets them (any count: tensors past
         // the end follow the policy).
         tensor_rules: if maybe(u, 1, 3)? {

@@ -4,6 +4,7 @@
 
 use std::io::Cursor;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
@@ -11,7 +12,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyDict};
 
 use nnc::{
-    Archive as RsArchive, DecodeOptions, EncodeOptions, Encoder, Error, Family, Limits,
+    Archive as RsArchive, BaseModel, DecodeOptions, EncodeOptions, Encoder, Error, Family, Limits,
     LossyOptions, MappedFile, MinifloatLayout, Quality, StepRule,
 };
 
@@ -117,26 +118,54 @@ fn decode_options(limits: Option<&Bound<'_, PyDict>>) -> PyResult<DecodeOptions>
     Ok(o)
 }
 
+/// The base of an update (spec §14) from a path or a list of paths (a chain, root first).
+fn base_arg(
+    py: Python<'_>,
+    base: Option<&Bound<'_, PyAny>>,
+    opts: DecodeOptions,
+) -> PyResult<Option<Arc<BaseModel>>> {
+    let Some(b) = base.filter(|b| !b.is_none()) else {
+        return Ok(None);
+    };
+    let paths: Vec<PathBuf> = match b.extract::<PathBuf>() {
+        Ok(p) => vec![p],
+        Err(_) => b.extract::<Vec<PathBuf>>().map_err(|_| {
+            pyo3::exceptions::PyTypeError::new_err(
+                "base must be a path or a list of paths (a chain, root first)",
+            )
+        })?,
+    };
+    py.detach(|| BaseModel::open_chain(&paths, opts))
+        .map(Some)
+        .map_err(to_py)
+}
+
 /// Decodes a whole .nnc (path or bytes) to the bytes of the ONNX model (external tensors
-/// inlined), ready for `onnxruntime.InferenceSession(bytes)`.
+/// inlined), ready for `onnxruntime.InferenceSession(bytes)`. `base`: the base of an update.
 #[pyfunction]
-#[pyo3(signature = (src, limits=None))]
+#[pyo3(signature = (src, limits=None, base=None))]
 fn decode_model<'py>(
     py: Python<'py>,
     src: &Bound<'py, PyAny>,
     limits: Option<&Bound<'py, PyDict>>,
+    base: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyBytes>> {
     let opts = decode_options(limits)?;
+    let base = base_arg(py, base, opts)?;
     let src = source(src)?;
     let bytes = py
         .detach(|| match src {
-            Source::Bytes(b) => nnc::decode_to_bytes(b.as_slice(), opts),
+            Source::Bytes(b) => nnc::decode_to_bytes_with_base(b.as_slice(), opts, base),
             Source::Path(p) => {
                 let f = std::fs::File::open(&p).map_err(|e| Error::Io {
                     context: format!("opening {}", p.display()),
                     source: e,
                 })?;
-                nnc::decode_to_bytes(std::io::BufReader::with_capacity(1 << 20, f), opts)
+                nnc::decode_to_bytes_with_base(
+                    std::io::BufReader::with_capacity(1 << 20, f),
+                    opts,
+                    base,
+                )
             }
         })
         .map_err(to_py)?;
@@ -147,16 +176,18 @@ fn decode_model<'py>(
 /// beside it (or inlined), each written as it is decoded: memory stays near the largest
 /// tensor whatever the model's size. Nothing is left behind on failure.
 #[pyfunction]
-#[pyo3(signature = (src, dst, inline_external=false, limits=None))]
+#[pyo3(signature = (src, dst, inline_external=false, limits=None, base=None))]
 fn decode_file(
     py: Python<'_>,
     src: PathBuf,
     dst: PathBuf,
     inline_external: bool,
     limits: Option<&Bound<'_, PyDict>>,
+    base: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<()> {
     let opts = decode_options(limits)?;
-    py.detach(|| nnc::decode_file(&src, &dst, opts, inline_external))
+    let base = base_arg(py, base, opts)?;
+    py.detach(|| nnc::decode_file_with_base(&src, &dst, opts, inline_external, base))
         .map_err(to_py)
 }
 
@@ -175,18 +206,22 @@ struct Archive {
 #[pymethods]
 impl Archive {
     #[new]
-    #[pyo3(signature = (src, limits=None))]
+    #[pyo3(signature = (src, limits=None, base=None))]
     fn new(
         py: Python<'_>,
         src: &Bound<'_, PyAny>,
         limits: Option<&Bound<'_, PyDict>>,
+        base: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let opts = decode_options(limits)?;
+        let base = base_arg(py, base, opts)?;
         let src = source(src)?;
         let inner = py
             .detach(|| match src {
-                Source::Path(p) => RsArchive::open(p, opts).map(Inner::Mapped),
-                Source::Bytes(b) => RsArchive::new(Cursor::new(b), opts).map(Inner::Memory),
+                Source::Path(p) => RsArchive::open_with_base(p, opts, base).map(Inner::Mapped),
+                Source::Bytes(b) => {
+                    RsArchive::with_base(Cursor::new(b), opts, base).map(Inner::Memory)
+                }
             })
             .map_err(to_py)?;
         let names = match &inner {
@@ -330,7 +365,7 @@ fn encode_options(
 #[pyo3(signature = (src, output=None, *, lossless=false, quality="default", quantizer="deadzone",
     delta=0.5, mu=255.0, exp_bits=5, man_bits=10, step=None, per_tensor=None, levels_bits=None,
     range=(-1.0, 1.0), granularity="channel", rdo=0.0, fine_bits=None, min_elements=1024,
-    all_tensors=false, records_only=false))]
+    all_tensors=false, records_only=false, base=None))]
 #[allow(clippy::too_many_arguments)]
 fn encode<'py>(
     py: Python<'py>,
@@ -353,8 +388,10 @@ fn encode<'py>(
     min_elements: u64,
     all_tensors: bool,
     records_only: bool,
+    base: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Option<Bound<'py, PyBytes>>> {
-    let opts = encode_options(
+    let base = base_arg(py, base, DecodeOptions::default())?;
+    let mut opts = encode_options(
         lossless,
         quality,
         quantizer,
@@ -373,6 +410,7 @@ fn encode<'py>(
         all_tensors,
         records_only,
     )?;
+    opts.base = base;
     let enc = Encoder::new(opts).map_err(to_py)?;
     let src = source(src)?;
     let out = py

@@ -184,3 +184,29 @@ def test_decode_file_writes_external_data_beside_the_model(tmp_path):
     # A failure leaves nothing: an output path that is a directory.
     with pytest.raises(nnc.UnsupportedError):
         nnc.decode_file(packed, out)
+
+
+def test_update_decodes_only_with_its_base(tmp_path):
+    """An update (spec §14) of silero_vad 6.2.3 against 5.1.2, encoded and decoded in Python:
+    the same model as the full lossless encode, smaller; refused without its base."""
+    models = corpus("silero_vad.onnx")
+    base = models.parent.parent / "bases" / "silero_vad-5.1.2.onnx"
+    if not base.is_file():
+        pytest.fail(f"{base} missing: run tools/fetch_corpus.sh (tools/test.sh does)")
+    full = nnc.encode(str(models), lossless=True)
+    update = nnc.encode(str(models), lossless=True, base=str(base))
+    assert len(update) < len(full)
+    assert nnc.decode_model(update, base=base) == nnc.decode_model(full)
+    (tmp_path / "u.nnc").write_bytes(update)
+    nnc.decode_file(tmp_path / "u.nnc", tmp_path / "u.onnx", base=[str(base)])
+    assert (tmp_path / "u.onnx").read_bytes() == nnc.decode_model(full)
+    with nnc.open(update, base=base) as t:
+        assert len(t) == 18
+    with pytest.raises(nnc.FormatError, match="base-missing"):
+        nnc.decode_model(update)
+    with pytest.raises(nnc.FormatError, match="base-mismatch"):
+        nnc.decode_model(update, base=models)
+    assert not (tmp_path / "x.onnx").exists()
+    with pytest.raises(nnc.FormatError):
+        nnc.decode_file(tmp_path / "u.nnc", tmp_path / "x.onnx")
+    assert not (tmp_path / "x.onnx").exists()

@@ -16,6 +16,9 @@ pub const VERSION_MAJOR: u16 = 1;
 pub const VERSION_MINOR: u16 = 0;
 /// Minor version of files that hold a FIDELITY record (spec §3, §8.3).
 pub const VERSION_MINOR_FIDELITY: u16 = 1;
+/// Minor version of updates: files with a BASE record (spec §3, §14), which decoders of
+/// earlier minor versions refuse (`unknown-critical-record`).
+pub const VERSION_MINOR_UPDATE: u16 = 2;
 /// Size of the file header (spec §3).
 pub const FILE_HEADER_LEN: usize = 16;
 /// Trailer magic (spec §8.2).
@@ -30,6 +33,8 @@ pub mod kind {
     pub const INDEX: u8 = 3;
     /// Non-critical: what the encoder measured of the decoded model (spec §8.3).
     pub const FIDELITY: u8 = 4;
+    /// Critical: the file is an update, decoded against the base it names (spec §14.2).
+    pub const BASE: u8 = 5;
 }
 
 /// Record flag bits (spec §4.1).

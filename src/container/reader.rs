@@ -101,7 +101,7 @@ impl<R: Read> RecordReader<R> {
                 "record header CRC32 mismatch",
             ));
         }
-        let known = matches!(prefix.kind, kind::GRAPH | kind::TENSOR | kind::INDEX);
+        let known = matches!(prefix.kind, kind::GRAPH | kind::TENSOR | kind::INDEX | kind::BASE);
         if !known && prefix.critical() {
             return Err(Error::format(
                 FormatRule::UnknownCriticalRecord,

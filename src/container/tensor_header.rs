@@ -74,6 +74,8 @@ pub enum Coding {
     Zstd = 2,
     /// Quantized levels (spec §7.6); lossy.
     Quantized = 3,
+    /// The same bytes as a tensor of the base (spec §14.3); the file is an update.
+    Reference = 4,
 }
 
 impl Coding {
@@ -84,16 +86,18 @@ impl Coding {
             1 => Coding::Planes,
             2 => Coding::Zstd,
             3 => Coding::Quantized,
+            4 => Coding::Reference,
             _ => return None,
         })
     }
-    /// Stable name: `raw`, `planes`, `zstd`, `quantized`.
+    /// Stable name: `raw`, `planes`, `zstd`, `quantized`, `reference`.
     pub fn name(self) -> &'static str {
         match self {
             Coding::Raw => "raw",
             Coding::Planes => "planes",
             Coding::Zstd => "zstd",
             Coding::Quantized => "quantized",
+            Coding::Reference => "reference",
         }
     }
 }

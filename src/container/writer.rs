@@ -46,9 +46,15 @@ impl<W: Write> ContainerWriter<W> {
     /// The GRAPH record (spec §5.1): header `u8 compression (1 = zstd)`, `u64 LE length of the
     /// serialized ModelProto`; payload one zstd frame.
     pub fn graph(&mut self, model_len: u64, zstd_frame: &[u8]) -> Result<()> {
-        let mut h = vec![1u8];
+        self.graph_compressed(1, model_len, zstd_frame)
+    }
+
+    /// The GRAPH record with its compression byte: 1 zstd, 2 zstd against the base's
+    /// dictionary (spec §14.4).
+    pub fn graph_compressed(&mut self, compression: u8, model_len: u64, frame: &[u8]) -> Result<()> {
+        let mut h = vec![compression];
         h.extend_from_slice(&model_len.to_le_bytes());
-        self.record(kind::GRAPH, FLAG_CRITICAL, &h, zstd_frame)?;
+        self.record(kind::GRAPH, FLAG_CRITICAL, &h, frame)?;
         Ok(())
     }
 
@@ -58,6 +64,12 @@ impl<W: Write> ContainerWriter<W> {
             offset: at,
             name: header.name.clone(),
         });
+        Ok(())
+    }
+
+    /// The BASE record of an update (spec §14.2), critical; the first record.
+    pub fn base(&mut self, payload: &[u8]) -> Result<()> {
+        self.record(kind::BASE, FLAG_CRITICAL, &[], payload)?;
         Ok(())
     }
 

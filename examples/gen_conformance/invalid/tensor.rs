@@ -24,7 +24,7 @@ pub(super) fn graph_record(o: &mut Out) {
         "GRAPH header of 10 bytes.",
         f.bytes(),
     );
-    for c in [0u8, 2] {
+    for c in [0u8, 3] {
         let mut f = o.file(EX);
         f.recs[GRAPH].header[0] = c;
         o.add(
@@ -266,8 +266,8 @@ pub(super) fn tensor_header(o: &mut Out) {
         "tensor-header",
         &["§6.1", "§12"],
         K,
-        "Tensor \"k\": coding 4.",
-        &|h| h.coding = 4,
+        "Tensor \"k\": coding 5.",
+        &|h| h.coding = 5,
     );
     edit(
         o,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping
-from typing import Optional, Union
+from typing import Optional, Sequence, Union
 
 import numpy as np
 
@@ -48,14 +48,21 @@ __all__ = [
 Source = Union[bytes, bytearray, str, "os.PathLike[str]"]
 
 
-def decode_model(src: Source, limits: Optional[dict] = None) -> bytes:
+Base = Union[str, "os.PathLike[str]", Sequence[Union[str, "os.PathLike[str]"]], None]
+
+
+def decode_model(src: Source, limits: Optional[dict] = None, base: Base = None) -> bytes:
     """Decode a whole .nnc file (a path, or its bytes) to the bytes of the ONNX model.
 
     External tensors are inlined, so the bytes go straight into
     ``onnxruntime.InferenceSession(...)`` without a file. ``limits`` overrides decoder limits
-    by name (``max_alloc``, ``max_tensors``, ...). Raises a subclass of :class:`NncError`.
+    by name (``max_alloc``, ``max_tensors``, ...). ``base``: for an update (a file coded
+    against a model the receiver has), that model's .onnx or .nnc, or a list of files (a
+    chain, root first); an update without its base, or with another, raises
+    :class:`FormatError` (``base-missing``, ``base-mismatch``). Raises a subclass of
+    :class:`NncError`.
     """
-    return _nnc.decode_model(src, limits)
+    return _nnc.decode_model(src, limits, base)
 
 
 def decode_file(
@@ -63,15 +70,17 @@ def decode_file(
     dst: Union[str, "os.PathLike[str]"],
     inline_external: bool = False,
     limits: Optional[dict] = None,
+    base: Base = None,
 ) -> None:
     """Decode the .nnc file ``src`` to the ONNX file ``dst``.
 
     External tensors go to their files beside ``dst`` (or into the model with
     ``inline_external``), each written as soon as it is decoded, so memory stays near the
     largest tensor whatever the model's size. Every file is written under a temporary name and
-    renamed only when all succeeded. Raises a subclass of :class:`NncError`.
+    renamed only when all succeeded. ``base`` as for :func:`decode_model`. Raises a subclass of
+    :class:`NncError`.
     """
-    _nnc.decode_file(src, dst, inline_external, limits)
+    _nnc.decode_file(src, dst, inline_external, limits, base)
 
 
 def encode(src: Source, output: Union[str, "os.PathLike[str]", None] = None, **options) -> Optional[bytes]:
@@ -82,7 +91,9 @@ def encode(src: Source, output: Union[str, "os.PathLike[str]", None] = None, **o
     "midtread", "midrise", "mulaw", "minifloat"), ``delta``, ``mu``, ``exp_bits``,
     ``man_bits``, ``step``, ``per_tensor``, ``levels_bits``, ``range``, ``granularity``
     ("channel", "tensor"), ``rdo``, ``fine_bits``, ``min_elements``, ``all_tensors``,
-    ``records_only``. Out-of-range values raise :class:`InvalidOptionsError`.
+    ``records_only``, and ``base`` (an update against that model: its .onnx or .nnc, or a
+    chain; tensors it holds as they are become references). Out-of-range values raise
+    :class:`InvalidOptionsError`.
     """
     return _nnc.encode(src, output, **options)
 
@@ -95,8 +106,8 @@ class Tensors(Mapping):
     raise :class:`UnsupportedError`; ``raw(name)`` gives their bytes.
     """
 
-    def __init__(self, src: Source, limits: Optional[dict] = None):
-        self._archive = _nnc.Archive(src, limits)
+    def __init__(self, src: Source, limits: Optional[dict] = None, base: Base = None):
+        self._archive = _nnc.Archive(src, limits, base)
         self._names = self._archive.names()
         self._set = set(self._names)
 
@@ -139,6 +150,8 @@ class Tensors(Mapping):
         self.close()
 
 
-def open(src: Source, limits: Optional[dict] = None) -> Tensors:  # noqa: A001 - as gzip.open
-    """Open a .nnc file (a path, mapped; or its bytes) as a lazy mapping of names to arrays."""
-    return Tensors(src, limits)
+def open(src: Source, limits: Optional[dict] = None, base: Base = None) -> Tensors:  # noqa: A001 - as gzip.open
+    """Open a .nnc file (a path, mapped; or its bytes) as a lazy mapping of names to arrays.
+
+    ``base`` as for :func:`decode_model`."""
+    return Tensors(src, limits, base)

@@ -1,6 +1,6 @@
 """Types of the nnc._nnc extension module (PyO3)."""
 import os
-from typing import Optional, Union
+from typing import Optional, Sequence, Union
 
 Source = Union[bytes, bytearray, str, os.PathLike[str]]
 
@@ -15,12 +15,17 @@ class InvalidOptionsError(NncError): ...
 class NotFoundError(NncError): ...
 class NncIOError(NncError): ...
 
-def decode_model(src: Source, limits: Optional[dict[str, int]] = None) -> bytes: ...
+Base = Union[str, os.PathLike[str], Sequence[Union[str, os.PathLike[str]]], None]
+
+def decode_model(
+    src: Source, limits: Optional[dict[str, int]] = None, base: Base = None
+) -> bytes: ...
 def decode_file(
     src: Union[str, os.PathLike[str]],
     dst: Union[str, os.PathLike[str]],
     inline_external: bool = False,
     limits: Optional[dict[str, int]] = None,
+    base: Base = None,
 ) -> None: ...
 def encode(
     src: Source,
@@ -43,10 +48,13 @@ def encode(
     min_elements: int = 1024,
     all_tensors: bool = False,
     records_only: bool = False,
+    base: Base = None,
 ) -> Optional[bytes]: ...
 
 class Archive:
-    def __init__(self, src: Source, limits: Optional[dict[str, int]] = None) -> None: ...
+    def __init__(
+        self, src: Source, limits: Optional[dict[str, int]] = None, base: Base = None
+    ) -> None: ...
     def names(self) -> list[str]: ...
     def __len__(self) -> int: ...
     def tensor(self, name: str) -> tuple[str, int, Optional[str], list[int], bytearray]: ...

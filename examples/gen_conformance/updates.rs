@@ -1,0 +1,400 @@
+//! Updates against a base (spec §14): valid updates whose bases are other valid vectors (a
+//! chain of two), and the invalid files around them (no base, another base, a broken chain,
+//! a damaged BASE record, references that do not fit the base, the features of an update in
+//! a file that is not one). The manifest names each case's base chain in `base_files`.
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use nnc::container::kind;
+use nnc::onnx::proto::ModelProto;
+use nnc::{BaseModel, DecodeOptions, Limits};
+use prost::Message;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use super::container::{NncFile, RawHeader};
+use super::{decoded_json, error_class, hex, merge, sorted_sections, write};
+
+/// The root base: a valid vector with three FLOAT tensors of different sizes.
+const ROOT: &str = "dtype-float";
+const FIRST: &str = "update-reference";
+const SECOND: &str = "update-chain";
+
+fn file_of(name: &str) -> String {
+    format!("valid/{name}/input.nnc")
+}
+
+fn chain(out: &Path, names: &[&str]) -> Result<Arc<BaseModel>, String> {
+    let paths: Vec<_> = names.iter().map(|n| out.join(file_of(n))).collect();
+    BaseModel::open_chain(&paths, DecodeOptions::default()).map_err(|e| e.to_string())
+}
+
+fn decode(bytes: &[u8], base: Arc<BaseModel>) -> Result<ModelProto, String> {
+    let (m, _) = nnc::Decoder::with_base(bytes, DecodeOptions::default(), Some(base))
+        .map_err(|e| e.to_string())?
+        .into_model(true)
+        .map_err(|e| e.to_string())?;
+    Ok(m)
+}
+
+/// The model with the values of initializer `name` changed (each float times 1.5 plus 0.25).
+fn changed(mut m: ModelProto, name: &str) -> ModelProto {
+    let g = m.graph.as_mut().expect("graph");
+    let t = g
+        .initializer
+        .iter_mut()
+        .find(|t| t.name.as_deref() == Some(name))
+        .unwrap_or_else(|| panic!("no initializer {name}"));
+    let raw = t.raw_data.as_mut().expect("raw_data");
+    for b in raw.chunks_exact_mut(4) {
+        let x = f32::from_le_bytes([b[0], b[1], b[2], b[3]]) * 1.5 + 0.25;
+        b.copy_from_slice(&x.to_le_bytes());
+    }
+    m
+}
+
+pub struct Vectors {
+    pub valid: Vec<Value>,
+    pub invalid: Vec<Value>,
+    pub bytes: u64,
+}
+
+/// Writes the update vectors into `out` (after the other valid vectors, whose files are
+/// their bases).
+pub fn generate(out: &Path, valid: &BTreeMap<String, Vec<u8>>) -> Result<Vectors, String> {
+    let mut v = Vectors {
+        valid: Vec::new(),
+        invalid: Vec::new(),
+        bytes: 0,
+    };
+    let root_bytes = valid.get(ROOT).ok_or("no root vector")?;
+    let opts = |base: Arc<BaseModel>| nnc::EncodeOptions {
+        base: Some(base),
+        ..super::valid::lossless()
+    };
+
+    // 1. An update of the root: "float.matrix" changed, the other two tensors referenced.
+    let root = chain(out, &[ROOT])?;
+    let m1 = changed(decode(root_bytes, root.clone())?, "float.matrix");
+    let (first, _) = nnc::encode_model(m1.clone(), None, &opts(root.clone()), Vec::new())
+        .map_err(|e| format!("encoding {FIRST}: {e}"))?;
+    v.valid.push(valid_entry(
+        out,
+        FIRST,
+        &first,
+        &[ROOT],
+        &m1,
+        "An update (spec §14) of valid/dtype-float: minor version 2, a BASE record naming the \
+         base's identity, the graph compressed against the base's dictionary (compression 2), \
+         `float.scalar` and `float.vector` as references to the base's places 0 and 1 \
+         (coding 4), `float.matrix` changed and coded on its own. `base_files` gives the base.",
+        &[
+            "§3", "§4.2", "§4.3", "§5.1", "§14", "§14.1", "§14.2", "§14.3", "§14.4", "§14.5",
+        ],
+    )?);
+    v.bytes += first.len() as u64;
+
+    // 2. An update of the update: "float.vector" changed in turn.
+    let both = chain(out, &[ROOT, FIRST])?;
+    let m2 = changed(m1, "float.vector");
+    let (second, _) = nnc::encode_model(m2.clone(), None, &opts(both), Vec::new())
+        .map_err(|e| format!("encoding {SECOND}: {e}"))?;
+    v.valid.push(valid_entry(
+        out,
+        SECOND,
+        &second,
+        &[ROOT, FIRST],
+        &m2,
+        "An update of valid/update-reference, itself an update of valid/dtype-float (a chain, \
+         spec §14): `float.vector` changed, `float.scalar` and `float.matrix` referenced. The \
+         base is the model update-reference decodes to against its own base; `base_files` \
+         lists the chain root first.",
+        &["§14", "§14.1", "§14.2", "§14.3", "§14.4"],
+    )?);
+    v.bytes += second.len() as u64;
+
+    // 3. Invalid files.
+    let mut bad = |name: &str,
+                   expected: &'static str,
+                   sections: &[&str],
+                   from: &str,
+                   bases: &[&str],
+                   description: &str,
+                   bytes: Vec<u8>|
+     -> Result<(), String> {
+        assert!(
+            name.starts_with(expected),
+            "{name} must be named for {expected}"
+        );
+        let file = format!("invalid/{name}.nnc");
+        write(&out.join(&file), &bytes)?;
+        let paths: Vec<_> = bases.iter().map(|n| out.join(file_of(n))).collect();
+        let base = if bases.is_empty() {
+            Ok(None)
+        } else {
+            BaseModel::open_chain(&paths, DecodeOptions::default()).map(Some)
+        };
+        let got = match base {
+            Ok(b) => {
+                nnc::decode_to_bytes_with_base(bytes.as_slice(), DecodeOptions::default(), b).err()
+            }
+            Err(e) => Some(e),
+        };
+        let class = got.as_ref().map(error_class);
+        if class.as_deref() != Some(expected) {
+            return Err(format!(
+                "{file}: expected {expected}, the reference decoder gives {:?}",
+                got.map(|e| e.to_string())
+            ));
+        }
+        let mut entry = json!({
+            "name": name,
+            "file": file,
+            "expected": expected,
+            "decode": "model",
+            "features": sorted_sections(sections.iter().map(|s| s.to_string())),
+            "base": from,
+            "description": description,
+            "file_sha256": hex(&Sha256::digest(&bytes)),
+        });
+        if !bases.is_empty() {
+            entry["base_files"] = json!(bases.iter().map(|n| file_of(n)).collect::<Vec<_>>());
+        }
+        v.invalid.push(entry);
+        v.bytes += bytes.len() as u64;
+        Ok(())
+    };
+    let f = NncFile::parse(&first);
+    let base_rec = f.find(kind::BASE)[0];
+    bad(
+        "base-missing-no-base-given",
+        "base-missing",
+        &["§14.2"],
+        FIRST,
+        &[],
+        "valid/update-reference decoded without a base: refused before the graph is read.",
+        first.clone(),
+    )?;
+    bad(
+        "base-mismatch-another-base",
+        "base-mismatch",
+        &["§14.1", "§14.2"],
+        FIRST,
+        &["dtype-int8"],
+        "valid/update-reference decoded against valid/dtype-int8 instead of its base.",
+        first.clone(),
+    )?;
+    bad(
+        "base-mismatch-chain-root-for-second",
+        "base-mismatch",
+        &["§14.1", "§14.2"],
+        SECOND,
+        &[ROOT],
+        "valid/update-chain decoded against the root of its chain instead of its own base (the \
+         model valid/update-reference decodes to).",
+        second.clone(),
+    )?;
+    bad(
+        "base-missing-broken-chain",
+        "base-missing",
+        &["§14", "§14.2"],
+        SECOND,
+        &[FIRST],
+        "valid/update-chain with a chain that lacks its root: its base, valid/update-reference, \
+         is itself an update and cannot be decoded without its own base (the error comes from \
+         opening the chain).",
+        second.clone(),
+    )?;
+    let mut e = f.clone();
+    e.recs[base_rec].payload[0] = 2;
+    bad(
+        "base-record-version-2",
+        "base",
+        &["§14.2"],
+        FIRST,
+        &[ROOT],
+        "valid/update-reference with BASE version 2.",
+        e.bytes(),
+    )?;
+    let mut e = f.clone();
+    e.recs[base_rec].payload.pop();
+    bad(
+        "base-record-51-bytes",
+        "base",
+        &["§14.2"],
+        FIRST,
+        &[ROOT],
+        "valid/update-reference with a BASE payload one byte short.",
+        e.bytes(),
+    )?;
+    let mut e = f.clone();
+    e.recs[base_rec].payload[2] = 1;
+    bad(
+        "reserved-nonzero-base-record",
+        "reserved-nonzero",
+        &["§14.2"],
+        FIRST,
+        &[ROOT],
+        "valid/update-reference with a reserved BASE byte set.",
+        e.bytes(),
+    )?;
+    let mut e = f.clone();
+    let g = e.find(kind::GRAPH)[0];
+    let moved = e.recs.remove(base_rec);
+    e.recs.insert(g, moved);
+    bad(
+        "base-record-after-graph",
+        "base",
+        &["§4.3", "§5.1", "§14.2", "§14.4"],
+        FIRST,
+        &[ROOT],
+        "valid/update-reference with its BASE record moved after the GRAPH record: the GRAPH \
+         record comes first, and its compression 2 in a file with no BASE record before it is \
+         the first rule broken (§5.1 step 2; the misplaced BASE would be `record-order`).",
+        e.bytes(),
+    )?;
+    let mut e = f.clone();
+    let dup = e.recs[base_rec].clone();
+    e.recs.insert(base_rec, dup);
+    bad(
+        "record-order-two-base-records",
+        "record-order",
+        &["§4.3", "§14.2"],
+        FIRST,
+        &[ROOT],
+        "valid/update-reference with its BASE record twice.",
+        e.bytes(),
+    )?;
+    // References: tensor 0 ("float.scalar") refers to place 0.
+    let scalar = f.tensor(0);
+    assert_eq!(
+        RawHeader::parse(&f.recs[scalar].header).coding,
+        4,
+        "float.scalar is a reference"
+    );
+    for (name, payload, description) in [
+        (
+            "base-reference-out-of-range",
+            vec![3u8],
+            "`float.scalar` refers to place 3; the base has 3 places.",
+        ),
+        (
+            "base-reference-other-tensor",
+            vec![1u8],
+            "`float.scalar` refers to place 1, `float.vector`: another name and dims.",
+        ),
+        (
+            "base-reference-trailing-bytes",
+            vec![0u8, 0],
+            "`float.scalar`'s reference payload has a byte after the varint.",
+        ),
+        (
+            "base-reference-varint-cut-off",
+            vec![0x80u8],
+            "`float.scalar`'s reference payload is a varint cut off.",
+        ),
+    ] {
+        let mut e = f.clone();
+        e.recs[scalar].payload = payload;
+        bad(
+            name,
+            "base",
+            &["§14.3"],
+            FIRST,
+            &[ROOT],
+            &format!("valid/update-reference: {description}"),
+            e.bytes(),
+        )?;
+    }
+    let mut e = f.clone();
+    let mut h = RawHeader::parse(&e.recs[scalar].header);
+    h.params = vec![0];
+    e.recs[scalar].header = h.bytes();
+    bad(
+        "tensor-header-reference-params",
+        "tensor-header",
+        &["§6.3", "§14.3"],
+        FIRST,
+        &[ROOT],
+        "valid/update-reference: `float.scalar`'s reference has one parameter byte.",
+        e.bytes(),
+    )?;
+    // The features of an update in a file that is not one.
+    let ex = NncFile::parse(valid.get("spec-example").ok_or("no spec-example")?);
+    let mut e = ex.clone();
+    let g = e.find(kind::GRAPH)[0];
+    e.recs[g].header[0] = 2;
+    bad(
+        "base-graph-compression-2-without-base-record",
+        "base",
+        &["§5.1", "§14.4"],
+        "spec-example",
+        &[],
+        "valid/spec-example with GRAPH compression 2 and no BASE record.",
+        e.bytes(),
+    )?;
+    let mut e = ex.clone();
+    let k = e.tensor(0);
+    let mut h = RawHeader::parse(&e.recs[k].header);
+    h.coding = 4;
+    e.recs[k].header = h.bytes();
+    bad(
+        "base-reference-without-base-record",
+        "base",
+        &["§14.3"],
+        "spec-example",
+        &[],
+        "valid/spec-example with tensor \"k\" of coding 4 (reference) and no BASE record.",
+        e.bytes(),
+    )?;
+    Ok(v)
+}
+
+fn valid_entry(
+    out: &Path,
+    name: &str,
+    bytes: &[u8],
+    bases: &[&str],
+    model: &ModelProto,
+    description: &str,
+    sections: &[&str],
+) -> Result<Value, String> {
+    let file = file_of(name);
+    write(&out.join(&file), bytes)?;
+    let base = chain(out, bases)?;
+    // Lossless: the decoded model is the input.
+    if decode(bytes, base.clone())?.encode_to_vec() != model.encode_to_vec() {
+        return Err(format!("{file}: the decoded model differs from the input"));
+    }
+    let f = NncFile::parse(bytes);
+    let codings: Vec<u8> = f
+        .find(kind::TENSOR)
+        .iter()
+        .map(|&i| RawHeader::parse(&f.recs[i].header).coding)
+        .collect();
+    if !codings.contains(&4) || f.recs[f.find(kind::GRAPH)[0]].header[0] != 2 {
+        return Err(format!("{file}: no reference or no graph against the base"));
+    }
+    let decoded = decoded_json(bytes, Limits::default(), Some(base.clone()))
+        .map_err(|e| format!("{file}: {e}"))?;
+    let mut facts = vec![
+        "update".to_string(),
+        "coding:reference".into(),
+        "graph-compression:2".into(),
+    ];
+    facts.push(format!("tensors:{}", codings.len()));
+    let mut entry = json!({
+        "name": name,
+        "file": file,
+        "description": description,
+        "features": sorted_sections(sections.iter().map(|s| s.to_string()).chain(["§6.1".to_string()])),
+        "facts": facts,
+        "base_files": bases.iter().map(|n| file_of(n)).collect::<Vec<_>>(),
+        "base_identity": base.identity_hex(),
+        "file_sha256": hex(&Sha256::digest(bytes)),
+        "file_bytes": bytes.len(),
+    });
+    merge(&mut entry, decoded);
+    Ok(entry)
+}
