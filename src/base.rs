@@ -43,6 +43,10 @@ pub struct Place {
     pub dims: Vec<u64>,
     /// Canonical bytes (spec §6.2).
     pub data: Vec<u8>,
+    /// The quantizer parameters of the record it was decoded from (coding 3), when the base is
+    /// a `.nnc`: the grid an encoder codes this tensor's next version on (not part of the
+    /// identity).
+    pub grid: Option<Vec<u8>>,
 }
 
 /// A decoded model that updates may refer to.
@@ -81,6 +85,7 @@ impl BaseModel {
                 data_type: t.data_type,
                 dims: t.dims,
                 data: t.data.to_vec(),
+                grid: None,
             });
         }
         // The skeleton: what lifting left, without the marks of where data was.
@@ -161,8 +166,17 @@ impl BaseModel {
     ) -> Result<Self> {
         let d = crate::Decoder::with_base(r, opts, parent)?;
         let parent = d.base_identity();
-        let (model, _) = d.into_model(true)?;
+        // The model, and the grids of its quantized records (name, dims, in file order).
+        let (model, grids) = d.into_model_and_grids()?;
         let mut b = Self::from_model(&model, None, &opts.limits)?;
+        let mut grids = grids.into_iter().peekable();
+        for p in &mut b.places {
+            if let Some((n, dims, _)) = grids.peek() {
+                if *n == p.name && *dims == p.dims {
+                    p.grid = grids.next().map(|g| g.2);
+                }
+            }
+        }
         b.parent = parent;
         Ok(b)
     }

@@ -147,7 +147,12 @@ pub struct Decoder<R: Read> {
     base: Option<Arc<BaseModel>>,
     /// The file's BASE record, if it is an update.
     base_record: Option<BaseRecord>,
+    /// `into_model_and_grids`: note the quantizer parameters of every quantized record.
+    note_grids: bool,
 }
+
+/// The quantizer parameters of a quantized record: its name, dims and params bytes.
+pub(crate) type Grid = (String, Vec<u64>, Vec<u8>);
 
 /// At most this many decoded bytes of small tensors are read ahead and decoded together.
 const READ_AHEAD: u64 = 8 << 20;
@@ -222,7 +227,19 @@ impl<R: Read> Decoder<R> {
             pending: None,
             base,
             base_record,
+            note_grids: false,
         })
+    }
+
+    /// Decodes the model as `into_model(true)` does and gives the quantizer parameters of its
+    /// quantized records (name, dims, params, in file order) beside it.
+    pub(crate) fn into_model_and_grids(
+        mut self,
+    ) -> Result<(ModelProto, Vec<Grid>)> {
+        self.note_grids = true;
+        let mut grids = Vec::new();
+        let model = self.into_model_with_grids(&[], &mut |_, _| Ok(()), &mut grids)?;
+        Ok((model, grids))
     }
 
     /// The identity of the base this file is an update of (spec §14.2), if it is one.
@@ -481,13 +498,25 @@ impl<R: Read> Decoder<R> {
     /// tensor back in its place. Memory holds the graph, the tensors that go back into it
     /// (their sum bounded by `max_alloc`, spec §10) and the tensor being decoded.
     pub(crate) fn into_model_with(
+        self,
+        targets: &[Option<ExternalTarget>],
+        sink: &mut dyn FnMut(&ExternalTarget, Tensor) -> Result<()>,
+    ) -> Result<ModelProto> {
+        self.into_model_with_grids(targets, sink, &mut Vec::new())
+    }
+
+    fn into_model_with_grids(
         mut self,
         targets: &[Option<ExternalTarget>],
         sink: &mut dyn FnMut(&ExternalTarget, Tensor) -> Result<()>,
+        grids: &mut Vec<Grid>,
     ) -> Result<ModelProto> {
         let mut held: Vec<Tensor> = Vec::new();
         let mut held_bytes = self.decoded;
         while let Some(t) = self.next_tensor()? {
+            if self.note_grids && t.coding == Coding::Quantized {
+                grids.push((t.name.clone(), t.dims.clone(), t.params.clone()));
+            }
             match targets.get(t.ordinal).and_then(Option::as_ref) {
                 Some(target) => sink(target, t)?,
                 None => {

@@ -259,10 +259,35 @@ impl Prepared {
                 tensor_rules: None,
                 ..opts.clone()
             };
-            return code_tensor(t, &exact, &self.consumers, early, TensorRule::Exact)
+            return code_tensor(t, &exact, &self.consumers, early, TensorRule::Exact, None)
                 .map_err(|e| e.with_tensor(&t.name));
         }
-        code_tensor(t, opts, &self.consumers, early, rule).map_err(|e| e.with_tensor(&t.name))
+        // A tensor the base's file quantized is tried on the same grid (spec §14.5): where it
+        // did not change, its levels decode to the base's bytes and it becomes a reference.
+        // Where it changed, it is coded as without a base (a grid chosen for the old weights
+        // would cost the new ones fidelity and save nothing: residuals are not coded).
+        if let (Some(b), false) = (opts.base.as_deref(), rule == TensorRule::Exact) {
+            let place = b
+                .find(&t.name, t.data_type, &t.dims, usize::MAX)
+                .map(|i| &b.places()[i as usize]);
+            if let Some((place, grid)) = place.and_then(|p| {
+                let g = QuantParams::parse(p.grid.as_deref()?, 0, &t.dims).ok()?;
+                Some((p, g))
+            }) {
+                let coded = code_tensor(t, opts, &self.consumers, early, rule, Some(&grid))
+                    .map_err(|e| e.with_tensor(&t.name))?;
+                if let Placement::Record(h, payload) = &coded.0 {
+                    let same = h.coding == Coding::Quantized
+                        && crate::decoder::decode_payload(h, payload, 0, true, None)
+                            .is_ok_and(|d| d == place.data);
+                    if same {
+                        return Ok(coded);
+                    }
+                }
+            }
+        }
+        code_tensor(t, opts, &self.consumers, early, rule, None)
+            .map_err(|e| e.with_tensor(&t.name))
     }
 
     /// The first phase: codes the tensors that may stay in the graph (those no policy may
@@ -758,6 +783,7 @@ fn code_tensor(
     consumers: &Consumers,
     may_reside: bool,
     rule: TensorRule,
+    grid: Option<&QuantParams>,
 ) -> Result<Coded> {
     if t.in_graph {
         return Ok((Placement::Graph(None), None));
@@ -769,7 +795,7 @@ fn code_tensor(
     } else if let Some((p, payload, report)) = opts
         .lossy
         .as_ref()
-        .and_then(|l| quantize_tensor(t, l, consumers, opts, rule).transpose())
+        .and_then(|l| quantize_tensor(t, l, consumers, opts, rule, grid).transpose())
         .transpose()?
     {
         quant = Some(report);
@@ -950,6 +976,7 @@ fn quantize_tensor(
     consumers: &Consumers,
     opts: &EncodeOptions,
     rule: TensorRule,
+    grid: Option<&QuantParams>,
 ) -> Result<Option<(QuantParams, Vec<u8>, QuantReport)>> {
     if !quant_candidate(t, l, consumers) {
         return Ok(None);
@@ -967,7 +994,10 @@ fn quantize_tensor(
     if values.is_empty() || values.iter().any(|v| !v.is_finite()) {
         return Ok(None);
     }
-    let Some((params, limit)) = l.params_for(&values, &t.dims) else {
+    let Some((params, limit)) = (match grid {
+        Some(g) => Some((g.clone(), None)),
+        None => l.params_for(&values, &t.dims),
+    }) else {
         return Ok(None);
     };
     // The thesis's mode clamps values to its range; the error is measured against the

@@ -225,3 +225,71 @@ fn updates_chain_and_a_broken_chain_is_refused() {
     );
     assert!(!out.exists());
 }
+
+/// The receiver holds a lossy base (the .nnc of 5.1.2): tensors that did not change are
+/// quantized on the base's grid, decode to the base's bytes and become references; the update
+/// decodes to what a full encode of 6.2.3 with the same rule gives.
+#[test]
+fn update_against_a_lossy_base_refers_to_its_quantized_tensors() {
+    let (base_path, new_path) = pair();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lossy = EncodeOptions {
+        lossy: Some(LossyOptions::default()),
+        records_only: true,
+        ..EncodeOptions::default()
+    };
+    let base_nnc = dir.path().join("base.nnc");
+    encode_file(&base_path, &base_nnc, &lossy).expect("base encode");
+    let base = base_of(&base_nnc);
+    let quantized_in_base = base.places().iter().filter(|p| p.grid.is_some()).count();
+    let update = dir.path().join("update.nnc");
+    let opts = EncodeOptions {
+        base: Some(base.clone()),
+        ..lossy.clone()
+    };
+    encode_file(&new_path, &update, &opts).expect("update encode");
+    let full = dir.path().join("full.nnc");
+    encode_file(&new_path, &full, &lossy).expect("full encode");
+    assert_eq!(
+        decode(&update, Some(base.clone())).expect("update decodes"),
+        decode(&full, None).expect("full decodes")
+    );
+    // Every tensor of 6.2.3 that 5.1.2 holds as it is is a reference, quantized ones included.
+    let new = base_of(&new_path);
+    let unchanged = new.places().len() - changed(&base_of(&base_path), &new).len();
+    let f = std::fs::File::open(&update).unwrap();
+    let tensors: Vec<_> = Decoder::with_base(
+        std::io::BufReader::new(f),
+        DecodeOptions::default(),
+        Some(base.clone()),
+    )
+    .unwrap()
+    .map(|t| t.unwrap())
+    .collect();
+    let references = tensors
+        .iter()
+        .filter(|t| t.coding == nnc::Coding::Reference)
+        .count();
+    let quantized_references = tensors
+        .iter()
+        .filter(|t| t.coding == nnc::Coding::Reference)
+        .filter(|t| {
+            let i = base
+                .find(&t.name, t.data_type, &t.dims, usize::MAX)
+                .unwrap();
+            base.places()[i as usize].grid.is_some()
+        })
+        .count();
+    assert!(quantized_in_base > 0);
+    assert_eq!(
+        references, unchanged,
+        "{references} references, {unchanged} unchanged tensors"
+    );
+    assert!(quantized_references > 0);
+    let (u, fl) = (
+        std::fs::metadata(&update).unwrap().len(),
+        std::fs::metadata(&full).unwrap().len(),
+    );
+    eprintln!("silero 5.1.2.nnc -> 6.2.3 weight-domain records-only: full {fl}, update {u}");
+    assert!(u < fl);
+}
