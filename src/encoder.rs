@@ -50,6 +50,11 @@ pub struct EncodeOptions {
     /// is compressed with the base's dictionary. The file then decodes only with that base,
     /// to exactly what the file without a base decodes to.
     pub base: Option<std::sync::Arc<crate::base::BaseModel>>,
+    /// With a base: do not try tensors on the base's grid (only tensors the base holds as
+    /// they are become references). The calibrating encoder's fallback when the grid misses
+    /// the fidelity target.
+    #[doc(hidden)]
+    pub base_no_grid: bool,
 }
 
 /// A per-tensor override of the step rule (see `EncodeOptions::tensor_rules`).
@@ -266,7 +271,12 @@ impl Prepared {
         // did not change, its levels decode to the base's bytes and it becomes a reference.
         // Where it changed, it is coded as without a base (a grid chosen for the old weights
         // would cost the new ones fidelity and save nothing: residuals are not coded).
-        if let (Some(b), false) = (opts.base.as_deref(), rule == TensorRule::Exact) {
+        // Also for a tensor the allocation would keep exact: the base's version costs nothing,
+        // and the final run of the decoded model measures what it does.
+        if let (Some(b), true) = (
+            opts.base.as_deref(),
+            opts.lossy.is_some() && !opts.base_no_grid,
+        ) {
             let place = b
                 .find(&t.name, t.data_type, &t.dims, usize::MAX)
                 .map(|i| &b.places()[i as usize]);
@@ -274,7 +284,11 @@ impl Prepared {
                 let g = QuantParams::parse(p.grid.as_deref()?, 0, &t.dims).ok()?;
                 Some((p, g))
             }) {
-                let coded = code_tensor(t, opts, &self.consumers, early, rule, Some(&grid))
+                let on_grid = match rule {
+                    TensorRule::Exact => TensorRule::Policy,
+                    r => r,
+                };
+                let coded = code_tensor(t, opts, &self.consumers, early, on_grid, Some(&grid))
                     .map_err(|e| e.with_tensor(&t.name))?;
                 if let Placement::Record(h, payload) = &coded.0 {
                     let same = h.coding == Coding::Quantized
@@ -1158,6 +1172,32 @@ pub fn encode_file(input: &Path, output: &Path, opts: &EncodeOptions) -> Result<
     Ok(report)
 }
 
+/// Whether a calibrated encode reached its target on the calibration inputs (every output's
+/// SNR, or the first output's agreement; size targets always hold).
+#[cfg(feature = "runtime")]
+fn target_met(f: &Fidelity) -> bool {
+    use crate::container::fidelity::Target;
+    match f.target {
+        Target::Snr(db) => f.outputs.iter().all(|o| o.snr_db >= db),
+        Target::Agreement(a) => f
+            .outputs
+            .first()
+            .is_none_or(|o| o.agreement.is_nan() || o.agreement >= a),
+        _ => true,
+    }
+}
+
+/// The worst output of a FIDELITY record, for a note.
+#[cfg(feature = "runtime")]
+fn worst_output(f: &Fidelity) -> String {
+    f.outputs
+        .iter()
+        .min_by(|a, b| a.snr_db.total_cmp(&b.snr_db))
+        .map_or_else(String::new, |o| {
+            format!("{} at {:.1} dB", o.name, o.snr_db)
+        })
+}
+
 /// Encodes `input` into `output` with steps allocated by running the model (see
 /// `runtime::calibrate`). When the model cannot run here (no onnxruntime, an operator or input
 /// it cannot handle), the encoder falls back to the steps of `opts` and says so in
@@ -1172,7 +1212,27 @@ pub fn encode_file_calibrated(
     use crate::runtime::calibrate::{calibrate, Failure};
     let prepared = prepare_file(input, opts)?;
     let file = AtomicFile::create(output)?;
-    let (file, report) = match calibrate(&prepared, opts, cal) {
+    let outcome = match calibrate(&prepared, opts, cal) {
+        // Against a base, tensors on the base's grid keep the base's steps whatever the
+        // allocation wants: when that misses the target, the encode is run again with only
+        // the tensors the base holds as they are referred to (spec §14.5).
+        Ok(o) if opts.base.is_some() && !target_met(&o.fidelity) => {
+            let again = EncodeOptions {
+                base_no_grid: true,
+                ..opts.clone()
+            };
+            let first = worst_output(&o.fidelity);
+            calibrate(&prepared, &again, cal).map(|mut o| {
+                o.notes.push(format!(
+                    "the base's grid missed the target ({first}); tensors the base quantized \
+                     are coded anew"
+                ));
+                o
+            })
+        }
+        other => other,
+    };
+    let (file, report) = match outcome {
         Ok(o) => {
             let coded = match &opts.base {
                 Some(b) => o.coded.against_base(&prepared, b.clone())?,

@@ -89,6 +89,7 @@ pub fn options(u: &mut Unstructured<'_>) -> Result<EncodeOptions> {
             records_only,
             tensor_rules: None,
             base: None,
+            base_no_grid: false,
         });
     }
     let family = match u.int_in_range(0..=4)? {
@@ -189,6 +190,7 @@ pub fn options(u: &mut Unstructured<'_>) -> Result<EncodeOptions> {
         limits: None,
         records_only,
         base: None,
+        base_no_grid: false,
         // Per-tensor steps as the calibrating encoder sets them (any count: tensors past
         // the end follow the policy).
         tensor_rules: if maybe(u, 1, 3)? {
