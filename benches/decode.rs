@@ -109,7 +109,9 @@ fn main() {
         }
         for parallel in [false, true] {
             let t = best_of(5, || {
-                std::hint::black_box(quant::decode(&h, &payload, 0, parallel).expect("decode"));
+                std::hint::black_box(
+                    quant::decode(&h, &payload, 0, parallel, None).expect("decode"),
+                );
             });
             let mbs = 4.0 * n as f64 / 1e6 / t;
             let case = format!(

@@ -1049,7 +1049,7 @@ pub(crate) fn decode_payload(
         )
     })?;
     let data = match h.coding {
-        Coding::Quantized => crate::quant::decode(h, payload, base, parallel)?,
+        Coding::Quantized => crate::quant::decode(h, payload, base, parallel, model)?,
         Coding::Reference => reference(h, payload, base, model)?,
         c => {
             if !h.params.is_empty() {
@@ -1072,26 +1072,15 @@ pub(crate) fn decode_payload(
     Ok(data)
 }
 
-/// Spec §14.3: the canonical bytes of the base's place that a reference names.
-fn reference(h: &TensorHeader, payload: &[u8], at: u64, base: Option<&BaseModel>) -> Result<Vec<u8>> {
+/// Spec §14.3 rules 4 and 5: the base's place `i`, which must have the record's name, type,
+/// dims and length.
+pub(crate) fn base_place<'b>(
+    base: &'b BaseModel,
+    i: u64,
+    h: &TensorHeader,
+    at: u64,
+) -> Result<&'b crate::base::Place> {
     let err = |d: String| Error::format(FormatRule::Base, at, d);
-    if !h.params.is_empty() {
-        return Err(Error::format(
-            FormatRule::TensorHeader,
-            at,
-            "reference coding takes no parameters",
-        ));
-    }
-    let Some(base) = base else {
-        return Err(err(
-            "a reference to a base tensor in a file without a BASE record".into(),
-        ));
-    };
-    let mut c = crate::bytes::Cursor::new(payload, at, FormatRule::Base);
-    let i = c.varint("base tensor number")?;
-    if !c.is_empty() {
-        return Err(err("bytes after the base tensor number".into()));
-    }
     let Some(p) = usize::try_from(i).ok().and_then(|i| base.places().get(i)) else {
         return Err(err(format!(
             "base tensor {i} does not exist (the base has {})",
@@ -1116,6 +1105,30 @@ fn reference(h: &TensorHeader, payload: &[u8], at: u64, base: Option<&BaseModel>
             h.data_bytes
         )));
     }
+    Ok(p)
+}
+
+/// Spec §14.3: the canonical bytes of the base's place that a reference names.
+fn reference(h: &TensorHeader, payload: &[u8], at: u64, base: Option<&BaseModel>) -> Result<Vec<u8>> {
+    let err = |d: String| Error::format(FormatRule::Base, at, d);
+    if !h.params.is_empty() {
+        return Err(Error::format(
+            FormatRule::TensorHeader,
+            at,
+            "reference coding takes no parameters",
+        ));
+    }
+    let Some(base) = base else {
+        return Err(err(
+            "a reference to a base tensor in a file without a BASE record".into(),
+        ));
+    };
+    let mut c = crate::bytes::Cursor::new(payload, at, FormatRule::Base);
+    let i = c.varint("base tensor number")?;
+    if !c.is_empty() {
+        return Err(err("bytes after the base tensor number".into()));
+    }
+    let p = base_place(base, i, h, at)?;
     crate::error::try_copy(&p.data, at)
 }
 

@@ -267,12 +267,12 @@ impl Prepared {
             return code_tensor(t, &exact, &self.consumers, early, TensorRule::Exact, None)
                 .map_err(|e| e.with_tensor(&t.name));
         }
-        // A tensor the base's file quantized is tried on the same grid (spec §14.5): where it
-        // did not change, its levels decode to the base's bytes and it becomes a reference.
-        // Where it changed, it is coded as without a base (a grid chosen for the old weights
-        // would cost the new ones fidelity and save nothing: residuals are not coded).
-        // Also for a tensor the allocation would keep exact: the base's version costs nothing,
-        // and the final run of the decoded model measures what it does.
+        // A tensor the base's file quantized is quantized on the same grid (spec §14.5): where
+        // it did not change, its levels decode to the base's bytes and it becomes a reference
+        // (even where the allocation would keep it exact: the base's version costs nothing);
+        // where it changed, its levels are close to the base's and cost little as residuals
+        // (§14.6). The final run of the decoded model measures what that does; when it misses
+        // the target, the calibrating encoder runs again without the grid.
         if let (Some(b), true) = (
             opts.base.as_deref(),
             opts.lossy.is_some() && !opts.base_no_grid,
@@ -294,7 +294,10 @@ impl Prepared {
                     let same = h.coding == Coding::Quantized
                         && crate::decoder::decode_payload(h, payload, 0, true, None)
                             .is_ok_and(|d| d == place.data);
-                    if same {
+                    let close = || close_spread(t.data_type, &t.data, &place.data);
+                    if same
+                        || (h.coding == Coding::Quantized && rule != TensorRule::Exact && close())
+                    {
                         return Ok(coded);
                     }
                 }
@@ -492,7 +495,8 @@ impl Prepared {
                     .take()
                     .ok_or_else(|| Error::input(None, "internal: tensor not coded"))?;
                 if let Some(b) = base {
-                    c.0 = refer_to_base(c.0, b).map_err(|e| e.with_tensor(&t.name))?;
+                    c.0 = against_base_record(c.0, b, &opts.lossless)
+                        .map_err(|e| e.with_tensor(&t.name))?;
                 }
                 sizes.write(&mut w, &c.0, &self.limits)?;
                 report.tensors.push(tensor_report(&c, t));
@@ -616,6 +620,7 @@ impl CodedModel {
         mut self,
         prepared: &Prepared,
         base: std::sync::Arc<BaseModel>,
+        opts: &EncodeOptions,
     ) -> Result<CodedModel> {
         let graph = zstd::bulk::decompress(&self.frame, self.graph_len as usize)
             .map_err(|e| Error::io("decompressing the graph", e))?;
@@ -626,7 +631,7 @@ impl CodedModel {
         let tensors = std::mem::take(&mut self.tensors);
         self.tensors = tensors
             .into_par_iter()
-            .map(|(p, q)| Ok((refer_to_base(p, &base)?, q)))
+            .map(|(p, q)| Ok((against_base_record(p, &base, &opts.lossless)?, q)))
             .collect::<Result<_>>()?;
         self.base = Some(base);
         Ok(self)
@@ -695,9 +700,31 @@ fn unchanged(t: &Lifted, base: &BaseModel) -> bool {
             .is_some_and(|i| *base.places()[i as usize].data == *t.data)
 }
 
-/// Spec §14.3: a record that decodes to the bytes of the base's tensor of the same name, type
-/// and shape becomes a reference to it (when that is no longer).
-fn refer_to_base(placement: Placement, base: &BaseModel) -> Result<Placement> {
+/// Whether a changed tensor is close enough to the base's to share its grid: standard
+/// deviations within 10 % (a fine-tune moves weights a little; a tensor retrained from
+/// scratch, or rescaled, gets steps of its own).
+fn close_spread(data_type: i32, new: &[u8], base: &[u8]) -> bool {
+    let sd = |b: &[u8]| -> Option<f64> {
+        let v = float_values(data_type, b)?;
+        let n = v.len().max(1) as f64;
+        let mean = v.iter().sum::<f64>() / n;
+        Some((v.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n).sqrt())
+    };
+    match (sd(new), sd(base)) {
+        (Some(a), Some(b)) if a > 0.0 && b > 0.0 => (a / b).ln().abs() < 1.1f64.ln(),
+        _ => false,
+    }
+}
+
+/// A record of an update (spec §14): a reference when it decodes to the bytes of the base's
+/// tensor of the same name, type and shape (and that is no longer, §14.3); else, for quantized
+/// levels of a uniform quantizer, the levels as residuals against that tensor when that is
+/// smaller (§14.6). Either way the record decodes, with the base, to the same bytes.
+fn against_base_record(
+    placement: Placement,
+    base: &BaseModel,
+    lossless: &crate::lossless::LosslessOptions,
+) -> Result<Placement> {
     let Placement::Record(h, payload) = placement else {
         return Ok(placement);
     };
@@ -708,21 +735,54 @@ fn refer_to_base(placement: Placement, base: &BaseModel) -> Result<Placement> {
         return Ok(Placement::Record(h, payload));
     };
     let place = &base.places()[i as usize];
+    if place.data.len() as u64 != h.data_bytes {
+        return Ok(Placement::Record(h, payload));
+    }
     let mut reference = Vec::new();
     crate::bytes::put_varint(&mut reference, i as u64);
-    if place.data.len() as u64 != h.data_bytes || reference.len() > payload.len() {
+    if reference.len() <= payload.len() {
+        let decoded = crate::decoder::decode_payload(&h, &payload, 0, true, Some(base))?;
+        if decoded == place.data {
+            let h = TensorHeader {
+                coding: Coding::Reference,
+                params: Vec::new(),
+                ..h
+            };
+            return Ok(Placement::Record(h, reference));
+        }
+    }
+    let residual_flag = quant::residual::FLAG_RESIDUAL;
+    if h.coding != Coding::Quantized || h.params.get(1).is_some_and(|f| f & residual_flag != 0) {
         return Ok(Placement::Record(h, payload));
     }
-    let decoded = crate::decoder::decode_payload(&h, &payload, 0, true, None)?;
-    if decoded != place.data {
+    let params = QuantParams::parse(&h.params, 0, &h.dims)?;
+    if !quant::residual::kind_allows(&params.kind) {
         return Ok(Placement::Record(h, payload));
     }
-    let h = TensorHeader {
-        coding: Coding::Reference,
-        params: Vec::new(),
-        ..h
+    let n = h.elements as usize;
+    let levels = quant::decode_levels(n, &payload)?;
+    let segment = match h.dims.first() {
+        Some(&d) if d >= 2 => (h.elements / d) as usize,
+        _ => 0,
     };
-    Ok(Placement::Record(h, reference))
+    let residual = quant::residual::encode(
+        base,
+        i,
+        h.data_type,
+        &levels,
+        &params,
+        lossless.chunk,
+        segment,
+        lossless.wide,
+    )?;
+    match residual {
+        Some(r) if r.len() < payload.len() => {
+            let mut h = h;
+            h.params[1] |= residual_flag;
+            Ok(Placement::Record(h, r))
+        }
+        _ => Ok(Placement::Record(h, payload)),
+    }
 }
 
 /// Largest serialized graph compressed at zstd level 19 (above: level 15).
@@ -1082,7 +1142,7 @@ fn quantize_tensor(
         data_bytes: t.data.len() as u64,
         params: params.to_bytes(),
     };
-    let decoded = quant::decode(&header, &payload, 0, true)?;
+    let decoded = quant::decode(&header, &payload, 0, true, None)?;
     let (mut se, mut sx) = (0.0f64, 0.0f64);
     let mut finite = true;
     for_each_value(t.data_type, &decoded, |i, y| {
@@ -1235,7 +1295,7 @@ pub fn encode_file_calibrated(
     let (file, report) = match outcome {
         Ok(o) => {
             let coded = match &opts.base {
-                Some(b) => o.coded.against_base(&prepared, b.clone())?,
+                Some(b) => o.coded.against_base(&prepared, b.clone(), opts)?,
                 None => o.coded,
             };
             let (file, mut report) = coded.write(&prepared, file.writer(), Some(&o.fidelity))?;

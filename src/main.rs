@@ -946,8 +946,18 @@ fn truncate(s: &str, n: usize) -> String {
 /// Quantizer parameters, distinct levels and level entropy of a quantized tensor.
 fn quant_json(t: &nnc::Tensor) -> nnc::Result<serde_json::Value> {
     use nnc::quant::{Kind, QuantParams};
-    let p = QuantParams::parse(&t.params, 0, &t.dims)?;
+    // Residual levels (spec §14.6): flag bit 1 of the params.
+    let flag = nnc::quant::residual::FLAG_RESIDUAL;
+    let residual = t.params.get(1).is_some_and(|f| f & flag != 0);
+    let mut params = t.params.clone();
+    if residual {
+        params[1] &= !flag;
+    }
+    let p = QuantParams::parse(&params, 0, &t.dims)?;
     let mut q = serde_json::json!({ "kind": p.kind.name(), "steps": p.steps });
+    if residual {
+        q["residual"] = true.into();
+    }
     match p.kind {
         Kind::DeadZone { delta } => q["delta"] = delta.into(),
         Kind::MuLaw { xmax, mu } => {

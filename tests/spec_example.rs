@@ -411,11 +411,11 @@ fn spec_quantized_examples_decode_to_the_stated_values() {
             h.elements,
             "{t}: one row per element"
         );
-        let data =
-            nnc::quant::decode(&h, &case.payload, 0, false).unwrap_or_else(|e| panic!("{t}: {e}"));
+        let data = nnc::quant::decode(&h, &case.payload, 0, false, None)
+            .unwrap_or_else(|e| panic!("{t}: {e}"));
         assert_eq!(data.len() as u64, h.data_bytes, "{t}");
         assert_eq!(
-            nnc::quant::decode(&h, &case.payload, 0, true).unwrap(),
+            nnc::quant::decode(&h, &case.payload, 0, true, None).unwrap(),
             data,
             "{t}: parallel decoding"
         );
@@ -543,7 +543,7 @@ fn spec_quantized_examples_are_what_the_encoder_writes() {
         assert_eq!(t.payload, case.payload, "{}: payload", case.title);
         assert_eq!(
             t.data,
-            nnc::quant::decode(&quant_header(case), &case.payload, 0, false).unwrap()
+            nnc::quant::decode(&quant_header(case), &case.payload, 0, false, None).unwrap()
         );
     }
 }
@@ -562,7 +562,7 @@ fn spec_quantized_examples_reject_what_7_6_2_rejects() {
         let mut h = quant_header(case);
         let mut payload = case.payload.clone();
         edit(&mut h, &mut payload);
-        let got = match nnc::quant::decode(&h, &payload, 0, false) {
+        let got = match nnc::quant::decode(&h, &payload, 0, false, None) {
             Ok(_) => "accepted",
             Err(e) => e.rule().map_or("not a format error", |r| r.name()),
         };
@@ -582,10 +582,12 @@ fn spec_quantized_examples_reject_what_7_6_2_rejects() {
     );
     check(
         midtread,
-        "flag bit 1",
-        &|h, _| h.params[1] = 2,
+        "flag bit 2",
+        &|h, _| h.params[1] = 4,
         "reserved-nonzero",
     );
+    // Bit 1 is the residual flag of updates (§14.6): without a base, `base`.
+    check(midtread, "flag bit 1", &|h, _| h.params[1] = 2, "base");
     check(
         midtread,
         "reserved bytes",
@@ -595,11 +597,11 @@ fn spec_quantized_examples_reject_what_7_6_2_rejects() {
     check(midtread, "kind 5", &|h, _| h.params[0] = 5, "tensor-header");
     // The order of the checks: reserved flags before the cut-off reserved bytes and the kind.
     let flags_first = |h: &mut TensorHeader, _: &mut Vec<u8>| {
-        h.params = vec![5, 2];
+        h.params = vec![5, 4];
     };
     check(
         midtread,
-        "kind 5, flag bit 1, cut off",
+        "kind 5, flag bit 2, cut off",
         &flags_first,
         "reserved-nonzero",
     );

@@ -20,6 +20,9 @@ use super::{decoded_json, error_class, hex, merge, sorted_sections, write};
 const ROOT: &str = "dtype-float";
 const FIRST: &str = "update-reference";
 const SECOND: &str = "update-chain";
+/// A quantized vector (one midtread tensor "w") and its update with residual levels.
+const QUANT: &str = "quant-midtread";
+const RESIDUAL: &str = "update-residual";
 
 fn file_of(name: &str) -> String {
     format!("valid/{name}/input.nnc")
@@ -92,6 +95,7 @@ pub fn generate(out: &Path, valid: &BTreeMap<String, Vec<u8>>) -> Result<Vectors
         &[
             "§3", "§4.2", "§4.3", "§5.1", "§14", "§14.1", "§14.2", "§14.3", "§14.4", "§14.5",
         ],
+        Expect::Reference,
     )?);
     v.bytes += first.len() as u64;
 
@@ -111,8 +115,48 @@ pub fn generate(out: &Path, valid: &BTreeMap<String, Vec<u8>>) -> Result<Vectors
          base is the model update-reference decodes to against its own base; `base_files` \
          lists the chain root first.",
         &["§14", "§14.1", "§14.2", "§14.3", "§14.4"],
+        Expect::Reference,
     )?);
     v.bytes += second.len() as u64;
+
+    // 3. An update of a quantized vector: every eighth weight of "w" moved by 5 %, the tensor
+    // quantized on the base's grid and coded as residual levels.
+    let qcase = super::valid::cases()
+        .into_iter()
+        .find(|c| c.name == QUANT)
+        .ok_or("no quant-midtread case")?;
+    let mut m3 = qcase.model.clone();
+    {
+        let g = m3.graph.as_mut().expect("graph");
+        let raw = g.initializer[0].raw_data.as_mut().expect("raw_data");
+        for (j, b) in raw.chunks_exact_mut(4).enumerate() {
+            if j % 8 == 0 {
+                let x = f32::from_le_bytes([b[0], b[1], b[2], b[3]]) * 1.05;
+                b.copy_from_slice(&x.to_le_bytes());
+            }
+        }
+    }
+    let qbase = chain(out, &[QUANT])?;
+    let ropts = nnc::EncodeOptions {
+        base: Some(qbase),
+        ..qcase.opts.clone()
+    };
+    let (third, _) = nnc::encode_model(m3.clone(), None, &ropts, Vec::new())
+        .map_err(|e| format!("encoding {RESIDUAL}: {e}"))?;
+    v.valid.push(valid_entry(
+        out,
+        RESIDUAL,
+        &third,
+        &[QUANT],
+        &m3,
+        "An update (spec §14.6) of valid/quant-midtread: tensor `w` with every eighth weight \
+         moved by 5 %, quantized on the base's grid (the same midtread step) and coded as \
+         residual levels (quantizer flag bit 1) against the base's tensor 0: most residuals \
+         are 0. Lossy: the manifest's hashes are of the decoded levels.",
+        &["§7.6.2", "§14", "§14.5", "§14.6"],
+        Expect::Residual,
+    )?);
+    v.bytes += third.len() as u64;
 
     // 3. Invalid files.
     let mut bad = |name: &str,
@@ -307,6 +351,49 @@ pub fn generate(out: &Path, valid: &BTreeMap<String, Vec<u8>>) -> Result<Vectors
             e.bytes(),
         )?;
     }
+    // Residual levels (spec §14.6).
+    let r = NncFile::parse(&third);
+    let rw = r.tensor(0);
+    let mut e = r.clone();
+    e.recs[rw].payload[0] = 1;
+    bad(
+        "base-residual-other-tensor",
+        "base",
+        &["§14.6"],
+        RESIDUAL,
+        &[QUANT],
+        "valid/update-residual: the residual levels name place 1; the base has one place.",
+        e.bytes(),
+    )?;
+    let mut e = NncFile::parse(valid.get(QUANT).ok_or("no quant-midtread")?);
+    let w = e.tensor(0);
+    let mut h = RawHeader::parse(&e.recs[w].header);
+    h.params[1] |= 2;
+    e.recs[w].header = h.bytes();
+    bad(
+        "base-residual-without-base-record",
+        "base",
+        &["§7.6.2", "§14.6"],
+        QUANT,
+        &[],
+        "valid/quant-midtread with quantizer flag bit 1 (residual levels) and no BASE record.",
+        e.bytes(),
+    )?;
+    let mut e = NncFile::parse(valid.get("quant-midrise").ok_or("no quant-midrise")?);
+    let w = e.tensor(0);
+    let mut h = RawHeader::parse(&e.recs[w].header);
+    h.params[1] |= 2;
+    e.recs[w].header = h.bytes();
+    bad(
+        "tensor-header-residual-midrise",
+        "tensor-header",
+        &["§14.6"],
+        "quant-midrise",
+        &[],
+        "valid/quant-midrise with quantizer flag bit 1: residual levels are defined for \
+         midtread and dead zone only (checked before the BASE record is looked for).",
+        e.bytes(),
+    )?;
     let mut e = f.clone();
     let mut h = RawHeader::parse(&e.recs[scalar].header);
     h.params = vec![0];
@@ -351,6 +438,16 @@ pub fn generate(out: &Path, valid: &BTreeMap<String, Vec<u8>>) -> Result<Vectors
     Ok(v)
 }
 
+/// What an update vector must show.
+#[derive(PartialEq)]
+enum Expect {
+    /// References; lossless (the decoded model is the input).
+    Reference,
+    /// Residual levels (lossy).
+    Residual,
+}
+
+#[allow(clippy::too_many_arguments)]
 fn valid_entry(
     out: &Path,
     name: &str,
@@ -359,30 +456,50 @@ fn valid_entry(
     model: &ModelProto,
     description: &str,
     sections: &[&str],
+    expect: Expect,
 ) -> Result<Value, String> {
     let file = file_of(name);
     write(&out.join(&file), bytes)?;
     let base = chain(out, bases)?;
     // Lossless: the decoded model is the input.
-    if decode(bytes, base.clone())?.encode_to_vec() != model.encode_to_vec() {
+    if expect == Expect::Reference
+        && decode(bytes, base.clone())?.encode_to_vec() != model.encode_to_vec()
+    {
         return Err(format!("{file}: the decoded model differs from the input"));
     }
     let f = NncFile::parse(bytes);
-    let codings: Vec<u8> = f
+    let headers: Vec<RawHeader> = f
         .find(kind::TENSOR)
         .iter()
-        .map(|&i| RawHeader::parse(&f.recs[i].header).coding)
+        .map(|&i| RawHeader::parse(&f.recs[i].header))
         .collect();
-    if !codings.contains(&4) || f.recs[f.find(kind::GRAPH)[0]].header[0] != 2 {
-        return Err(format!("{file}: no reference or no graph against the base"));
+    let codings: Vec<u8> = headers.iter().map(|h| h.coding).collect();
+    let residual = headers
+        .iter()
+        .any(|h| h.coding == 3 && h.params.get(1).is_some_and(|f| f & 2 != 0));
+    let shows = match expect {
+        Expect::Reference => codings.contains(&4),
+        Expect::Residual => residual,
+    };
+    if !shows || f.recs[f.find(kind::GRAPH)[0]].header[0] != 2 {
+        return Err(format!(
+            "{file}: no {} or no graph against the base",
+            if residual {
+                "reference"
+            } else {
+                "residual levels"
+            }
+        ));
     }
     let decoded = decoded_json(bytes, Limits::default(), Some(base.clone()))
         .map_err(|e| format!("{file}: {e}"))?;
-    let mut facts = vec![
-        "update".to_string(),
-        "coding:reference".into(),
-        "graph-compression:2".into(),
-    ];
+    let mut facts = vec!["update".to_string(), "graph-compression:2".into()];
+    if codings.contains(&4) {
+        facts.push("coding:reference".into());
+    }
+    if residual {
+        facts.push("residual-levels".into());
+    }
     facts.push(format!("tensors:{}", codings.len()));
     let mut entry = json!({
         "name": name,

@@ -6,6 +6,7 @@ pub mod minifloat;
 pub mod mulaw;
 pub mod policy;
 pub mod rdo;
+pub mod residual;
 pub mod uniform;
 
 use rayon::prelude::*;
@@ -339,7 +340,20 @@ pub fn encode_payload_with(
 }
 
 /// Decodes a quantized payload to canonical bytes of the header's data type.
-pub fn decode(h: &TensorHeader, payload: &[u8], base: u64, parallel: bool) -> Result<Vec<u8>> {
+pub fn decode(
+    h: &TensorHeader,
+    payload: &[u8],
+    base: u64,
+    parallel: bool,
+    model: Option<&crate::base::BaseModel>,
+) -> Result<Vec<u8>> {
+    if h
+        .params
+        .get(1)
+        .is_some_and(|f| f & residual::FLAG_RESIDUAL != 0)
+    {
+        return residual::decode(h, payload, base, parallel, model);
+    }
     let params = QuantParams::parse(&h.params, base, &h.dims)?;
     if !dtype::is_float(h.data_type) {
         return Err(Error::format(
@@ -611,8 +625,18 @@ pub fn level_histogram(
     elements: u64,
     payload: &[u8],
 ) -> Result<Vec<(u32, u64)>> {
-    let p = QuantParams::parse(params, 0, dims)?;
+    // Residual levels (spec §14.6): the histogram of the residuals, after the base tensor's
+    // number.
+    let mut params = params.to_vec();
+    let residual = params.get(1).is_some_and(|f| f & residual::FLAG_RESIDUAL != 0);
+    if residual {
+        params[1] &= !residual::FLAG_RESIDUAL;
+    }
+    let p = QuantParams::parse(&params, 0, dims)?;
     let mut c = Cursor::new(payload, 0, FormatRule::Payload);
+    if residual {
+        c.varint("base tensor number")?;
+    }
     if let Kind::MuLaw { .. } = p.kind {
         let k = c.varint_max((c.remaining() / 4) as u64, "mu-law table size")?;
         c.take(4 * (k + 1), "mu-law table")?;
@@ -625,4 +649,17 @@ pub fn level_histogram(
     let mut syms = vec![0u32; n];
     decode_stream(&mut c, width, u32::MAX as u64 + 1, |s| s, &mut syms, false)?;
     Ok(crate::entropy::histogram(&syms))
+}
+
+/// The levels of a coding-3 payload of a uniform quantizer (no μ-law table, no residual
+/// flag): what an encoder needs to code them again as residuals (spec §14.6).
+pub fn decode_levels(n: usize, payload: &[u8]) -> Result<Vec<i64>> {
+    let mut c = Cursor::new(payload, 0, FormatRule::Payload);
+    let width = c.u8("symbol width")? as usize;
+    if !matches!(width, 1 | 2 | 4) {
+        return Err(c.err(format!("symbol width {width}")));
+    }
+    let mut syms = crate::error::try_zeroed::<u32>(n, 0)?;
+    decode_stream(&mut c, width, 2 * MAX_LEVEL as u64 + 1, |s| s, &mut syms, true)?;
+    Ok(syms.into_iter().map(unzigzag).collect())
 }

@@ -709,8 +709,9 @@ pub(super) fn quant_params(o: &mut Out) {
         "reserved-nonzero-quantizer-flags",
         "reserved-nonzero",
         dz,
-        "Quantizer flags 0x02 (reserved bit).",
-        &|p| p[1] = 2,
+        "Quantizer flags 0x04 (reserved bit; bit 1 is the residual flag of updates, \
+         spec §14.6).",
+        &|p| p[1] = 4,
     );
     with(
         o,
