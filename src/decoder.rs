@@ -1051,6 +1051,7 @@ pub(crate) fn decode_payload(
     let data = match h.coding {
         Coding::Quantized => crate::quant::decode(h, payload, base, parallel, model)?,
         Coding::Reference => reference(h, payload, base, model)?,
+        Coding::Difference => difference(h, payload, base, model, parallel)?,
         c => {
             if !h.params.is_empty() {
                 return Err(Error::format(
@@ -1130,6 +1131,64 @@ fn reference(h: &TensorHeader, payload: &[u8], at: u64, base: Option<&BaseModel>
     }
     let p = base_place(base, i, h, at)?;
     crate::error::try_copy(&p.data, at)
+}
+
+/// Spec §14.7: the canonical bytes of a difference record, the base place's bytes XOR the
+/// inner payload's.
+fn difference(
+    h: &TensorHeader,
+    payload: &[u8],
+    at: u64,
+    model: Option<&BaseModel>,
+    parallel: bool,
+) -> Result<Vec<u8>> {
+    if !h.params.is_empty() {
+        return Err(Error::format(
+            FormatRule::TensorHeader,
+            at,
+            "difference coding takes no parameters",
+        ));
+    }
+    if h.data_type == dtype::STRING {
+        return Err(Error::format(
+            FormatRule::TensorHeader,
+            at,
+            "difference coding of a STRING tensor",
+        ));
+    }
+    let Some(model) = model else {
+        return Err(Error::format(
+            FormatRule::Base,
+            at,
+            "a difference from a base tensor in a file without a BASE record",
+        ));
+    };
+    let mut c = crate::bytes::Cursor::new(payload, at, FormatRule::Base);
+    let i = c.varint("base tensor number")?;
+    let p = base_place(model, i, h, at)?;
+    let inner_at = c.offset();
+    let mut c = crate::bytes::Cursor::new(
+        &payload[(inner_at - at) as usize..],
+        inner_at,
+        FormatRule::Payload,
+    );
+    let code = c.u8("inner coding")?;
+    let inner = match Coding::from_u8(code) {
+        Some(k @ (Coding::Raw | Coding::Planes | Coding::Zstd)) => k,
+        _ => {
+            return Err(Error::format(
+                FormatRule::Payload,
+                inner_at,
+                format!("inner coding {code} of a difference (0, 1 or 2 expected)"),
+            ))
+        }
+    };
+    let rest = &payload[(inner_at + 1 - at) as usize..];
+    let mut data = lossless::decode(inner, h.data_type, rest, inner_at + 1, p.data.len(), parallel)?;
+    for (d, b) in data.iter_mut().zip(&p.data) {
+        *d ^= b;
+    }
+    Ok(data)
 }
 
 /// Decodes a whole `.nnc` from `r` to ONNX bytes (external tensors inlined).

@@ -740,16 +740,32 @@ fn against_base_record(
     }
     let mut reference = Vec::new();
     crate::bytes::put_varint(&mut reference, i as u64);
-    if reference.len() <= payload.len() {
-        let decoded = crate::decoder::decode_payload(&h, &payload, 0, true, Some(base))?;
-        if decoded == place.data {
+    let decoded = crate::decoder::decode_payload(&h, &payload, 0, true, Some(base))?;
+    if reference.len() <= payload.len() && decoded == place.data {
+        let h = TensorHeader {
+            coding: Coding::Reference,
+            params: Vec::new(),
+            ..h
+        };
+        return Ok(Placement::Record(h, reference));
+    }
+    // Exact bytes: their XOR with the base's, coded without loss, when smaller (§14.7).
+    if matches!(h.coding, Coding::Raw | Coding::Planes | Coding::Zstd)
+        && h.data_type != dtype::STRING
+    {
+        let xor: Vec<u8> = decoded.iter().zip(&place.data).map(|(a, b)| a ^ b).collect();
+        let (inner, coded) = crate::lossless::encode(h.data_type, &xor, lossless)?;
+        let mut d = reference;
+        d.push(inner as u8);
+        d.extend_from_slice(&coded);
+        if d.len() < payload.len() {
             let h = TensorHeader {
-                coding: Coding::Reference,
-                params: Vec::new(),
+                coding: Coding::Difference,
                 ..h
             };
-            return Ok(Placement::Record(h, reference));
+            return Ok(Placement::Record(h, d));
         }
+        return Ok(Placement::Record(h, payload));
     }
     let residual_flag = quant::residual::FLAG_RESIDUAL;
     if h.coding != Coding::Quantized || h.params.get(1).is_some_and(|f| f & residual_flag != 0) {

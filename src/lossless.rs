@@ -147,7 +147,7 @@ pub fn decode(
             }
             Ok(out)
         }
-        Coding::Quantized | Coding::Reference => Err(err(
+        Coding::Quantized | Coding::Reference | Coding::Difference => Err(err(
             base,
             format!("{} payload passed to the lossless decoder", coding.name()),
         )),

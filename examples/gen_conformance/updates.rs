@@ -23,6 +23,7 @@ const SECOND: &str = "update-chain";
 /// A quantized vector (one midtread tensor "w") and its update with residual levels.
 const QUANT: &str = "quant-midtread";
 const RESIDUAL: &str = "update-residual";
+const DIFFERENCE: &str = "update-difference";
 
 fn file_of(name: &str) -> String {
     format!("valid/{name}/input.nnc")
@@ -158,6 +159,36 @@ pub fn generate(out: &Path, valid: &BTreeMap<String, Vec<u8>>) -> Result<Vectors
     )?);
     v.bytes += third.len() as u64;
 
+    // 4. Differences (spec §14.7): "float.matrix" with its lowest mantissa bits changed.
+    let root_model = decode(root_bytes, root.clone())?;
+    let mut m4 = root_model.clone();
+    {
+        let g = m4.graph.as_mut().expect("graph");
+        let t = g
+            .initializer
+            .iter_mut()
+            .find(|t| t.name.as_deref() == Some("float.matrix"))
+            .expect("float.matrix");
+        for b in t.raw_data.as_mut().expect("raw_data").chunks_exact_mut(4) {
+            let x = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            b.copy_from_slice(&f32::from_bits(x.to_bits() ^ 0x15).to_le_bytes());
+        }
+    }
+    let (fourth, _) = nnc::encode_model(m4.clone(), None, &opts(root.clone()), Vec::new())
+        .map_err(|e| format!("encoding {DIFFERENCE}: {e}"))?;
+    v.valid.push(valid_entry(
+        out,
+        DIFFERENCE,
+        &fourth,
+        &[ROOT],
+        &m4,
+        "An update (spec §14.7) of valid/dtype-float: `float.matrix` with the low mantissa \
+         bits of every value changed, coded as the XOR of its bytes with the base's (coding 5, \
+         inner coding planes); the two other tensors referenced. Lossless.",
+        &["§14", "§14.7"],
+        Expect::Difference,
+    )?);
+    v.bytes += fourth.len() as u64;
     // 3. Invalid files.
     let mut bad = |name: &str,
                    expected: &'static str,
@@ -351,6 +382,61 @@ pub fn generate(out: &Path, valid: &BTreeMap<String, Vec<u8>>) -> Result<Vectors
             e.bytes(),
         )?;
     }
+    let d = NncFile::parse(&fourth);
+    let dm = (0..d.find(kind::TENSOR).len())
+        .map(|k| d.tensor(k))
+        .find(|&r| RawHeader::parse(&d.recs[r].header).coding == 5)
+        .ok_or("no difference record")?;
+    let mut e = d.clone();
+    e.recs[dm].payload[0] = 0;
+    bad(
+        "base-difference-other-tensor",
+        "base",
+        &["§14.7"],
+        DIFFERENCE,
+        &[ROOT],
+        "valid/update-difference: the difference names place 0 (`float.scalar`).",
+        e.bytes(),
+    )?;
+    let mut e = d.clone();
+    e.recs[dm].payload[1] = 3;
+    bad(
+        "payload-difference-inner-coding-3",
+        "payload",
+        &["§14.7"],
+        DIFFERENCE,
+        &[ROOT],
+        "valid/update-difference: inner coding 3 (quantized), which a difference may not use.",
+        e.bytes(),
+    )?;
+    let mut e = NncFile::parse(valid.get("spec-example").ok_or("no spec-example")?);
+    let k = e.tensor(0);
+    let mut h = RawHeader::parse(&e.recs[k].header);
+    h.coding = 5;
+    e.recs[k].header = h.bytes();
+    bad(
+        "base-difference-without-base-record",
+        "base",
+        &["§14.7"],
+        "spec-example",
+        &[],
+        "valid/spec-example with tensor \"k\" of coding 5 (difference) and no BASE record.",
+        e.bytes(),
+    )?;
+    let mut e = NncFile::parse(valid.get("dtype-string").ok_or("no dtype-string")?);
+    let k = e.tensor(0);
+    let mut h = RawHeader::parse(&e.recs[k].header);
+    h.coding = 5;
+    e.recs[k].header = h.bytes();
+    bad(
+        "tensor-header-difference-string",
+        "tensor-header",
+        &["§14.7"],
+        "dtype-string",
+        &[],
+        "valid/dtype-string with its first tensor of coding 5: no differences of STRING data.",
+        e.bytes(),
+    )?;
     // Residual levels (spec §14.6).
     let r = NncFile::parse(&third);
     let rw = r.tensor(0);
@@ -445,6 +531,8 @@ enum Expect {
     Reference,
     /// Residual levels (lossy).
     Residual,
+    /// A difference (lossless).
+    Difference,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -462,7 +550,7 @@ fn valid_entry(
     write(&out.join(&file), bytes)?;
     let base = chain(out, bases)?;
     // Lossless: the decoded model is the input.
-    if expect == Expect::Reference
+    if expect != Expect::Residual
         && decode(bytes, base.clone())?.encode_to_vec() != model.encode_to_vec()
     {
         return Err(format!("{file}: the decoded model differs from the input"));
@@ -480,6 +568,7 @@ fn valid_entry(
     let shows = match expect {
         Expect::Reference => codings.contains(&4),
         Expect::Residual => residual,
+        Expect::Difference => codings.contains(&5),
     };
     if !shows || f.recs[f.find(kind::GRAPH)[0]].header[0] != 2 {
         return Err(format!(
@@ -499,6 +588,9 @@ fn valid_entry(
     }
     if residual {
         facts.push("residual-levels".into());
+    }
+    if codings.contains(&5) {
+        facts.push("coding:difference".into());
     }
     facts.push(format!("tensors:{}", codings.len()));
     let mut entry = json!({

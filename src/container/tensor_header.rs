@@ -76,6 +76,8 @@ pub enum Coding {
     Quantized = 3,
     /// The same bytes as a tensor of the base (spec §14.3); the file is an update.
     Reference = 4,
+    /// The bytes XOR those of a tensor of the base, coded without loss (spec §14.7).
+    Difference = 5,
 }
 
 impl Coding {
@@ -87,10 +89,11 @@ impl Coding {
             2 => Coding::Zstd,
             3 => Coding::Quantized,
             4 => Coding::Reference,
+            5 => Coding::Difference,
             _ => return None,
         })
     }
-    /// Stable name: `raw`, `planes`, `zstd`, `quantized`, `reference`.
+    /// Stable name: `raw`, `planes`, `zstd`, `quantized`, `reference`, `difference`.
     pub fn name(self) -> &'static str {
         match self {
             Coding::Raw => "raw",
@@ -98,6 +101,7 @@ impl Coding {
             Coding::Zstd => "zstd",
             Coding::Quantized => "quantized",
             Coding::Reference => "reference",
+            Coding::Difference => "difference",
         }
     }
 }

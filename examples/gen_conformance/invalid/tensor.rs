@@ -266,8 +266,8 @@ pub(super) fn tensor_header(o: &mut Out) {
         "tensor-header",
         &["§6.1", "§12"],
         K,
-        "Tensor \"k\": coding 5.",
-        &|h| h.coding = 5,
+        "Tensor \"k\": coding 6.",
+        &|h| h.coding = 6,
     );
     edit(
         o,
