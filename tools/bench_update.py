@@ -21,9 +21,10 @@ encoded it in that mode: the update is coded against the base's .nnc).
     python3 tools/bench_update.py [--nnc target/release/nnc] [--json FILE] [--md FILE]
 
 Columns: full = `nnc encode NEW` (same mode), update = `nnc encode NEW --base BASE`, update
-/ full, encode and decode time of the update, and the output SNR of the decoded update and of
-the decoded full encode against the newer model on held-out inputs (not those the fine-tune
-or the encoder used).
+/ full, encode and decode time of the update, and the output SNR and decision agreement
+(argmax; silero's speech probability at 0.5) of the decoded update and of the decoded full
+encode against the newer model on held-out inputs (not those the fine-tune or the encoder
+used).
 """
 import argparse
 import json
@@ -56,6 +57,19 @@ def snr(ref, got):
     got = np.concatenate([g.ravel() for g in got]).astype(np.float64)
     e = ((ref - got) ** 2).sum()
     return float("inf") if e == 0 else 10 * np.log10((ref ** 2).sum() / e)
+
+
+def agreement(ref, got):
+    """Decisions that agree: argmax over the last axis, or a threshold at 0.5 for one value."""
+    same = total = 0
+    for r, g in zip(ref, got):
+        if r.shape[-1] > 1:
+            a, b = r.argmax(-1), g.argmax(-1)
+        else:
+            a, b = r > 0.5, g > 0.5
+        same += int((a == b).sum())
+        total += a.size
+    return same / max(total, 1)
 
 
 # ---- rendered text (the fine-tunes' data) --------------------------------------------------
@@ -263,6 +277,8 @@ def main():
                     "full_bytes": full.stat().st_size, "update_bytes": update.stat().st_size,
                     "encode_s": enc, "decode_s": dec,
                     "update_snr_db": snr(ref, run(out_u)), "full_snr_db": snr(ref, run(out_f)),
+                    "update_agreement": agreement(ref, run(out_u)),
+                    "full_agreement": agreement(ref, run(out_f)),
                     "same_as_full": out_u.read_bytes() == out_f.read_bytes(),
                 }
                 row["ratio"] = row["update_bytes"] / row["full_bytes"]
@@ -270,14 +286,15 @@ def main():
                 print(f"{name} [{mode}]: full {row['full_bytes']}, update {row['update_bytes']} "
                       f"({row['ratio']:.2%})", file=sys.stderr)
     head = ("| pair | tensors changed | mode | full | update | update / full | encode | decode "
-            "| SNR update | SNR full | update decodes to the full encode |")
-    lines = [head, "|" + "---|" * 11]
+            "| SNR update | SNR full | decisions update | decisions full | update decodes to the full encode |")
+    lines = [head, "|" + "---|" * 13]
     for r in rows:
         f = lambda v: "inf" if v == float("inf") else f"{v:.1f} dB"
         lines.append(
             f"| {r['pair']} | {r['changed']} | {r['mode']} | {r['full_bytes']} | {r['update_bytes']} "
             f"| {r['ratio']:.2%} | {r['encode_s']:.2f} s | {r['decode_s']:.3f} s | {f(r['update_snr_db'])} "
-            f"| {f(r['full_snr_db'])} | {'yes' if r['same_as_full'] else 'no'} |")
+            f"| {f(r['full_snr_db'])} | {r['update_agreement']:.3f} | {r['full_agreement']:.3f} "
+            f"| {'yes' if r['same_as_full'] else 'no'} |")
     notes = [f"- {r['pair']}: {r['note']}" for r in rows if r["note"] and r["mode"] == "lossless"]
     text = "\n".join(lines + [""] + notes) + "\n"
     print(text)
