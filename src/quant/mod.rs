@@ -411,12 +411,7 @@ pub fn decode(
     };
     let w = dtype::unit_bytes(h.data_type);
     let mut out = crate::error::try_zeroed(n * w, base)?;
-    let put = |o: &mut [u8], v: f64| match h.data_type {
-        dtype::DOUBLE => o.copy_from_slice(&v.to_le_bytes()),
-        dtype::FLOAT16 => o.copy_from_slice(&float::f32_to_f16(v as f32).to_le_bytes()),
-        dtype::BFLOAT16 => o.copy_from_slice(&float::f32_to_bf16(v as f32).to_le_bytes()),
-        _ => o.copy_from_slice(&(v as f32).to_le_bytes()),
-    };
+    let put = |o: &mut [u8], v: f64| put_value(h.data_type, o, v);
     if params.per_channel() && w >= 4 {
         // FLOAT and DOUBLE: each element's bytes hold its symbol (u32, little-endian, first
         // 4 bytes) until it is reconstructed in place: no buffer of symbols beside the output.
@@ -498,6 +493,16 @@ pub fn decode(
         return Err(c.err(format!("{} bytes after the level stream", c.remaining())));
     }
     Ok(out)
+}
+
+/// Writes a reconstructed value as one element of a float type (spec §7.6.6).
+pub(crate) fn put_value(data_type: i32, o: &mut [u8], v: f64) {
+    match data_type {
+        dtype::DOUBLE => o.copy_from_slice(&v.to_le_bytes()),
+        dtype::FLOAT16 => o.copy_from_slice(&float::f32_to_f16(v as f32).to_le_bytes()),
+        dtype::BFLOAT16 => o.copy_from_slice(&float::f32_to_bf16(v as f32).to_le_bytes()),
+        _ => o.copy_from_slice(&(v as f32).to_le_bytes()),
+    }
 }
 
 /// Reconstructs f32 output element by element (small channels) from the symbols it holds

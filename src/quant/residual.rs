@@ -120,12 +120,7 @@ pub fn decode(
             ));
         }
         let v = reconstruct(&params.kind, q, params.steps[(j / per).min(params.steps.len() - 1)]);
-        match h.data_type {
-            dtype::DOUBLE => o.copy_from_slice(&v.to_le_bytes()),
-            dtype::FLOAT16 => o.copy_from_slice(&float::f32_to_f16(v as f32).to_le_bytes()),
-            dtype::BFLOAT16 => o.copy_from_slice(&float::f32_to_bf16(v as f32).to_le_bytes()),
-            _ => o.copy_from_slice(&(v as f32).to_le_bytes()),
-        }
+        super::put_value(h.data_type, o, v);
     }
     if !c.is_empty() {
         return Err(c.err(format!("{} bytes after the level stream", c.remaining())));
