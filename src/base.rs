@@ -72,8 +72,7 @@ impl std::fmt::Debug for BaseModel {
 impl BaseModel {
     /// The base of a decoded model (every tensor's data in the model, or in external files
     /// under `dir`).
-    pub fn from_model(model: &ModelProto, dir: Option<&Path>, limits: &Limits) -> Result<Self> {
-        let mut m = model.clone();
+    pub fn from_model(mut m: ModelProto, dir: Option<&Path>, limits: &Limits) -> Result<Self> {
         let lifted = lift(&mut m, dir, limits.max_depth)?;
         let mut places = Vec::with_capacity(lifted.len());
         for t in lifted {
@@ -154,7 +153,7 @@ impl BaseModel {
             )
         })?;
         drop(bytes);
-        Self::from_model(&model, path.parent(), limits)
+        Self::from_model(model, path.parent(), limits)
     }
 
     /// The base that a `.nnc` file decodes to; `parent` is that file's own base when it is an
@@ -168,7 +167,7 @@ impl BaseModel {
         let parent = d.base_identity();
         // The model, and the grids of its quantized records (name, dims, in file order).
         let (model, grids) = d.into_model_and_grids()?;
-        let mut b = Self::from_model(&model, None, &opts.limits)?;
+        let mut b = Self::from_model(model, None, &opts.limits)?;
         let mut grids = grids.into_iter().peekable();
         for p in &mut b.places {
             if let Some((n, dims, _)) = grids.peek() {
@@ -254,6 +253,18 @@ impl BaseModel {
         p.extend_from_slice(&(self.dictionary.len() as u64).to_le_bytes());
         p
     }
+}
+
+/// The base of a record that needs one (spec §14.3, §14.6, §14.7): `base` if the file has a
+/// BASE record, else the `base` error naming `what` at `at`.
+pub fn required<'b>(base: Option<&'b BaseModel>, what: &str, at: u64) -> Result<&'b BaseModel> {
+    base.ok_or_else(|| {
+        Error::format(
+            FormatRule::Base,
+            at,
+            format!("{what} in a file without a BASE record"),
+        )
+    })
 }
 
 /// Lower-case hex of `b`.

@@ -147,8 +147,6 @@ pub struct Decoder<R: Read> {
     base: Option<Arc<BaseModel>>,
     /// The file's BASE record, if it is an update.
     base_record: Option<BaseRecord>,
-    /// `into_model_and_grids`: note the quantizer parameters of every quantized record.
-    note_grids: bool,
 }
 
 /// The quantizer parameters of a quantized record: its name, dims and params bytes.
@@ -227,18 +225,16 @@ impl<R: Read> Decoder<R> {
             pending: None,
             base,
             base_record,
-            note_grids: false,
         })
     }
 
     /// Decodes the model as `into_model(true)` does and gives the quantizer parameters of its
     /// quantized records (name, dims, params, in file order) beside it.
     pub(crate) fn into_model_and_grids(
-        mut self,
+        self,
     ) -> Result<(ModelProto, Vec<Grid>)> {
-        self.note_grids = true;
         let mut grids = Vec::new();
-        let model = self.into_model_with_grids(&[], &mut |_, _| Ok(()), &mut grids)?;
+        let model = self.into_model_with_grids(&[], &mut |_, _| Ok(()), Some(&mut grids))?;
         Ok((model, grids))
     }
 
@@ -502,20 +498,20 @@ impl<R: Read> Decoder<R> {
         targets: &[Option<ExternalTarget>],
         sink: &mut dyn FnMut(&ExternalTarget, Tensor) -> Result<()>,
     ) -> Result<ModelProto> {
-        self.into_model_with_grids(targets, sink, &mut Vec::new())
+        self.into_model_with_grids(targets, sink, None)
     }
 
     fn into_model_with_grids(
         mut self,
         targets: &[Option<ExternalTarget>],
         sink: &mut dyn FnMut(&ExternalTarget, Tensor) -> Result<()>,
-        grids: &mut Vec<Grid>,
+        mut grids: Option<&mut Vec<Grid>>,
     ) -> Result<ModelProto> {
         let mut held: Vec<Tensor> = Vec::new();
         let mut held_bytes = self.decoded;
         while let Some(t) = self.next_tensor()? {
-            if self.note_grids && t.coding == Coding::Quantized {
-                grids.push((t.name.clone(), t.dims.clone(), t.params.clone()));
+            if let (Some(g), Coding::Quantized) = (grids.as_deref_mut(), t.coding) {
+                g.push((t.name.clone(), t.dims.clone(), t.params.clone()));
             }
             match targets.get(t.ordinal).and_then(Option::as_ref) {
                 Some(target) => sink(target, t)?,
@@ -1119,11 +1115,7 @@ fn reference(h: &TensorHeader, payload: &[u8], at: u64, base: Option<&BaseModel>
             "reference coding takes no parameters",
         ));
     }
-    let Some(base) = base else {
-        return Err(err(
-            "a reference to a base tensor in a file without a BASE record".into(),
-        ));
-    };
+    let base = crate::base::required(base, "a reference to a base tensor", at)?;
     let mut c = crate::bytes::Cursor::new(payload, at, FormatRule::Base);
     let i = c.varint("base tensor number")?;
     if !c.is_empty() {
@@ -1156,13 +1148,7 @@ fn difference(
             "difference coding of a STRING tensor",
         ));
     }
-    let Some(model) = model else {
-        return Err(Error::format(
-            FormatRule::Base,
-            at,
-            "a difference from a base tensor in a file without a BASE record",
-        ));
-    };
+    let model = crate::base::required(model, "a difference from a base tensor", at)?;
     let mut c = crate::bytes::Cursor::new(payload, at, FormatRule::Base);
     let i = c.varint("base tensor number")?;
     let p = base_place(model, i, h, at)?;

@@ -33,7 +33,7 @@ fn seed() -> &'static Seed {
     SEED.get_or_init(|| {
         let base_model = nnc_fuzz::seed::model(false);
         let base = Arc::new(
-            BaseModel::from_model(&base_model, None, &nnc::Limits::default()).expect("base"),
+            BaseModel::from_model(base_model.clone(), None, &nnc::Limits::default()).expect("base"),
         );
         // The update: every other initializer with raw data changed.
         let mut new = base_model.clone();

@@ -75,13 +75,7 @@ pub fn decode(
             "residual levels with a quantizer other than midtread or dead zone",
         ));
     }
-    let Some(model) = model else {
-        return Err(Error::format(
-            FormatRule::Base,
-            at,
-            "residual levels in a file without a BASE record",
-        ));
-    };
+    let model = crate::base::required(model, "residual levels", at)?;
     let n = usize::try_from(h.elements)
         .map_err(|_| Error::format(FormatRule::TensorHeader, at, "too many elements"))?;
     let mut c = Cursor::new(payload, at, FormatRule::Base);
