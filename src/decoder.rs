@@ -2,7 +2,7 @@
 //! tensors one at a time. Memory stays near the graph plus the largest tensor.
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::io::Read;
+use std::io::{BufReader, Read, Seek};
 use std::path::{Path, PathBuf};
 
 use prost::Message;
@@ -163,6 +163,45 @@ fn format_err(rule: FormatRule, at: u64, tensor: &str, d: impl Into<String>) -> 
         offset: at,
         tensor: Some(tensor.to_owned()),
         detail: d.into(),
+    }
+}
+
+impl Decoder<BufReader<std::fs::File>> {
+    /// Opens the `.nnc` file at `path` (see [`Decoder::with_base`]). The file is also mapped:
+    /// large payloads are decoded in place, their pages released as they are used, so that
+    /// memory holds the tensor being decoded and little else whatever the payload's size.
+    pub fn open_path(
+        path: impl AsRef<Path>,
+        opts: DecodeOptions,
+        base: Option<Arc<BaseModel>>,
+    ) -> Result<Self> {
+        let path = path.as_ref();
+        let f = std::fs::File::open(path)
+            .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+        // A file that cannot be mapped (a pipe) is read as a stream.
+        let map = crate::onnx::lift::map_file(&f).ok();
+        let mut d = Decoder::with_base(BufReader::with_capacity(1 << 20, f), opts, base)?;
+        if let Some(map) = map {
+            d.read_in_place(Arc::new(map));
+        }
+        Ok(d)
+    }
+}
+
+impl<R: Read + Seek> Decoder<BufReader<R>> {
+    /// Takes payloads of at least `MAPPED_MIN` bytes in place from `map`, a mapping of the
+    /// whole input this decoder reads from its start (`crate::container::mapped`).
+    pub(crate) fn read_in_place(&mut self, map: Arc<memmap2::Mmap>) {
+        fn skip<R: Read + Seek>(r: &mut BufReader<R>, n: u64) -> std::io::Result<()> {
+            let n = i64::try_from(n).map_err(|_| std::io::ErrorKind::InvalidInput)?;
+            r.seek_relative(n)
+        }
+        if let Some(records) = self.records.as_mut() {
+            records.set_mapped(crate::container::reader::Mapped {
+                map,
+                skip: skip::<R>,
+            });
+        }
     }
 }
 
@@ -692,7 +731,7 @@ fn finish_record(
         payload_bytes: rec.payload.len() as u64,
         params: h.params,
         payload: if opts.keep_payload {
-            rec.payload
+            rec.payload.into_vec()
         } else {
             Vec::new()
         },
@@ -738,7 +777,7 @@ pub(crate) fn next_known<R: Read>(
         let rec = records.next_record()?;
         if rec.prefix.kind == kind::FIDELITY && !rec.prefix.critical() {
             let at = rec.payload_offset();
-            *fidelity = Some((rec.payload, at));
+            *fidelity = Some((rec.payload.into_vec(), at));
             continue;
         }
         // Kind 5 was unassigned before version 1.2: without the critical flag it is an
@@ -1208,6 +1247,16 @@ impl<R: Read> Read for CountingReader<'_, R> {
     }
 }
 
+impl<R: Seek> Seek for CountingReader<'_, R> {
+    /// Bytes skipped count as read (only relative moves forward are made).
+    fn seek(&mut self, pos: std::io::SeekFrom) -> std::io::Result<u64> {
+        let at = self.inner.seek(pos)?;
+        self.read = at;
+        (self.progress)(self.read);
+        Ok(at)
+    }
+}
+
 /// The serialized model, its buffer reserved fallibly.
 pub(crate) fn encode_fallibly(model: &ModelProto) -> Result<Vec<u8>> {
     let mut bytes = crate::error::try_zeroed(0, 0)?;
@@ -1271,13 +1320,16 @@ pub fn decode_file_with_progress(
     let f = std::fs::File::open(input)
         .map_err(|e| Error::io(format!("opening {}", input.display()), e))?;
     let file_len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let map = crate::onnx::lift::map_file(&f).ok();
     let counted = CountingReader {
         inner: f,
         read: 0,
         progress,
     };
-    let mut decoder =
-        Decoder::with_base(std::io::BufReader::with_capacity(1 << 20, counted), opts, base)?;
+    let mut decoder = Decoder::with_base(BufReader::with_capacity(1 << 20, counted), opts, base)?;
+    if let Some(map) = map {
+        decoder.read_in_place(Arc::new(map));
+    }
     let mut targets = if inline_external {
         Vec::new()
     } else {

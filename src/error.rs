@@ -252,7 +252,11 @@ pub fn try_copy(s: &[u8], at: u64) -> Result<Vec<u8>> {
         offset: at,
         tensor: None,
     })?;
-    v.extend_from_slice(s);
+    // A window at a time, each released once copied (for a payload read in place).
+    for w in s.chunks(crate::container::mapped::WINDOW) {
+        v.extend_from_slice(w);
+        crate::container::mapped::release(w);
+    }
     Ok(v)
 }
 

@@ -2,7 +2,7 @@
 //! zstd frame, or the raw bytes. The encoder tries them and keeps the smallest.
 use crate::bytes::Cursor;
 use crate::container::tensor_header::Coding;
-use crate::entropy::{decode_stream_ctx, encode_stream_ctx, StreamOptions};
+use crate::entropy::{decode_stream_out, encode_stream_ctx, Out, Sink, StreamOptions};
 use crate::error::{Error, FormatRule, Result};
 use crate::onnx::dtype;
 
@@ -129,18 +129,23 @@ pub fn decode(
             }
             let n = data_bytes / w;
             let mut out = crate::error::try_zeroed(data_bytes, base)?;
-            let mut plane = crate::error::try_zeroed(n, base)?;
             let mut c = Cursor::new(payload, base, FormatRule::Payload);
-            let mut top = Vec::new();
+            // Each plane goes into its bytes of `out` a window at a time: no plane is held
+            // whole beside the tensor; the context of plane w − 2 is the top byte of each
+            // unit, read back from `out` (§7.4).
             for k in (0..w).rev() {
-                let ctx = (w >= 2 && k == w - 2).then_some(top.as_slice());
-                decode_stream_ctx(&mut c, 1, 256, |s| s as u8, ctx, &mut plane, parallel)?;
-                if k == w - 1 {
-                    top = crate::error::try_copy(&plane, base)?;
-                }
-                for (o, &b) in out.iter_mut().skip(k).step_by(w).zip(&plane) {
-                    *o = b;
-                }
+                let mut sink = PlaneSink {
+                    out: &mut out,
+                    w,
+                    k,
+                    context: w >= 2 && k == w - 2,
+                };
+                let out = Out::Windows {
+                    count: n,
+                    zero: 0u8,
+                    sink: &mut sink,
+                };
+                decode_stream_out(&mut c, 1, 256, |s| s as u8, None, out, parallel)?;
             }
             if !c.is_empty() {
                 return Err(c.err(format!("{} bytes after the last plane", c.remaining())));
@@ -151,5 +156,40 @@ pub fn decode(
             base,
             format!("{} payload passed to the lossless decoder", coding.name()),
         )),
+    }
+}
+
+/// Puts the bytes of plane `k` of `w`-byte units into `out`; gives the units' top bytes as the
+/// context of plane `w − 2` (spec §7.4).
+struct PlaneSink<'a> {
+    out: &'a mut [u8],
+    w: usize,
+    k: usize,
+    context: bool,
+}
+
+impl Sink<u8> for PlaneSink<'_> {
+    fn put(&mut self, start: usize, symbols: &[u8]) {
+        let (w, k) = (self.w, self.k);
+        for (o, &b) in self.out[start * w..].chunks_exact_mut(w).zip(symbols) {
+            o[k] = b;
+        }
+    }
+
+    fn ctx_counts(&self) -> Option<[u64; 256]> {
+        self.context.then(|| {
+            let mut counts = [0u64; 256];
+            for u in self.out.chunks_exact(self.w) {
+                counts[u[self.w - 1] as usize] += 1;
+            }
+            counts
+        })
+    }
+
+    fn ctx(&self, start: usize, out: &mut [u8]) {
+        let w = self.w;
+        for (o, u) in out.iter_mut().zip(self.out[start * w..].chunks_exact(w)) {
+            *o = u[w - 1];
+        }
     }
 }

@@ -498,11 +498,7 @@ fn open(
     opts: DecodeOptions,
     base: Option<std::sync::Arc<nnc::BaseModel>>,
 ) -> nnc::Result<Decoder<std::io::BufReader<std::fs::File>>> {
-    let f = std::fs::File::open(path).map_err(|e| nnc::Error::Io {
-        context: format!("opening {}", path.display()),
-        source: e,
-    })?;
-    Decoder::with_base(std::io::BufReader::with_capacity(1 << 20, f), opts, base)
+    Decoder::open_path(path, opts, base)
 }
 
 fn run(cli: Cli) -> nnc::Result<()> {

@@ -156,11 +156,12 @@ fn the_streaming_encoder_writes_what_the_holding_encoder_writes() {
     write_external_model(dir);
     let mut models = vec![dir.join("m.onnx")];
     models.extend(common::corpus_models().into_iter().take(3));
-    let lossy = EncodeOptions::default();
-    let lossless = EncodeOptions {
-        lossy: None,
+    let lossy = EncodeOptions {
+        lossy: Some(nnc::LossyOptions::default()),
         ..EncodeOptions::default()
     };
+    let lossless = EncodeOptions::default();
+    assert!(lossless.lossy.is_none());
     for m in &models {
         for opts in [&lossy, &lossless] {
             let prepared = nnc::encoder::prepare_file(m, opts).unwrap();
@@ -180,4 +181,154 @@ fn the_streaming_encoder_writes_what_the_holding_encoder_writes() {
             assert!(again == streamed, "{}: not deterministic", m.display());
         }
     }
+}
+
+/// Payloads of 4 MiB and more are decoded in place from a mapped input (issue 13): decoding a
+/// file from its path holds the tensor, not its payload beside it, and gives the bytes that
+/// decoding the same file from a stream gives; a damaged or cut-off payload is refused as it
+/// is from a stream, and leaves no output.
+#[test]
+fn large_payloads_are_decoded_in_place() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let tensor = 32 << 20;
+    let mut g = GraphProto {
+        name: Some("g".into()),
+        ..Default::default()
+    };
+    let cols = (tensor / 4096) as i64;
+    g.initializer
+        .push(raw("big", 1, &[1024, cols], noise(7, tensor / 4)));
+    g.input.push(common::value_info("x", 1, &[1, 1024]));
+    g.node
+        .push(common::node("MatMul", "mm", &["x", "big"], &["y"]));
+    g.output.push(common::value_info("y", 1, &[1, cols]));
+    let m = ModelProto {
+        ir_version: Some(8),
+        graph: Some(g),
+        opset_import: vec![nnc::onnx::proto::OperatorSetIdProto {
+            domain: Some(String::new()),
+            version: Some(13),
+        }],
+        ..Default::default()
+    };
+    std::fs::write(dir.join("m.onnx"), m.encode_to_vec()).unwrap();
+    let packed = dir.join("m.nnc");
+    let lossy = EncodeOptions {
+        lossy: Some(nnc::LossyOptions::default()),
+        ..EncodeOptions::default()
+    };
+    let report = nnc::encode_file(&dir.join("m.onnx"), &packed, &lossy).unwrap();
+    assert_eq!(report.tensors[0].coding, nnc::Coding::Quantized);
+    let bytes = std::fs::read(&packed).unwrap();
+    assert!(bytes.len() > 4 << 20, "payload of {} bytes", bytes.len());
+
+    let streamed = nnc::decode_to_bytes(bytes.as_slice(), single_thread(u64::MAX)).unwrap();
+    let out = dir.join("out.onnx");
+    let (r, peak) = peak_of(|| nnc::decode_file(&packed, &out, single_thread(u64::MAX), false));
+    r.unwrap();
+    assert!(
+        std::fs::read(&out).unwrap() == streamed,
+        "path and stream decodes differ"
+    );
+    // The tensor and the I/O buffers (1 MiB for the input, 1 MiB for the output), not the
+    // tensor and its payload of about 6 MB.
+    let bound = tensor + 3 * (1 << 20);
+    common::say(&format!(
+        "decode_file: peak {:.1} MB for a {} MB tensor with a {:.1} MB payload (bound {:.1} MB)",
+        peak as f64 / 1e6,
+        tensor >> 20,
+        bytes.len() as f64 / 1e6,
+        bound as f64 / 1e6
+    ));
+    assert!(peak <= bound, "peak {peak} over {bound}");
+    // The library's decoder opened on a path decodes the same tensor.
+    let mut dec = nnc::Decoder::open_path(&packed, DecodeOptions::default(), None).unwrap();
+    let t = dec.next_tensor().unwrap().unwrap();
+    assert_eq!(t.data.len(), tensor);
+    assert!(dec.next_tensor().unwrap().is_none());
+
+    // Damage in the middle of the payload, and a file cut off inside it: the same error from
+    // the path as from a stream, and no output.
+    let mut damaged = bytes.clone();
+    let mid = bytes.len() / 2;
+    damaged[mid] ^= 0x10;
+    let cut = bytes[..mid].to_vec();
+    for (what, b) in [("damaged", damaged), ("cut off", cut)] {
+        let f = dir.join(format!("{what}.nnc"));
+        std::fs::write(&f, &b).unwrap();
+        let from_stream = nnc::decode_to_bytes(b.as_slice(), single_thread(u64::MAX))
+            .unwrap_err()
+            .to_string();
+        let o = dir.join(format!("{what}.onnx"));
+        let from_path = nnc::decode_file(&f, &o, DecodeOptions::default(), false)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(from_path, from_stream, "{what}");
+        assert!(
+            from_path.contains(if what == "cut off" {
+                "truncated"
+            } else {
+                "CRC32"
+            }),
+            "{what}: {from_path}"
+        );
+        assert!(!o.exists(), "{what}: output left behind");
+        let mut dec = nnc::Decoder::open_path(&f, DecodeOptions::default(), None).unwrap();
+        assert_eq!(
+            dec.next_tensor().unwrap_err().to_string(),
+            from_stream,
+            "{what}"
+        );
+    }
+}
+
+/// Lossless planes (spec §7.4) decode a window of each plane at a time into the tensor: a
+/// file with a large float tensor decodes holding the tensor and a few MB, not its planes
+/// beside it (a quarter of the tensor each for float32), and to the bytes a stream decode gives.
+#[test]
+fn planes_decode_without_holding_a_plane() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let tensor = 64 << 20;
+    let mut g = GraphProto {
+        name: Some("g".into()),
+        ..Default::default()
+    };
+    // Trained-weight-like floats: most sign/exponent bytes repeat, mantissas do not, so the
+    // encoder codes planes (with the top byte as the context of the next).
+    let values: Vec<u8> = noise(3, tensor / 4)
+        .chunks_exact(4)
+        .flat_map(|b| (f32::from_le_bytes([b[0], b[1], b[2], b[3]]) * 0.05).to_le_bytes())
+        .collect();
+    g.initializer
+        .push(raw("big", 1, &[(tensor / 4) as i64], values));
+    let m = ModelProto {
+        ir_version: Some(8),
+        graph: Some(g),
+        ..Default::default()
+    };
+    std::fs::write(dir.join("m.onnx"), m.encode_to_vec()).unwrap();
+    let packed = dir.join("m.nnc");
+    let report = nnc::encode_file(&dir.join("m.onnx"), &packed, &EncodeOptions::default()).unwrap();
+    assert_eq!(report.tensors[0].coding, nnc::Coding::Planes);
+    let bytes = std::fs::read(&packed).unwrap();
+    let streamed = nnc::decode_to_bytes(bytes.as_slice(), single_thread(u64::MAX)).unwrap();
+    let out = dir.join("out.onnx");
+    let (r, peak) = peak_of(|| nnc::decode_file(&packed, &out, single_thread(u64::MAX), false));
+    r.unwrap();
+    assert!(
+        std::fs::read(&out).unwrap() == streamed,
+        "path and stream decodes differ"
+    );
+    // The tensor, the I/O buffers (1 MiB each) and one window of a plane and of its context
+    // (4 MiB each), with some slack.
+    let bound = tensor + 12 * (1 << 20);
+    common::say(&format!(
+        "planes: peak {:.1} MB for a {} MB tensor (bound {:.1} MB)",
+        peak as f64 / 1e6,
+        tensor >> 20,
+        bound as f64 / 1e6
+    ));
+    assert!(peak <= bound, "peak {peak} over {bound}");
 }

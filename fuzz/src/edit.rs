@@ -47,16 +47,16 @@ fn split(file: &[u8]) -> Parts {
             return Parts {
                 graph_header: g.header,
                 graph_proto,
-                graph_frame: g.payload,
+                graph_frame: g.payload.into_vec(),
                 records,
-                index_payload: rec.payload,
+                index_payload: rec.payload.into_vec(),
             };
         }
         records.push(Rec {
             kind: rec.prefix.kind,
             flags: rec.prefix.flags,
             header: rec.header,
-            payload: rec.payload,
+            payload: rec.payload.into_vec(),
         });
     }
 }

@@ -2,6 +2,7 @@
 //! and the trailer. It knows records and bytes, never quantizers or ONNX semantics.
 pub mod fidelity;
 pub mod index;
+pub mod mapped;
 pub mod reader;
 pub mod record;
 pub mod tensor_header;

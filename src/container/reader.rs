@@ -2,6 +2,7 @@
 //! every length against the limits before allocating. Never seeks.
 use std::io::{ErrorKind, Read};
 
+use super::mapped::{Payload, MAPPED_MIN};
 use super::record::{Prefix, PREFIX_LEN};
 use super::{check_file_header, index, kind, FILE_HEADER_LEN, TRAILER_LEN};
 use crate::error::{Error, FormatRule, Result};
@@ -13,7 +14,7 @@ pub struct Record {
     pub prefix: Prefix,
     pub offset: u64,
     pub header: Vec<u8>,
-    pub payload: Vec<u8>,
+    pub payload: Payload,
 }
 
 impl Record {
@@ -32,6 +33,15 @@ pub struct RecordReader<R: Read> {
     offset: u64,
     limits: Limits,
     minor_version: u16,
+    /// The input file mapped, and how to move `r` past bytes: large payloads are then read in
+    /// place (spec-neutral: the same bytes, checks and errors).
+    mapped: Option<Mapped<R>>,
+}
+
+/// A mapping of the whole input that `RecordReader::r` reads, and a way to skip bytes of `r`.
+pub struct Mapped<R> {
+    pub map: std::sync::Arc<memmap2::Mmap>,
+    pub skip: fn(&mut R, u64) -> std::io::Result<()>,
 }
 
 impl<R: Read> RecordReader<R> {
@@ -45,7 +55,15 @@ impl<R: Read> RecordReader<R> {
             offset: FILE_HEADER_LEN as u64,
             limits,
             minor_version,
+            mapped: None,
         })
+    }
+
+    /// From here on, payloads of at least `MAPPED_MIN` bytes are taken in place from
+    /// `mapped.map`, a mapping of the whole input that `r` reads from its start.
+    pub(crate) fn set_mapped(&mut self, mapped: Mapped<R>) {
+        super::mapped::register(&mapped.map);
+        self.mapped = Some(mapped);
     }
 
     /// A reader positioned at `offset` of a file whose header has been checked: random access
@@ -56,6 +74,7 @@ impl<R: Read> RecordReader<R> {
             offset,
             limits,
             minor_version,
+            mapped: None,
         }
     }
 
@@ -123,13 +142,26 @@ impl<R: Read> RecordReader<R> {
             });
         }
         let payload_at = at + PREFIX_LEN as u64 + prefix.header_len as u64;
-        let payload = read_vec(
-            &mut self.r,
-            prefix.payload_len,
-            payload_at,
-            "record payload",
-        )?;
-        if crc32fast::hash(&payload) != prefix.payload_crc {
+        let in_map = self.mapped.as_ref().and_then(|m| {
+            let start = usize::try_from(payload_at).ok()?;
+            let end = start.checked_add(usize::try_from(prefix.payload_len).ok()?)?;
+            (prefix.payload_len >= MAPPED_MIN && end <= m.map.len())
+                .then(|| (m.map.clone(), start..end, m.skip))
+        });
+        let payload = match in_map {
+            Some((map, range, skip)) => {
+                skip(&mut self.r, prefix.payload_len)
+                    .map_err(|e| Error::io("reading the record payload", e))?;
+                Payload::Mapped { map, range }
+            }
+            None => Payload::Owned(read_vec(
+                &mut self.r,
+                prefix.payload_len,
+                payload_at,
+                "record payload",
+            )?),
+        };
+        if payload.crc32() != prefix.payload_crc {
             return Err(Error::format(
                 FormatRule::Checksum,
                 at + 16,

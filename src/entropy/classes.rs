@@ -15,7 +15,7 @@ use constriction::stream::stack::AnsCoder;
 
 use super::ans::{DecodeTables, Lane};
 use super::model::{FreqModel, PRECISION};
-use super::{encode_stream, histogram, StreamOptions};
+use super::{encode_stream, histogram, Out, StreamOptions, WindowCtx};
 use crate::bytes::{put_varint, Cursor};
 use crate::error::{Error, FormatRule, Result};
 
@@ -229,6 +229,11 @@ pub fn context_classes(ctx: &[u8], k: usize) -> [u8; 256] {
     for &c in ctx {
         counts[c as usize] += 1;
     }
+    context_classes_of(&counts, k)
+}
+
+/// [`context_classes`] from the counts of each context byte.
+pub fn context_classes_of(counts: &[u64; 256], k: usize) -> [u8; 256] {
     let mut order: Vec<usize> = (0..256).collect();
     order.sort_by(|&a, &b| counts[b].cmp(&counts[a]).then(a.cmp(&b)));
     let mut map = [(k - 1) as u8; 256];
@@ -401,47 +406,46 @@ fn read_models<T: Copy>(
 /// and every symbol from i up to `run(i).1` (exclusive) uses the same class. Four chunks are
 /// decoded at once, interleaved in one loop, so the processor overlaps their dependency
 /// chains (the result is the same as one chunk after the other).
+///
+/// `run` also gets the context bytes of the window being decoded (`wants_ctx`, §7.3.3).
+#[allow(clippy::too_many_arguments)]
 fn read_chunks_into<T: Copy + Send + Sync>(
     c: &mut Cursor<'_>,
     tables: &[DecodeTables],
     values: &[Vec<T>],
-    run: &(impl Fn(usize) -> (usize, usize) + Sync),
-    out: &mut [T],
+    run: &(impl Fn(usize, WindowCtx<'_>) -> (usize, usize) + Sync),
+    out: Out<'_, T>,
+    ctx: Option<&[u8]>,
+    wants_ctx: bool,
     parallel: bool,
 ) -> Result<()> {
-    use rayon::prelude::*;
     let chunk = c.varint_max(u32::MAX as u64, "chunk length")?;
     if chunk == 0 {
         return Err(c.err("chunk length 0"));
     }
-    let chunks = super::ans::read_chunks(c, out.len().div_ceil(chunk))?;
+    let chunks = super::ans::read_chunks(c, out.count().div_ceil(chunk))?;
     let group = 4 * chunk;
-    let work = |(gi, (o, cws)): (usize, (&mut [T], &[ChunkWords]))| -> Result<()> {
+    let work = |gi: usize, o: &mut [T], cws: &&[ChunkWords], w: WindowCtx<'_>| -> Result<()> {
         let mut lanes = Vec::with_capacity(4);
-        for cw in cws {
+        for cw in cws.iter() {
             lanes.push(Lane::new(cw.0, cw.1)?);
         }
         let outs: Vec<&mut [T]> = o.chunks_mut(chunk).collect();
         let starts: Vec<usize> = (0..outs.len()).map(|j| gi * group + j * chunk).collect();
-        decode_runs(tables, values, run, &starts, &mut lanes, outs);
+        decode_runs(tables, values, &|i| run(i, w), &starts, &mut lanes, outs);
         lanes.iter().try_for_each(|l| l.finish())
     };
-    if parallel && chunks.len() > 4 {
-        // Every group runs; the first error in file order is the one reported, as when
-        // decoding one group after the other.
-        let results: Vec<Result<()>> = out
-            .par_chunks_mut(group)
-            .zip(chunks.par_chunks(4))
-            .enumerate()
-            .map(work)
-            .collect();
-        results.into_iter().collect()
-    } else {
-        out.chunks_mut(group)
-            .zip(chunks.chunks(4))
-            .enumerate()
-            .try_for_each(work)
-    }
+    let groups: Vec<&[ChunkWords]> = chunks.chunks(4).collect();
+    super::decode_units(
+        out,
+        ctx,
+        wants_ctx,
+        group,
+        &groups,
+        |g| (g[0].0, g[g.len() - 1].0),
+        parallel,
+        work,
+    )
 }
 
 /// Per lane: the current class and the end of its run, both refreshed when a run ends.
@@ -515,11 +519,11 @@ fn decode_runs<T: Copy>(
 }
 
 /// Decodes a segment-class stream body (after mode byte 4) into `out`.
-pub fn decode_segments<T: Copy + Send + Sync>(
+pub(crate) fn decode_segments<T: Copy + Send + Sync>(
     c: &mut Cursor<'_>,
     alphabet: u64,
     map: &impl Fn(u32) -> T,
-    out: &mut [T],
+    out: Out<'_, T>,
     parallel: bool,
 ) -> Result<()> {
     let (tables, values) = read_models(c, alphabet, map)?;
@@ -527,7 +531,7 @@ pub fn decode_segments<T: Copy + Send + Sync>(
     if segment == 0 {
         return Err(c.err("segment length 0"));
     }
-    let mut classes = vec![0u8; out.len().div_ceil(segment)];
+    let mut classes = vec![0u8; out.count().div_ceil(segment)];
     // The class stream may not itself use classes (bounded nesting).
     let mut peek = c.clone();
     if matches!(
@@ -544,35 +548,50 @@ pub fn decode_segments<T: Copy + Send + Sync>(
         c,
         &tables,
         &values,
-        &|i| {
+        &|i, _| {
             let s = i / segment;
             (classes[s] as usize, (s + 1) * segment)
         },
         out,
+        None,
+        false,
         parallel,
     )
 }
 
 /// Decodes a context-class stream body (after mode byte 5) with context bytes `ctx`.
-pub fn decode_context<T: Copy + Send + Sync>(
+pub(crate) fn decode_context<T: Copy + Send + Sync>(
     c: &mut Cursor<'_>,
     alphabet: u64,
     map: &impl Fn(u32) -> T,
     ctx: Option<&[u8]>,
-    out: &mut [T],
+    out: Out<'_, T>,
     parallel: bool,
 ) -> Result<()> {
-    let Some(ctx) = ctx.filter(|x| x.len() == out.len()) else {
+    // The context: the given bytes for the whole stream, or the sink's window by window.
+    let counts = match &out {
+        Out::All(o) => ctx.filter(|x| x.len() == o.len()).map(|x| {
+            let mut counts = [0u64; 256];
+            for &b in x {
+                counts[b as usize] += 1;
+            }
+            counts
+        }),
+        Out::Windows { sink, .. } => sink.ctx_counts(),
+    };
+    let Some(counts) = counts else {
         return Err(c.err("context-class stream where no context exists"));
     };
     let (tables, values) = read_models(c, alphabet, map)?;
-    let map_ctx = context_classes(ctx, tables.len());
+    let map_ctx = context_classes_of(&counts, tables.len());
     read_chunks_into(
         c,
         &tables,
         &values,
-        &|i| (map_ctx[ctx[i] as usize] as usize, i + 1),
+        &|i, w: WindowCtx<'_>| (map_ctx[w.bytes[i - w.start] as usize] as usize, i + 1),
         out,
+        ctx,
+        true,
         parallel,
     )
 }

@@ -230,6 +230,146 @@ fn symbol_index(symbols: &[u32]) -> impl Fn(u32) -> u32 + '_ {
     }
 }
 
+/// Where a stream's symbols go: all into one slice, or a window at a time to a [`Sink`]
+/// (lossless planes: the decoded plane is never whole in memory).
+pub(crate) enum Out<'a, T> {
+    All(&'a mut [T]),
+    Windows {
+        count: usize,
+        /// Initial value of the window buffer's elements (overwritten before use).
+        zero: T,
+        sink: &'a mut dyn Sink<T>,
+    },
+}
+
+impl<T> Out<'_, T> {
+    /// Symbols in the stream.
+    fn count(&self) -> usize {
+        match self {
+            Out::All(o) => o.len(),
+            Out::Windows { count, .. } => *count,
+        }
+    }
+}
+
+/// Receives a stream's symbols a window at a time, in order, and gives the context bytes of a
+/// context-class stream (spec §7.3.3) window by window.
+pub(crate) trait Sink<T> {
+    /// The decoded symbols `start .. start + symbols.len()`.
+    fn put(&mut self, start: usize, symbols: &[T]);
+    /// How often each context byte occurs over the whole stream; `None`: no context.
+    fn ctx_counts(&self) -> Option<[u64; 256]>;
+    /// The context bytes of symbols `start .. start + out.len()`.
+    fn ctx(&self, start: usize, out: &mut [u8]);
+}
+
+/// The context bytes of the symbols of one window: `bytes[i − start]` is symbol `i`'s.
+#[derive(Clone, Copy)]
+pub(crate) struct WindowCtx<'a> {
+    pub bytes: &'a [u8],
+    pub start: usize,
+}
+
+/// Most symbols a window of an [`Out::Windows`] stream holds (beyond one unit).
+const WINDOW_SYMBOLS: usize = 4 << 20;
+
+/// Decodes independent units (one chunk, or a group of chunks decoded together; unit `i`
+/// holds symbols `i·per ..`, the last one shorter) in windows of about `mapped::WINDOW`
+/// payload bytes: a window's units run on every core when `parallel`, then its bytes are
+/// released (`container::mapped::release`, for payloads read in place) and, with
+/// [`Out::Windows`], its symbols go to the sink. `ctx` (with [`Out::All`]) or the sink's
+/// context (when `wants_ctx`) gives each unit its window's context bytes. The first error in
+/// file order is the one reported, as when decoding one unit after the other; the result
+/// does not depend on `parallel`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn decode_units<T: Copy + Send, C: Sync>(
+    out: Out<'_, T>,
+    ctx: Option<&[u8]>,
+    wants_ctx: bool,
+    per: usize,
+    units: &[C],
+    unit_bytes: impl Fn(&C) -> (&[u8], &[u8]) + Sync,
+    parallel: bool,
+    work: impl Fn(usize, &mut [T], &C, WindowCtx<'_>) -> Result<()> + Sync,
+) -> Result<()> {
+    use crate::container::mapped::{release_span, WINDOW};
+    let per = per.max(1);
+    let count = out.count();
+    let (mut all, mut windows) = match out {
+        Out::All(o) => (Some(o), None),
+        Out::Windows { zero, sink, .. } => (None, Some((zero, sink))),
+    };
+    let (mut scratch, mut wctx) = (Vec::new(), Vec::new());
+    let n = units.len().min(count.div_ceil(per));
+    let mut u0 = 0;
+    while u0 < n {
+        let mut u1 = u0;
+        let mut bytes = 0usize;
+        while u1 < n && bytes < WINDOW && (all.is_some() || (u1 - u0) * per < WINDOW_SYMBOLS) {
+            let (a, b) = unit_bytes(&units[u1]);
+            bytes += (b.as_ptr() as usize + b.len()).saturating_sub(a.as_ptr() as usize);
+            u1 += 1;
+        }
+        let range = u0 * per..(u1 * per).min(count);
+        let (buf, window_ctx): (&mut [T], WindowCtx<'_>) = match (&mut all, &mut windows) {
+            (Some(o), _) => (
+                &mut o[range.clone()],
+                WindowCtx {
+                    bytes: ctx.unwrap_or(&[]),
+                    start: 0,
+                },
+            ),
+            (None, Some((zero, sink))) => {
+                scratch.clear();
+                scratch.resize(range.len(), *zero);
+                if wants_ctx {
+                    wctx.clear();
+                    wctx.resize(range.len(), 0u8);
+                    sink.ctx(range.start, &mut wctx);
+                }
+                (
+                    &mut scratch[..],
+                    WindowCtx {
+                        bytes: &wctx,
+                        start: range.start,
+                    },
+                )
+            }
+            (None, None) => unreachable!("an output is always given"),
+        };
+        let parts: Vec<(usize, &mut [T], &C)> = buf
+            .chunks_mut(per)
+            .zip(&units[u0..u1])
+            .enumerate()
+            .map(|(j, (o, u))| (u0 + j, o, u))
+            .collect();
+        let results: Vec<Result<()>> = if parallel && parts.len() > 1 {
+            parts
+                .into_par_iter()
+                .map(|(i, o, u)| work(i, o, u, window_ctx))
+                .collect()
+        } else {
+            let mut r = Vec::with_capacity(parts.len());
+            for (i, o, u) in parts {
+                let e = work(i, o, u, window_ctx);
+                let stop = e.is_err();
+                r.push(e);
+                if stop {
+                    break;
+                }
+            }
+            r
+        };
+        results.into_iter().collect::<Result<()>>()?;
+        if let Some((_, sink)) = &mut windows {
+            sink.put(range.start, &scratch);
+        }
+        release_span(unit_bytes(&units[u0]).0, unit_bytes(&units[u1 - 1]).1);
+        u0 = u1;
+    }
+    Ok(())
+}
+
 /// Decodes a stream of `out.len()` symbols below `alphabet`, writing `map(symbol)`.
 /// Chunks are decoded in parallel when `parallel` is set; the result does not depend on it.
 pub fn decode_stream<T: Copy + Send + Sync + 'static>(
@@ -253,11 +393,26 @@ pub fn decode_stream_ctx<T: Copy + Send + Sync + 'static>(
     out: &mut [T],
     parallel: bool,
 ) -> Result<()> {
+    decode_stream_out(c, width, alphabet, map, ctx, Out::All(out), parallel)
+}
+
+/// `decode_stream_ctx` into an [`Out`]: with [`Out::Windows`], the context (if any) comes from
+/// the sink and `ctx` is not used.
+pub(crate) fn decode_stream_out<T: Copy + Send + Sync + 'static>(
+    c: &mut Cursor<'_>,
+    width: usize,
+    alphabet: u64,
+    map: impl Fn(u32) -> T,
+    ctx: Option<&[u8]>,
+    out: Out<'_, T>,
+    parallel: bool,
+) -> Result<()> {
     let at = c.offset();
+    let count = out.count();
     match c.u8("stream mode")? {
         MODE_STORED => {
-            let bytes = c.take(out.len().saturating_mul(width), "stored symbols")?;
-            for (o, b) in out.iter_mut().zip(bytes.chunks_exact(width)) {
+            let bytes = c.take(count.saturating_mul(width), "stored symbols")?;
+            let symbol = |b: &[u8]| {
                 let mut a = [0u8; 4];
                 a[..width].copy_from_slice(b);
                 let s = u32::from_le_bytes(a);
@@ -266,7 +421,25 @@ pub fn decode_stream_ctx<T: Copy + Send + Sync + 'static>(
                         "stored symbol {s} outside the alphabet of {alphabet}"
                     )));
                 }
-                *o = map(s);
+                Ok(map(s))
+            };
+            match out {
+                Out::All(out) => {
+                    for (o, b) in out.iter_mut().zip(bytes.chunks_exact(width)) {
+                        *o = symbol(b)?;
+                    }
+                }
+                Out::Windows { sink, .. } => {
+                    let mut buf = Vec::new();
+                    for (k, w) in bytes.chunks(WINDOW_SYMBOLS * width).enumerate() {
+                        buf.clear();
+                        for b in w.chunks_exact(width) {
+                            buf.push(symbol(b)?);
+                        }
+                        sink.put(k * WINDOW_SYMBOLS, &buf);
+                        crate::container::mapped::release(w);
+                    }
+                }
             }
             Ok(())
         }
@@ -277,8 +450,21 @@ pub fn decode_stream_ctx<T: Copy + Send + Sync + 'static>(
                     "constant symbol {s} outside the alphabet of {alphabet}"
                 )));
             }
-            out.fill(map(s as u32));
-            Ok(())
+            let v = map(s as u32);
+            let units = vec![(); count.div_ceil(WINDOW_SYMBOLS)];
+            decode_units(
+                out,
+                None,
+                false,
+                WINDOW_SYMBOLS,
+                &units,
+                |_| (&[], &[]),
+                false,
+                |_, o, _, _| {
+                    o.fill(v);
+                    Ok(())
+                },
+            )
         }
         m @ (MODE_ANS | MODE_ANS_COMPACT) => {
             let model = if m == MODE_ANS {
@@ -290,29 +476,22 @@ pub fn decode_stream_ctx<T: Copy + Send + Sync + 'static>(
             if chunk == 0 {
                 return Err(c.err("chunk length 0"));
             }
-            let n_chunks = out.len().div_ceil(chunk);
+            let n_chunks = count.div_ceil(chunk);
             let chunks = ans::read_chunks(c, n_chunks)?;
             let values: Vec<T> = model.symbols.iter().map(|&s| map(s)).collect();
-            let tables = ans::DecodeTables::for_len(&model, out.len());
+            let tables = ans::DecodeTables::for_len(&model, count);
             // Groups of four chunks decode interleaved (same result as one at a time).
-            let group = 4 * chunk;
-            let work = |(o, g): (&mut [T], &[(&[u8], u64)])| {
-                tables.decode_group(g, &values, o.chunks_mut(chunk).collect())
-            };
-            if parallel && n_chunks > 4 {
-                // Every group runs; the first error in file order is the one reported,
-                // as when decoding one group after the other.
-                let results: Vec<Result<()>> = out
-                    .par_chunks_mut(group)
-                    .zip(chunks.par_chunks(4))
-                    .map(work)
-                    .collect();
-                results.into_iter().collect()
-            } else {
-                out.chunks_mut(group)
-                    .zip(chunks.chunks(4))
-                    .try_for_each(work)
-            }
+            let groups: Vec<&[(&[u8], u64)]> = chunks.chunks(4).collect();
+            decode_units(
+                out,
+                None,
+                false,
+                4 * chunk,
+                &groups,
+                |g| (g[0].0, g[g.len() - 1].0),
+                parallel,
+                |_, o, g, _| tables.decode_group(g, &values, o.chunks_mut(chunk).collect()),
+            )
         }
         MODE_ANS_WIDE => {
             let at = c.offset();
@@ -331,26 +510,23 @@ pub fn decode_stream_ctx<T: Copy + Send + Sync + 'static>(
             if chunk == 0 {
                 return Err(c.err("chunk length 0"));
             }
-            let n_chunks = out.len().div_ceil(chunk);
+            let n_chunks = count.div_ceil(chunk);
             let chunks = wide::read_chunks(c, n_chunks)?;
-            if out.is_empty() {
+            if count == 0 {
                 return Ok(());
             }
             let values: Vec<T> = model.symbols.iter().map(|&s| map(s)).collect();
-            let tables = wide::WideTables::for_len(&model, out.len(), &values);
-            let work = |(o, &(w, base)): (&mut [T], &(&[u8], u64))| {
-                wide::decode_chunk(&tables, w, base, &values, o)
-            };
-            if parallel && n_chunks > 1 {
-                let results: Vec<Result<()>> = out
-                    .par_chunks_mut(chunk)
-                    .zip(chunks.par_iter())
-                    .map(work)
-                    .collect();
-                results.into_iter().collect()
-            } else {
-                out.chunks_mut(chunk).zip(chunks.iter()).try_for_each(work)
-            }
+            let tables = wide::WideTables::for_len(&model, count, &values);
+            decode_units(
+                out,
+                None,
+                false,
+                chunk,
+                &chunks,
+                |&(w, _)| (w, w),
+                parallel,
+                |_, o, &(w, base), _| wide::decode_chunk(&tables, w, base, &values, o),
+            )
         }
         MODE_ANS_CLASSES => classes::decode_segments(c, alphabet, &map, out, parallel),
         MODE_ANS_CONTEXT => classes::decode_context(c, alphabet, &map, ctx, out, parallel),

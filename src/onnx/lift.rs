@@ -471,7 +471,7 @@ pub fn map_file(f: &std::fs::File) -> std::io::Result<Mmap> {
 /// Drops the pages of `map[start..start + len]` from this process (`MADV_DONTNEED`).
 #[cfg(unix)]
 #[allow(unsafe_code)]
-fn release_pages(map: &Mmap, start: usize, len: usize) {
+pub(crate) fn release_pages(map: &Mmap, start: usize, len: usize) {
     // SAFETY: `map` is a read-only shared mapping of a file (`map_file`). On such a mapping
     // MADV_DONTNEED only drops the pages from this process: the next access reads the same
     // bytes from the file again (the page cache), so every reference into the map keeps
@@ -483,7 +483,7 @@ fn release_pages(map: &Mmap, start: usize, len: usize) {
 }
 
 #[cfg(not(unix))]
-fn release_pages(_map: &Mmap, _start: usize, _len: usize) {}
+pub(crate) fn release_pages(_map: &Mmap, _start: usize, _len: usize) {}
 
 /// Puts decoded canonical bytes back into a slot of the lifted model. Returns false when the
 /// bytes cannot represent that slot (a corrupt file). External slots are handled by the caller.
