@@ -708,6 +708,8 @@ fn finish_record(
 ) -> Result<Tensor> {
     let data = decode_payload(&h, &rec.payload, rec.payload_offset(), opts.parallel, base)
         .map_err(|e| e.with_tensor(&h.name))?;
+    // A payload read in place leaves none of its pages behind (its leading fields included).
+    crate::container::mapped::release(&rec.payload);
     if h.storage == Storage::Typed && !dtype::typed_fits(h.data_type, &data) {
         return Err(format_err(
             FormatRule::TensorHeader,

@@ -1114,12 +1114,28 @@ fn quantize_tensor(
             return Ok(None);
         }
     }
-    let mut levels = quant::quantize(&values, &params, limit);
-    quant::rdo::refine(&values, &mut levels, &params, l.rdo);
-    // The widened values are not needed past this point: the reconstruction is measured
-    // against the tensor's own bytes (or the thesis mode's copy), not held beside the levels.
     let count = values.len();
-    drop(values);
+    let kind = params.kind;
+    // The levels are kept as the symbols that code them (spec §7.6.2), four bytes each.
+    let symbols: Vec<u32> = if original.is_some() || l.rdo > 0.0 {
+        let mut levels = quant::quantize(&values, &params, limit);
+        quant::rdo::refine(&values, &mut levels, &params, l.rdo);
+        drop(values);
+        levels.iter().map(|&q| quant::symbol(&kind, q)).collect()
+    } else {
+        // The widened values are not held beside the levels: they are read again from the
+        // tensor's bytes as they are quantized (the same values, widened the same way).
+        drop(values);
+        quant::quantize_map(
+            count,
+            |i| value_at(t.data_type, &t.data, i),
+            &params,
+            limit,
+            |q| quant::symbol(&kind, q),
+        )
+    };
+    // The reconstruction is measured against the tensor's own bytes (or the thesis mode's
+    // copy), not against widened values held beside the levels.
     // Channel-class contexts over output channels (slices along axis 0).
     let segment = match t.dims.first() {
         Some(&d) if d >= 2 => (t.elements / d) as usize,
@@ -1127,13 +1143,15 @@ fn quantize_tensor(
     };
     // μ-law ships one table entry per level magnitude, at most 2^20 (spec §7.6.2): beyond
     // that the tensor stays lossless.
-    if matches!(params.kind, quant::Kind::MuLaw { .. })
-        && levels.iter().any(|q| q.unsigned_abs() > 1 << 20)
+    if matches!(kind, quant::Kind::MuLaw { .. })
+        && symbols
+            .iter()
+            .any(|&s| quant::unzigzag(s).unsigned_abs() > 1 << 20)
     {
         return Ok(None);
     }
-    let payload = quant::encode_payload_with(
-        &levels,
+    let payload = quant::encode_symbols(
+        &symbols,
         &params,
         opts.lossless.chunk,
         segment,
@@ -1143,10 +1161,13 @@ fn quantize_tensor(
     if payload.len() >= t.data.len() {
         return Ok(None);
     }
-    // The levels' histogram for the report; the levels are not needed past this point (a
-    // big tensor's levels take twice its f32 bytes: not held while it is decoded below).
-    let hist = crate::entropy::histogram_of(levels.len(), |i| quant::zigzag(levels[i]));
-    drop(levels);
+    // The levels' histogram (of their zigzag codes) for the report; the symbols are not
+    // needed past this point (not held while the tensor is decoded below).
+    let hist = crate::entropy::histogram_of(symbols.len(), |i| match kind {
+        quant::Kind::Minifloat { .. } => quant::zigzag(symbols[i] as i64),
+        _ => symbols[i],
+    });
+    drop(symbols);
     // Measure what a decoder will reconstruct, through the decoder itself.
     let header = TensorHeader {
         data_type: t.data_type,

@@ -18,7 +18,8 @@ pub const MAPPED_MIN: u64 = 4 << 20;
 /// Bytes hashed or decoded between two releases.
 pub const WINDOW: usize = 8 << 20;
 
-/// Releases are rounded inward to this alignment (a multiple of every common page size).
+/// Releases are rounded outward to this alignment (a multiple of every common page size);
+/// spans shorter than it are left alone.
 const ALIGN: usize = 64 << 10;
 
 /// A record payload: bytes read into memory, or a range of a mapped input file.
@@ -91,8 +92,11 @@ pub fn release_span(first: &[u8], last: &[u8]) {
     }
 }
 
-/// Releases the whole aligned blocks of addresses `lo..hi` when they lie in a registered
-/// mapping (only addresses are compared: nothing is read through them).
+/// Releases the aligned blocks that addresses `lo..hi` touch when they lie in a registered
+/// mapping (only addresses are compared: nothing is read through them). The blocks are
+/// rounded outward: releasing a page that is still in use (the next record's first bytes)
+/// only means that it is read from the file again when used, so nothing stays behind at
+/// window boundaries.
 fn release_addresses(lo: usize, hi: usize) {
     if hi - lo < ALIGN {
         return;
@@ -103,8 +107,8 @@ fn release_addresses(lo: usize, hi: usize) {
         if lo < base || hi > base + m.len() {
             continue;
         }
-        let start = (lo - base).next_multiple_of(ALIGN);
-        let end = (hi - base) / ALIGN * ALIGN;
+        let start = (lo - base) / ALIGN * ALIGN;
+        let end = (hi - base).next_multiple_of(ALIGN).min(m.len());
         if end > start {
             crate::onnx::lift::release_pages(&m, start, end - start);
         }

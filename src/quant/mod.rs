@@ -240,40 +240,69 @@ pub fn quantize_value(kind: &Kind, x: f64, step: f32) -> i64 {
 
 /// Quantizes a tensor's values (as f64, row-major) into levels.
 pub fn quantize(values: &[f64], params: &QuantParams, limit: Option<i64>) -> Vec<i64> {
+    quantize_by(values.len(), |i| values[i], params, limit)
+}
+
+/// [`quantize`] of the `n` values `value(0) .. value(n − 1)`, read as they are quantized
+/// (the encoder reads them from the tensor's bytes instead of holding them widened).
+pub fn quantize_by(
+    n: usize,
+    value: impl Fn(usize) -> f64,
+    params: &QuantParams,
+    limit: Option<i64>,
+) -> Vec<i64> {
+    quantize_map(n, value, params, limit, |q| q)
+}
+
+/// [`quantize_by`], keeping `f(level)` of each level (e.g. its [`symbol`]).
+pub fn quantize_map<O>(
+    n: usize,
+    value: impl Fn(usize) -> f64,
+    params: &QuantParams,
+    limit: Option<i64>,
+    f: impl Fn(i64) -> O,
+) -> Vec<O> {
     let per = if params.steps.len() > 1 {
-        (values.len() / params.steps.len()).max(1)
+        (n / params.steps.len()).max(1)
     } else {
-        values.len().max(1)
+        n.max(1)
     };
     let lim = match limit {
         Some(l) if !matches!(params.kind, Kind::Minifloat { .. }) => l.min(MAX_LEVEL),
         _ => MAX_LEVEL,
     };
-    let mut out = Vec::with_capacity(values.len());
+    let mut out = Vec::with_capacity(n);
     // The quantizer is chosen once per run of one step, so each loop is monomorphic.
-    fn run(out: &mut Vec<i64>, xs: &[f64], lim: i64, q: impl Fn(f64) -> f64) {
+    fn run<O>(
+        out: &mut Vec<O>,
+        xs: impl Iterator<Item = f64>,
+        lim: i64,
+        q: impl Fn(f64) -> f64,
+        f: impl Fn(i64) -> O,
+    ) {
         let m = MAX_LEVEL as f64;
-        out.extend(
-            xs.iter()
-                .map(|&x| (q(x).clamp(-m, m) as i64).clamp(-lim, lim)),
-        );
+        out.extend(xs.map(|x| f((q(x).clamp(-m, m) as i64).clamp(-lim, lim))));
     }
-    for (i, xs) in values.chunks(per).enumerate() {
+    for (i, start) in (0..n).step_by(per).enumerate() {
+        let xs = (start..(start + per).min(n)).map(&value);
         let s = params.steps.get(i).copied().unwrap_or(1.0) as f64;
         match params.kind {
-            Kind::Midtread => run(&mut out, xs, lim, |x| uniform::midtread(x, s)),
-            Kind::Midrise => run(&mut out, xs, lim, |x| uniform::midrise(x, s)),
+            Kind::Midtread => run(&mut out, xs, lim, |x| uniform::midtread(x, s), &f),
+            Kind::Midrise => run(&mut out, xs, lim, |x| uniform::midrise(x, s), &f),
             Kind::DeadZone { delta } => {
                 let d = delta as f64;
-                run(&mut out, xs, lim, |x| uniform::deadzone(x, s, d))
+                run(&mut out, xs, lim, |x| uniform::deadzone(x, s, d), &f)
             }
-            Kind::MuLaw { xmax, mu } => run(&mut out, xs, lim, |x| {
-                mulaw::quantize(x, s, xmax as f64, mu as f64)
-            }),
-            Kind::Minifloat { layout, scale_exp } => out.extend(
-                xs.iter()
-                    .map(|&x| minifloat::quantize(x, layout, scale_exp) as i64),
+            Kind::MuLaw { xmax, mu } => run(
+                &mut out,
+                xs,
+                lim,
+                |x| mulaw::quantize(x, s, xmax as f64, mu as f64),
+                &f,
             ),
+            Kind::Minifloat { layout, scale_exp } => {
+                out.extend(xs.map(|x| f(minifloat::quantize(x, layout, scale_exp) as i64)))
+            }
         }
     }
     out
@@ -300,9 +329,34 @@ pub fn encode_payload_with(
     segment: usize,
     wide: bool,
 ) -> Result<Vec<u8>> {
+    let symbols: Vec<u32> = levels.iter().map(|&q| symbol(&params.kind, q)).collect();
+    encode_symbols(&symbols, params, chunk, segment, wide)
+}
+
+/// The symbol that codes level `q` (spec §7.6.2): `zigzag(q)`, or a minifloat's code as is.
+#[inline(always)]
+pub fn symbol(kind: &Kind, q: i64) -> u32 {
+    match kind {
+        Kind::Minifloat { .. } => q as u32,
+        _ => zigzag(q),
+    }
+}
+
+/// [`encode_payload_with`] of the levels' symbols ([`symbol`]).
+pub fn encode_symbols(
+    symbols: &[u32],
+    params: &QuantParams,
+    chunk: usize,
+    segment: usize,
+    wide: bool,
+) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     if let Kind::MuLaw { xmax, mu } = params.kind {
-        let k = levels.iter().map(|q| q.unsigned_abs()).max().unwrap_or(0);
+        let k = symbols
+            .iter()
+            .map(|&s| unzigzag(s).unsigned_abs())
+            .max()
+            .unwrap_or(0);
         if k > 1 << 20 {
             return Err(Error::Unsupported {
                 detail: format!("mu-law with {k} level magnitudes (at most 2^20)"),
@@ -314,10 +368,6 @@ pub fn encode_payload_with(
             out.extend_from_slice(&v.to_le_bytes());
         }
     }
-    let symbols: Vec<u32> = match params.kind {
-        Kind::Minifloat { .. } => levels.iter().map(|&q| q as u32).collect(),
-        _ => levels.iter().map(|&q| zigzag(q)).collect(),
-    };
     let width = if symbols.iter().all(|&s| s < 256) {
         1
     } else if symbols.iter().all(|&s| s < 65536) {
@@ -327,7 +377,7 @@ pub fn encode_payload_with(
     };
     out.push(width as u8);
     encode_stream(
-        &symbols,
+        symbols,
         StreamOptions {
             width,
             chunk,
