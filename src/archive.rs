@@ -51,10 +51,21 @@ pub struct Archive<R: Read + Seek> {
     file_len: u64,
     /// The base of an update (spec §14).
     base: Option<Arc<BaseModel>>,
+    /// The input mapped ([`Archive::open`]): large payloads are decoded in place.
+    map: Option<Arc<memmap2::Mmap>>,
 }
 
 /// A file mapped into memory, read through [`Archive::open`].
-pub struct MappedFile(std::io::Cursor<memmap2::Mmap>);
+pub struct MappedFile(std::io::Cursor<SharedMap>);
+
+/// A mapping shared by the reader and the payloads read in place.
+struct SharedMap(Arc<memmap2::Mmap>);
+
+impl AsRef<[u8]> for SharedMap {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
 
 impl Read for MappedFile {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -86,7 +97,14 @@ impl Archive<MappedFile> {
             .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
         let map = crate::onnx::lift::map_file(&f)
             .map_err(|e| Error::io(format!("mapping {}", path.display()), e))?;
-        Archive::with_base(MappedFile(std::io::Cursor::new(map)), opts, base)
+        let map = Arc::new(map);
+        let mut a = Archive::with_base(
+            MappedFile(std::io::Cursor::new(SharedMap(map.clone()))),
+            opts,
+            base,
+        )?;
+        a.map = Some(map);
+        Ok(a)
     }
 }
 
@@ -180,6 +198,7 @@ impl<R: Read + Seek> Archive<R> {
             by_name,
             file_len,
             base,
+            map: None,
         })
     }
 
@@ -232,6 +251,16 @@ impl<R: Read + Seek> Archive<R> {
         rewind(&mut self.r, entry.offset)?;
         let mut records =
             RecordReader::resume(&mut self.r, entry.offset, self.opts.limits, self.minor_version);
+        if let Some(map) = &self.map {
+            fn skip<S: Seek>(r: &mut S, n: u64) -> std::io::Result<()> {
+                let n = i64::try_from(n).map_err(|_| std::io::ErrorKind::InvalidInput)?;
+                r.seek(SeekFrom::Current(n)).map(|_| ())
+            }
+            records.set_mapped(crate::container::reader::Mapped {
+                map: map.clone(),
+                skip: skip::<&mut R>,
+            });
+        }
         let rec = records.next_record()?;
         if rec.prefix.kind != kind::TENSOR || !rec.prefix.critical() {
             return Err(Error::format(

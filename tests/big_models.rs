@@ -242,11 +242,17 @@ fn large_payloads_are_decoded_in_place() {
         bound as f64 / 1e6
     ));
     assert!(peak <= bound, "peak {peak} over {bound}");
-    // The library's decoder opened on a path decodes the same tensor.
+    // The library's decoder opened on a path decodes the same tensor; so does random access
+    // through a mapped `Archive`, which holds the tensor and not its payload either.
     let mut dec = nnc::Decoder::open_path(&packed, DecodeOptions::default(), None).unwrap();
     let t = dec.next_tensor().unwrap().unwrap();
     assert_eq!(t.data.len(), tensor);
     assert!(dec.next_tensor().unwrap().is_none());
+    let mut archive = nnc::Archive::open(&packed, single_thread(u64::MAX)).unwrap();
+    let (r, peak) = peak_of(|| archive.tensor("big"));
+    assert!(r.unwrap().data == t.data, "archive and decoder differ");
+    let bound = tensor + (1 << 20);
+    assert!(peak <= bound, "archive: peak {peak} over {bound}");
 
     // Damage in the middle of the payload, and a file cut off inside it: the same error from
     // the path as from a stream, and no output.

@@ -72,7 +72,9 @@ static MAPS: Mutex<Vec<Weak<Mmap>>> = Mutex::new(Vec::new());
 pub fn register(map: &Arc<Mmap>) {
     let mut maps = MAPS.lock().unwrap_or_else(|e| e.into_inner());
     maps.retain(|w| w.strong_count() > 0);
-    maps.push(Arc::downgrade(map));
+    if !maps.iter().any(|w| w.as_ptr() == Arc::as_ptr(map)) {
+        maps.push(Arc::downgrade(map));
+    }
 }
 
 /// Drops from this process the whole pages that `bytes` covers, when `bytes` lies in a

@@ -1,5 +1,7 @@
 //! Reads records front to back from any `std::io::Read` (spec §4.3), checking every CRC and
-//! every length against the limits before allocating. Never seeks.
+//! every length against the limits before allocating. Never seeks backward: when the input is
+//! also mapped (`set_mapped`), large payloads are taken in place from the mapping and the
+//! reader only skips forward past them.
 use std::io::{ErrorKind, Read};
 
 use super::mapped::{Payload, MAPPED_MIN};
