@@ -93,11 +93,8 @@ impl Archive<MappedFile> {
         base: Option<Arc<BaseModel>>,
     ) -> Result<Self> {
         let path = path.as_ref();
-        let f = std::fs::File::open(path)
-            .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-        let map = crate::onnx::lift::map_file(&f)
-            .map_err(|e| Error::io(format!("mapping {}", path.display()), e))?;
-        let map = Arc::new(map);
+        let (_, map) = crate::container::mapped::open(path)?;
+        let map = Arc::new(map.map_err(|e| Error::io(format!("mapping {}", path.display()), e))?);
         let mut a = Archive::with_base(
             MappedFile(std::io::Cursor::new(SharedMap(map.clone()))),
             opts,
@@ -252,13 +249,9 @@ impl<R: Read + Seek> Archive<R> {
         let mut records =
             RecordReader::resume(&mut self.r, entry.offset, self.opts.limits, self.minor_version);
         if let Some(map) = &self.map {
-            fn skip<S: Seek>(r: &mut S, n: u64) -> std::io::Result<()> {
-                let n = i64::try_from(n).map_err(|_| std::io::ErrorKind::InvalidInput)?;
-                r.seek(SeekFrom::Current(n)).map(|_| ())
-            }
             records.set_mapped(crate::container::reader::Mapped {
                 map: map.clone(),
-                skip: skip::<&mut R>,
+                skip: crate::container::mapped::skip::<&mut R>,
             });
         }
         let rec = records.next_record()?;

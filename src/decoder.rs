@@ -175,13 +175,10 @@ impl Decoder<BufReader<std::fs::File>> {
         opts: DecodeOptions,
         base: Option<Arc<BaseModel>>,
     ) -> Result<Self> {
-        let path = path.as_ref();
-        let f = std::fs::File::open(path)
-            .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-        // A file that cannot be mapped (a pipe) is read as a stream.
-        let map = crate::onnx::lift::map_file(&f).ok();
+        let (f, map) = crate::container::mapped::open(path.as_ref())?;
         let mut d = Decoder::with_base(BufReader::with_capacity(1 << 20, f), opts, base)?;
-        if let Some(map) = map {
+        // A file that cannot be mapped (a pipe) is read as a stream.
+        if let Ok(map) = map {
             d.read_in_place(Arc::new(map));
         }
         Ok(d)
@@ -192,14 +189,10 @@ impl<R: Read + Seek> Decoder<BufReader<R>> {
     /// Takes payloads of at least `MAPPED_MIN` bytes in place from `map`, a mapping of the
     /// whole input this decoder reads from its start (`crate::container::mapped`).
     pub(crate) fn read_in_place(&mut self, map: Arc<memmap2::Mmap>) {
-        fn skip<R: Read + Seek>(r: &mut BufReader<R>, n: u64) -> std::io::Result<()> {
-            let n = i64::try_from(n).map_err(|_| std::io::ErrorKind::InvalidInput)?;
-            r.seek_relative(n)
-        }
         if let Some(records) = self.records.as_mut() {
             records.set_mapped(crate::container::reader::Mapped {
                 map,
-                skip: skip::<R>,
+                skip: crate::container::mapped::skip::<BufReader<R>>,
             });
         }
     }
@@ -1319,17 +1312,15 @@ pub fn decode_file_with_progress(
 ) -> Result<()> {
     // Refuse a bad output path before any work.
     let mut set = OutputSet::new(output)?;
-    let f = std::fs::File::open(input)
-        .map_err(|e| Error::io(format!("opening {}", input.display()), e))?;
+    let (f, map) = crate::container::mapped::open(input)?;
     let file_len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    let map = crate::onnx::lift::map_file(&f).ok();
     let counted = CountingReader {
         inner: f,
         read: 0,
         progress,
     };
     let mut decoder = Decoder::with_base(BufReader::with_capacity(1 << 20, counted), opts, base)?;
-    if let Some(map) = map {
+    if let Ok(map) = map {
         decoder.read_in_place(Arc::new(map));
     }
     let mut targets = if inline_external {

@@ -183,6 +183,19 @@ fn the_streaming_encoder_writes_what_the_holding_encoder_writes() {
     }
 }
 
+/// Decodes `packed` (whose bytes are `bytes`) from its path to `out` on this thread, checks
+/// that the result is what a stream decode gives, and returns the decode's peak heap.
+fn path_and_stream_agree(packed: &Path, bytes: &[u8], out: &Path) -> usize {
+    let streamed = nnc::decode_to_bytes(bytes, single_thread(u64::MAX)).unwrap();
+    let (r, peak) = peak_of(|| nnc::decode_file(packed, out, single_thread(u64::MAX), false));
+    r.unwrap();
+    assert!(
+        std::fs::read(out).unwrap() == streamed,
+        "path and stream decodes differ"
+    );
+    peak
+}
+
 /// Payloads of 4 MiB and more are decoded in place from a mapped input (issue 13): decoding a
 /// file from its path holds the tensor, not its payload beside it, and gives the bytes that
 /// decoding the same file from a stream gives; a damaged or cut-off payload is refused as it
@@ -222,15 +235,7 @@ fn large_payloads_are_decoded_in_place() {
     assert_eq!(report.tensors[0].coding, nnc::Coding::Quantized);
     let bytes = std::fs::read(&packed).unwrap();
     assert!(bytes.len() > 4 << 20, "payload of {} bytes", bytes.len());
-
-    let streamed = nnc::decode_to_bytes(bytes.as_slice(), single_thread(u64::MAX)).unwrap();
-    let out = dir.join("out.onnx");
-    let (r, peak) = peak_of(|| nnc::decode_file(&packed, &out, single_thread(u64::MAX), false));
-    r.unwrap();
-    assert!(
-        std::fs::read(&out).unwrap() == streamed,
-        "path and stream decodes differ"
-    );
+    let peak = path_and_stream_agree(&packed, &bytes, &dir.join("out.onnx"));
     // The tensor and the I/O buffers (1 MiB for the input, 1 MiB for the output), not the
     // tensor and its payload of about 6 MB.
     let bound = tensor + 3 * (1 << 20);
@@ -319,14 +324,7 @@ fn planes_decode_without_holding_a_plane() {
     let report = nnc::encode_file(&dir.join("m.onnx"), &packed, &EncodeOptions::default()).unwrap();
     assert_eq!(report.tensors[0].coding, nnc::Coding::Planes);
     let bytes = std::fs::read(&packed).unwrap();
-    let streamed = nnc::decode_to_bytes(bytes.as_slice(), single_thread(u64::MAX)).unwrap();
-    let out = dir.join("out.onnx");
-    let (r, peak) = peak_of(|| nnc::decode_file(&packed, &out, single_thread(u64::MAX), false));
-    r.unwrap();
-    assert!(
-        std::fs::read(&out).unwrap() == streamed,
-        "path and stream decodes differ"
-    );
+    let peak = path_and_stream_agree(&packed, &bytes, &dir.join("out.onnx"));
     // The tensor, the I/O buffers (1 MiB each) and one window of a plane and of its context
     // (4 MiB each), with some slack.
     let bound = tensor + 12 * (1 << 20);

@@ -7,7 +7,9 @@
 //! tensor being decoded (issue 13: peak memory at most the largest tensor plus a bound).
 //! Releasing is `MADV_DONTNEED` on a read-only file mapping: the pages leave this process and a
 //! later access reads the same bytes from the file again, so it never changes what is read.
+use std::io::{Seek, SeekFrom};
 use std::ops::{Deref, Range};
+use std::path::Path;
 use std::sync::{Arc, Mutex, Weak};
 
 use memmap2::Mmap;
@@ -116,4 +118,18 @@ fn release_addresses(lo: usize, hi: usize) {
         }
         return;
     }
+}
+
+/// Opens the file at `path` and maps it; the mapping fails (a pipe) without failing the open.
+pub(crate) fn open(path: &Path) -> crate::Result<(std::fs::File, std::io::Result<Mmap>)> {
+    let f = std::fs::File::open(path)
+        .map_err(|e| crate::Error::io(format!("opening {}", path.display()), e))?;
+    let map = crate::onnx::lift::map_file(&f);
+    Ok((f, map))
+}
+
+/// Moves `r` forward past `n` bytes of a payload taken in place (`reader::Mapped::skip`).
+pub(crate) fn skip<S: Seek>(r: &mut S, n: u64) -> std::io::Result<()> {
+    let n = i64::try_from(n).map_err(|_| std::io::ErrorKind::InvalidInput)?;
+    r.seek(SeekFrom::Current(n)).map(|_| ())
 }
