@@ -2,6 +2,7 @@
 //! zstd frame, or the raw bytes. The encoder tries them and keeps the smallest.
 use crate::bytes::Cursor;
 use crate::container::tensor_header::Coding;
+use crate::entropy::classes::byte_counts;
 use crate::entropy::{decode_stream_out, encode_stream_ctx, Out, Sink, StreamOptions};
 use crate::error::{Error, FormatRule, Result};
 use crate::onnx::dtype;
@@ -177,13 +178,9 @@ impl Sink<u8> for PlaneSink<'_> {
     }
 
     fn ctx_counts(&self) -> Option<[u64; 256]> {
-        self.context.then(|| {
-            let mut counts = [0u64; 256];
-            for u in self.out.chunks_exact(self.w) {
-                counts[u[self.w - 1] as usize] += 1;
-            }
-            counts
-        })
+        let w = self.w;
+        self.context
+            .then(|| byte_counts(self.out.chunks_exact(w).map(|u| u[w - 1])))
     }
 
     fn ctx(&self, start: usize, out: &mut [u8]) {

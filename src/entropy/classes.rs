@@ -225,11 +225,16 @@ pub fn plan_segments(
 /// K − 1 most frequent context values (ties: smaller value first) get classes 0..K−2 in that
 /// order; every other value gets class K − 1.
 pub fn context_classes(ctx: &[u8], k: usize) -> [u8; 256] {
+    context_classes_of(&byte_counts(ctx.iter().copied()), k)
+}
+
+/// How often each byte value occurs among `bytes` (context bytes, §7.3.3).
+pub(crate) fn byte_counts(bytes: impl IntoIterator<Item = u8>) -> [u64; 256] {
     let mut counts = [0u64; 256];
-    for &c in ctx {
-        counts[c as usize] += 1;
+    for b in bytes {
+        counts[b as usize] += 1;
     }
-    context_classes_of(&counts, k)
+    counts
 }
 
 /// [`context_classes`] from the counts of each context byte.
@@ -570,13 +575,9 @@ pub(crate) fn decode_context<T: Copy + Send + Sync>(
 ) -> Result<()> {
     // The context: the given bytes for the whole stream, or the sink's window by window.
     let counts = match &out {
-        Out::All(o) => ctx.filter(|x| x.len() == o.len()).map(|x| {
-            let mut counts = [0u64; 256];
-            for &b in x {
-                counts[b as usize] += 1;
-            }
-            counts
-        }),
+        Out::All(o) => ctx
+            .filter(|x| x.len() == o.len())
+            .map(|x| byte_counts(x.iter().copied())),
         Out::Windows { sink, .. } => sink.ctx_counts(),
     };
     let Some(counts) = counts else {

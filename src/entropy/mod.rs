@@ -283,7 +283,7 @@ const WINDOW_SYMBOLS: usize = 4 << 20;
 /// does not depend on `parallel`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn decode_units<T: Copy + Send, C: Sync>(
-    out: Out<'_, T>,
+    mut out: Out<'_, T>,
     ctx: Option<&[u8]>,
     wants_ctx: bool,
     per: usize,
@@ -295,31 +295,28 @@ pub(crate) fn decode_units<T: Copy + Send, C: Sync>(
     use crate::container::mapped::{release_span, WINDOW};
     let per = per.max(1);
     let count = out.count();
-    let (mut all, mut windows) = match out {
-        Out::All(o) => (Some(o), None),
-        Out::Windows { zero, sink, .. } => (None, Some((zero, sink))),
-    };
+    let whole = matches!(out, Out::All(_));
     let (mut scratch, mut wctx) = (Vec::new(), Vec::new());
     let n = units.len().min(count.div_ceil(per));
     let mut u0 = 0;
     while u0 < n {
         let mut u1 = u0;
         let mut bytes = 0usize;
-        while u1 < n && bytes < WINDOW && (all.is_some() || (u1 - u0) * per < WINDOW_SYMBOLS) {
+        while u1 < n && bytes < WINDOW && (whole || (u1 - u0) * per < WINDOW_SYMBOLS) {
             let (a, b) = unit_bytes(&units[u1]);
             bytes += (b.as_ptr() as usize + b.len()).saturating_sub(a.as_ptr() as usize);
             u1 += 1;
         }
         let range = u0 * per..(u1 * per).min(count);
-        let (buf, window_ctx): (&mut [T], WindowCtx<'_>) = match (&mut all, &mut windows) {
-            (Some(o), _) => (
+        let (buf, window_ctx): (&mut [T], WindowCtx<'_>) = match &mut out {
+            Out::All(o) => (
                 &mut o[range.clone()],
                 WindowCtx {
                     bytes: ctx.unwrap_or(&[]),
                     start: 0,
                 },
             ),
-            (None, Some((zero, sink))) => {
+            Out::Windows { zero, sink, .. } => {
                 scratch.clear();
                 scratch.resize(range.len(), *zero);
                 if wants_ctx {
@@ -335,7 +332,6 @@ pub(crate) fn decode_units<T: Copy + Send, C: Sync>(
                     },
                 )
             }
-            (None, None) => unreachable!("an output is always given"),
         };
         let parts: Vec<(usize, &mut [T], &C)> = buf
             .chunks_mut(per)
@@ -361,7 +357,7 @@ pub(crate) fn decode_units<T: Copy + Send, C: Sync>(
             r
         };
         results.into_iter().collect::<Result<()>>()?;
-        if let Some((_, sink)) = &mut windows {
+        if let Out::Windows { sink, .. } = &mut out {
             sink.put(range.start, &scratch);
         }
         release_span(unit_bytes(&units[u0]).0, unit_bytes(&units[u1 - 1]).1);

@@ -240,21 +240,12 @@ pub fn quantize_value(kind: &Kind, x: f64, step: f32) -> i64 {
 
 /// Quantizes a tensor's values (as f64, row-major) into levels.
 pub fn quantize(values: &[f64], params: &QuantParams, limit: Option<i64>) -> Vec<i64> {
-    quantize_by(values.len(), |i| values[i], params, limit)
+    quantize_map(values.len(), |i| values[i], params, limit, |q| q)
 }
 
 /// [`quantize`] of the `n` values `value(0) .. value(n − 1)`, read as they are quantized
-/// (the encoder reads them from the tensor's bytes instead of holding them widened).
-pub fn quantize_by(
-    n: usize,
-    value: impl Fn(usize) -> f64,
-    params: &QuantParams,
-    limit: Option<i64>,
-) -> Vec<i64> {
-    quantize_map(n, value, params, limit, |q| q)
-}
-
-/// [`quantize_by`], keeping `f(level)` of each level (e.g. its [`symbol`]).
+/// (the encoder reads them from the tensor's bytes instead of holding them widened), keeping
+/// `f(level)` of each level (e.g. its [`symbol`]).
 pub fn quantize_map<O>(
     n: usize,
     value: impl Fn(usize) -> f64,
