@@ -458,24 +458,25 @@ pub fn decode(
         // 4 bytes) until it is reconstructed in place: no buffer of symbols beside the output.
         let steps = &params.steps;
         let per = (n / steps.len()).max(1);
-        let sym = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-        let max_sym = match w {
-            4 => {
-                decode_into::<4>(&mut c, width, alphabet, &mut out, parallel, |s| {
-                    s.to_le_bytes()
-                })?;
-                out.chunks_exact(4).map(sym).max()
-            }
-            _ => {
-                decode_into::<8>(&mut c, width, alphabet, &mut out, parallel, |s| {
-                    let mut b = [0u8; 8];
-                    b[..4].copy_from_slice(&s.to_le_bytes());
-                    b
-                })?;
-                out.chunks_exact(8).map(sym).max()
-            }
+        // Every symbol written passes through the map (a model's symbols, a stored symbol,
+        // the constant): the largest of them bounds the table below without a pass over
+        // the output.
+        let top = std::cell::Cell::new(0u32);
+        let seen = |s: u32| {
+            top.set(top.get().max(s));
+            s
+        };
+        match w {
+            4 => decode_into::<4>(&mut c, width, alphabet, &mut out, parallel, |s| {
+                seen(s).to_le_bytes()
+            })?,
+            _ => decode_into::<8>(&mut c, width, alphabet, &mut out, parallel, |s| {
+                let mut b = [0u8; 8];
+                b[..4].copy_from_slice(&seen(s).to_le_bytes());
+                b
+            })?,
         }
-        .unwrap_or(0) as usize;
+        let max_sym = top.get() as usize;
         let rec = |k: u32, ch: usize, t: &mut [u8]| put(t, value(k, steps[ch]));
         if (max_sym + 1) * w <= per * 4 {
             // A table of each channel's reconstructions, when smaller than the channel.
@@ -485,11 +486,11 @@ pub fn decode(
             }
         } else if w == 4 && !matches!(params.kind, Kind::MuLaw { .. }) {
             match params.kind {
-                Kind::Midtread => map_f32(&mut out, per, steps, parallel, uniform::midtread_rec),
-                Kind::Midrise => map_f32(&mut out, per, steps, parallel, uniform::midrise_rec),
-                Kind::DeadZone { delta } => map_f32(&mut out, per, steps, parallel, |q, s| {
-                    uniform::deadzone_rec(q, s, delta as f64)
-                }),
+                Kind::Midtread => map_uniform_f32(&mut out, per, steps, parallel, 0.0),
+                Kind::Midrise => map_uniform_f32(&mut out, per, steps, parallel, -0.5),
+                Kind::DeadZone { delta } => {
+                    map_uniform_f32(&mut out, per, steps, parallel, delta as f64 - 0.5)
+                }
                 _ => map_each_in_place(&mut out, w, per, rec),
             }
         } else {
@@ -547,27 +548,52 @@ pub(crate) fn put_value(data_type: i32, o: &mut [u8], v: f64) {
 }
 
 /// Reconstructs f32 output element by element (small channels) from the symbols it holds
-/// (u32 little-endian, in place), with the kind's formula monomorphized into the loop;
-/// channels in parallel when `parallel`.
-fn map_f32(
-    out: &mut [u8],
-    per: usize,
-    steps: &[f32],
-    parallel: bool,
-    rec: impl Fn(i64, f64) -> f64 + Sync,
-) {
+/// (u32 little-endian, in place) with the uniform formula of spec §7.6.3 written without
+/// branches: `|q| = 0` gives +0, any other level `±(|q| + t)·Δ` rounded to f32, where t is 0
+/// (midtread), −0.5 (midrise) or δ − 0.5 (dead zone). Bit for bit what
+/// [`reconstruct`] gives for a finite positive step (negation commutes with the products
+/// and the rounding). Channels in parallel when `parallel`.
+fn map_uniform_f32(out: &mut [u8], per: usize, steps: &[f32], parallel: bool, t: f64) {
     let (groups, _) = out.as_chunks_mut::<4>();
-    let work = |(o, &step): (&mut [[u8; 4]], &f32)| {
-        let step = step as f64;
-        for o in o.iter_mut() {
-            let s = u32::from_le_bytes(*o);
-            *o = (rec(unzigzag(s), step) as f32).to_le_bytes();
-        }
-    };
+    let work = |(o, &step): (&mut [[u8; 4]], &f32)| uniform_f32(o, step as f64, t);
     if parallel && groups.len() >= PARALLEL_MIN {
         groups.par_chunks_mut(per).zip(steps.par_iter()).for_each(work);
     } else {
         groups.chunks_mut(per).zip(steps).for_each(work);
+    }
+}
+
+/// One channel of [`map_uniform_f32`]; the AVX2 build of the same loop where the processor
+/// has it (same operations, so the same bits).
+fn uniform_f32(o: &mut [[u8; 4]], step: f64, t: f64) {
+    #[cfg(target_arch = "x86_64")]
+    if o.len() >= 8 && std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: AVX2 is present (checked above).
+        #[allow(unsafe_code)]
+        unsafe {
+            uniform_f32_avx2(o, step, t)
+        };
+        return;
+    }
+    uniform_f32_loop(o, step, t);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+#[target_feature(enable = "avx2")]
+unsafe fn uniform_f32_avx2(o: &mut [[u8; 4]], step: f64, t: f64) {
+    uniform_f32_loop(o, step, t);
+}
+
+#[inline(always)]
+fn uniform_f32_loop(o: &mut [[u8; 4]], step: f64, t: f64) {
+    for o in o.iter_mut() {
+        let s = u32::from_le_bytes(*o);
+        // |q| of the zigzag symbol (< 2^30 by spec §7.6.2, so exact as i32 and f64).
+        let m = (s >> 1) + (s & 1);
+        let v = ((m as i32 as f64 + t) * step) as f32;
+        let bits = if m == 0 { 0 } else { v.to_bits() ^ (s << 31) };
+        *o = bits.to_le_bytes();
     }
 }
 
@@ -708,4 +734,47 @@ pub fn decode_levels(n: usize, payload: &[u8]) -> Result<Vec<i64>> {
     let mut syms = crate::error::try_zeroed::<u32>(n, 0)?;
     decode_stream(&mut c, width, 2 * MAX_LEVEL as u64 + 1, |s| s, &mut syms, true)?;
     Ok(syms.into_iter().map(unzigzag).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The branch-free per-channel kernel gives the bits of [`reconstruct`] for every uniform
+    /// kind, both signs, level 0, the largest level, tiny and huge steps (overflow to ±inf),
+    /// channels shorter and longer than a vector.
+    #[test]
+    fn uniform_kernel_matches_reconstruct() {
+        let kinds = [
+            (Kind::Midtread, 0.0),
+            (Kind::Midrise, -0.5),
+            (Kind::DeadZone { delta: 0.5 }, 0.0),
+            (Kind::DeadZone { delta: 0.7 }, 0.7f32 as f64 - 0.5),
+            (Kind::DeadZone { delta: 0.0 }, -0.5),
+        ];
+        let steps = [1e-3f32, 0.37, f32::MIN_POSITIVE / 8.0, 3e38, 1.0];
+        let mut syms: Vec<u32> = (0..300).collect();
+        syms.extend([2 * MAX_LEVEL as u32, 2 * MAX_LEVEL as u32 - 1, 12345, 1 << 20]);
+        for per in [1, 3, 9, 17, syms.len()] {
+            let n = per * steps.len().min(syms.len().div_ceil(per));
+            for (kind, t) in &kinds {
+                let mut out: Vec<u8> = (0..n)
+                    .flat_map(|i| syms[i % syms.len()].to_le_bytes())
+                    .collect();
+                let st = &steps[..n / per];
+                map_uniform_f32(&mut out, per, st, false, *t);
+                for (i, o) in out.chunks_exact(4).enumerate() {
+                    let s = syms[i % syms.len()];
+                    let want = reconstruct(kind, unzigzag(s), st[i / per]) as f32;
+                    let got = f32::from_le_bytes([o[0], o[1], o[2], o[3]]);
+                    assert_eq!(
+                        got.to_bits(),
+                        want.to_bits(),
+                        "{kind:?} symbol {s} step {} per {per}: {got} vs {want}",
+                        st[i / per]
+                    );
+                }
+            }
+        }
+    }
 }
