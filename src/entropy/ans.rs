@@ -160,22 +160,36 @@ impl DecodeTables {
 
 /// One rANS lane: its words, read position and state (spec §7.3).
 pub struct Lane<'a> {
-    words: &'a [u8],
+    words: &'a [[u8; 4]],
     pos: usize,
     state: u64,
     base: u64,
 }
 
 impl<'a> Lane<'a> {
+    /// Sets the state to `x`, reading the next word when `x` fell below 2^32 and words
+    /// remain (spec §7.3). Without a branch (taken every few symbols, unpredictably): the
+    /// word at the new position is read either way (a word already consumed, or none when
+    /// the chunk has no words) and kept only when needed.
+    #[inline(always)]
+    fn renormalize(&mut self, x: u64) {
+        let need = (x < (1u64 << 32)) & (self.pos > 0);
+        let p = self.pos - need as usize;
+        let w = self.words.get(p).map_or(0, |w| u32::from_le_bytes(*w)) as u64;
+        self.pos = p;
+        self.state = if need { (x << 32) | w } else { x };
+    }
+
+    #[inline(always)]
     fn word(&self, i: usize) -> u64 {
-        let w = &self.words[4 * i..4 * i + 4];
-        u32::from_le_bytes([w[0], w[1], w[2], w[3]]) as u64
+        u32::from_le_bytes(self.words[i]) as u64
     }
 
     pub fn new(words: &'a [u8], base: u64) -> Result<Self> {
+        let (words, _) = words.as_chunks::<4>();
         let mut l = Lane {
             words,
-            pos: words.len() / 4,
+            pos: words.len(),
             state: 0,
             base,
         };
@@ -211,15 +225,25 @@ impl<'a> Lane<'a> {
 }
 
 impl DecodeTables {
+    /// [`Self::step`] for tables built by [`Self::new`] (coarse lookup only).
+    #[inline(always)]
+    pub fn step_coarse(&self, l: &mut Lane<'_>) -> usize {
+        let q = (l.state & (TOTAL as u64 - 1)) as u32;
+        let mut i = self.coarse[(q >> COARSE_SHIFT) as usize] as usize;
+        while self.cdf[i + 1] <= q {
+            i += 1;
+        }
+        let x = (l.state >> PRECISION) * self.freq[i] as u64 + (q - self.cdf[i]) as u64;
+        l.renormalize(x);
+        i
+    }
+
     #[inline(always)]
     pub fn step(&self, l: &mut Lane<'_>) -> usize {
         let q = (l.state & (TOTAL as u64 - 1)) as u32;
         let i = self.symbol_at(q);
-        l.state = (l.state >> PRECISION) * self.freq[i] as u64 + (q - self.cdf[i]) as u64;
-        if l.state < (1u64 << 32) && l.pos > 0 {
-            l.pos -= 1;
-            l.state = (l.state << 32) | l.word(l.pos);
-        }
+        let x = (l.state >> PRECISION) * self.freq[i] as u64 + (q - self.cdf[i]) as u64;
+        l.renormalize(x);
         i
     }
 

@@ -506,10 +506,10 @@ fn decode_runs<T: Copy>(
             let (t2, v2) = (&tables[c2], &values[c2][..]);
             let (t3, v3) = (&tables[c3], &values[c3][..]);
             for j in k..stop {
-                o0[j] = v0[t0.step(l0)];
-                o1[j] = v1[t1.step(l1)];
-                o2[j] = v2[t2.step(l2)];
-                o3[j] = v3[t3.step(l3)];
+                o0[j] = v0[t0.step_coarse(l0)];
+                o1[j] = v1[t1.step_coarse(l1)];
+                o2[j] = v2[t2.step_coarse(l2)];
+                o3[j] = v3[t3.step_coarse(l3)];
             }
             k = stop;
         }
@@ -518,7 +518,7 @@ fn decode_runs<T: Copy>(
     for ((o, l), s) in outs.iter_mut().zip(lanes.iter_mut()).zip(st.iter_mut()) {
         for k in done..o.len() {
             let c = s.at(k, run);
-            o[k] = values[c][tables[c].step(l)];
+            o[k] = values[c][tables[c].step_coarse(l)];
         }
     }
 }
