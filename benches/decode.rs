@@ -38,7 +38,7 @@ fn main() {
     let n = 1 << 22;
     println!("payload decoder, {n} levels, f32 output (best of 5); MB/s of f32 written");
     println!(
-        "{:<34} {:>8} {:>10} {:>12} {:>10}",
+        "{:<52} {:>8} {:>10} {:>12} {:>10}",
         "case", "H bits", "coded bits", "MB/s", "vs memcpy"
     );
     let src = vec![1.0f32; n];
@@ -49,11 +49,23 @@ fn main() {
     });
     let memcpy_mbs = 4.0 * n as f64 / 1e6 / memcpy;
     println!(
-        "{:<34} {:>8} {:>10} {:>12.0} {:>10.3}",
+        "{:<52} {:>8} {:>10} {:>12.0} {:>10.3}",
         "memcpy (ceiling)", "", "", memcpy_mbs, 1.0
     );
-    for (b, per_channel) in [(0.5, false), (4.0, false), (20.0, false), (4.0, true)] {
-        let lv = levels(n, b, 7);
+    // The default encoder's weights: a step per output channel, rows whose levels spread
+    // differently, each row a segment, so that class modes (spec §7.3.3) code them.
+    let spreads = [1.0, 2.0, 4.0, 8.0, 16.0];
+    let mixed: Vec<i64> = (0..256)
+        .flat_map(|r| levels(n / 256, spreads[r % spreads.len()], r as u64))
+        .collect();
+    let cases = [
+        ("laplace b=0.5", levels(n, 0.5, 7), false, 0),
+        ("laplace b=4", levels(n, 4.0, 7), false, 0),
+        ("laplace b=20", levels(n, 20.0, 7), false, 0),
+        ("laplace b=4 per-channel", levels(n, 4.0, 7), true, 0),
+        ("rows b=1..16 per-channel, classes", mixed, true, n / 256),
+    ];
+    for (label, lv, per_channel, segment) in cases {
         let dims = vec![256u64, (n / 256) as u64];
         let steps = if per_channel {
             (0..256).map(|i| 1e-3 * (1.0 + i as f32 / 256.0)).collect()
@@ -64,8 +76,10 @@ fn main() {
             kind: Kind::Midtread,
             steps,
         };
-        let payload =
-            quant::encode_payload(&lv, &params, nnc::entropy::DEFAULT_CHUNK, 0).expect("encode");
+        let payload = quant::encode_payload(&lv, &params, nnc::entropy::DEFAULT_CHUNK, segment)
+            .expect("encode");
+        // Stream mode (after the symbol width): 4/5 class modes, 6 the 32-lane layout.
+        let label = format!("{label} (mode {})", payload[1]);
         let h = TensorHeader {
             data_type: 1,
             storage: Storage::RawData,
@@ -99,8 +113,8 @@ fn main() {
             });
             let mbs = 4.0 * n as f64 / 1e6 / t;
             println!(
-                "{:<34} {:>8.3} {:>10.3} {:>12.0} {:>10.3}",
-                format!("laplace b={b} stream only 1 thread"),
+                "{:<52} {:>8.3} {:>10.3} {:>12.0} {:>10.3}",
+                format!("{label} stream only 1 thread"),
                 hbits,
                 8.0 * payload.len() as f64 / n as f64,
                 mbs,
@@ -115,12 +129,11 @@ fn main() {
             });
             let mbs = 4.0 * n as f64 / 1e6 / t;
             let case = format!(
-                "laplace b={b}{} {}",
-                if per_channel { " per-channel" } else { "" },
+                "{label} {}",
                 if parallel { "2 threads" } else { "1 thread" }
             );
             println!(
-                "{:<34} {:>8.3} {:>10.3} {:>12.0} {:>10.3}",
+                "{:<52} {:>8.3} {:>10.3} {:>12.0} {:>10.3}",
                 case,
                 hbits,
                 8.0 * payload.len() as f64 / n as f64,
