@@ -28,17 +28,22 @@ pub const MODE_ANS_WIDE: u8 = 6;
 pub const WIDE_CHUNK: usize = 1 << 19;
 
 /// The relative size a wide stream may cost over the estimate of modes 2 and 3 (the
-/// encoder falls back to them beyond it).
-pub const WIDE_COST: f64 = 0.0015;
+/// encoder falls back to them beyond it). Chosen by measurement (tools/bench-decode.md): at
+/// 0.4 % the default's files of the corpus grew 0.05–0.2 % and decoded 4–19 % faster than
+/// at 0.15 %, when the lane states of short streams kept them in modes 2 and 3.
+pub const WIDE_COST: f64 = 0.004;
 
 /// The wide chunk for the option `chunk`: 16 times as long, at least `WIDE_MIN`.
 pub fn wide_chunk(chunk: usize) -> usize {
     chunk.saturating_mul(16).clamp(WIDE_MIN, u32::MAX as usize)
 }
 
-/// Streams of at least this many symbols use the wide layout when rANS wins (below it the
-/// lane states cost more than the faster decoder saves).
+/// Shortest wide chunk (the option `chunk` times 16 is raised to it).
 pub const WIDE_MIN: usize = 1 << 16;
+
+/// Streams of at least this many symbols may use the wide layout when rANS wins (below it
+/// the lane states cost more than `WIDE_COST`).
+pub const WIDE_MIN_SYMBOLS: usize = 1 << 12;
 
 /// Default symbols per independently decodable rANS chunk (spec §7.3; chosen by measurement:
 /// see tools/bench).
@@ -159,7 +164,7 @@ pub fn encode_stream_ctx(
         return classes::encode_segments(symbols, &p, &seg_class, opt.segment, chunk, out);
     }
     if let Some((estimate, mut buf, model)) = best {
-        if estimate < stored_len && opt.wide && symbols.len() >= WIDE_MIN {
+        if estimate < stored_len && opt.wide && symbols.len() >= WIDE_MIN_SYMBOLS {
             // Mode 6: the model's kind byte, then the model, as in modes 2 and 3. Kept only
             // when it costs at most WIDE_COST more than the estimate of modes 2/3 (the model,
             // its coded bits, and per chunk 8 bytes of final state and a 2-byte word count).
