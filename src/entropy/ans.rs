@@ -99,6 +99,12 @@ impl DecodeTables {
         if !self.slot.is_empty() {
             return self.slot[q as usize] as usize;
         }
+        self.coarse_symbol(q)
+    }
+
+    /// [`Self::symbol_at`] through the coarse table.
+    #[inline(always)]
+    fn coarse_symbol(&self, q: u32) -> usize {
         let mut i = self.coarse[(q >> COARSE_SHIFT) as usize] as usize;
         while self.cdf[i + 1] <= q {
             i += 1;
@@ -229,10 +235,7 @@ impl DecodeTables {
     #[inline(always)]
     pub fn step_coarse(&self, l: &mut Lane<'_>) -> usize {
         let q = (l.state & (TOTAL as u64 - 1)) as u32;
-        let mut i = self.coarse[(q >> COARSE_SHIFT) as usize] as usize;
-        while self.cdf[i + 1] <= q {
-            i += 1;
-        }
+        let i = self.coarse_symbol(q);
         let x = (l.state >> PRECISION) * self.freq[i] as u64 + (q - self.cdf[i]) as u64;
         l.renormalize(x);
         i

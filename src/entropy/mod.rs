@@ -29,8 +29,8 @@ pub const WIDE_CHUNK: usize = 1 << 19;
 
 /// The relative size a wide stream may cost over the estimate of modes 2 and 3 (the
 /// encoder falls back to them beyond it). Chosen by measurement (tools/bench-decode.md): at
-/// 0.4 % the default's files of the corpus grew 0.05–0.2 % and decoded 4–19 % faster than
-/// at 0.15 %, when the lane states of short streams kept them in modes 2 and 3.
+/// 0.4 % the default's files of the corpus grew 0.06–0.17 % and decoded in 6–17 % less time
+/// than at 0.15 % (and from 65536 symbols), when short streams stayed in modes 2 and 3.
 pub const WIDE_COST: f64 = 0.004;
 
 /// The wide chunk for the option `chunk`: 16 times as long, at least `WIDE_MIN`.

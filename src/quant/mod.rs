@@ -484,15 +484,8 @@ pub fn decode(
                 4 => map_channels_in_place::<4>(&mut out, per, max_sym, parallel, rec),
                 _ => map_channels_in_place::<8>(&mut out, per, max_sym, parallel, rec),
             }
-        } else if w == 4 && !matches!(params.kind, Kind::MuLaw { .. }) {
-            match params.kind {
-                Kind::Midtread => map_uniform_f32(&mut out, per, steps, parallel, 0.0),
-                Kind::Midrise => map_uniform_f32(&mut out, per, steps, parallel, -0.5),
-                Kind::DeadZone { delta } => {
-                    map_uniform_f32(&mut out, per, steps, parallel, delta as f64 - 0.5)
-                }
-                _ => map_each_in_place(&mut out, w, per, rec),
-            }
+        } else if let (4, Some(t)) = (w, uniform_offset(&params.kind)) {
+            map_uniform_f32(&mut out, per, steps, parallel, t);
         } else {
             map_each_in_place(&mut out, w, per, rec);
         }
@@ -560,6 +553,16 @@ fn map_uniform_f32(out: &mut [u8], per: usize, steps: &[f32], parallel: bool, t:
         groups.par_chunks_mut(per).zip(steps.par_iter()).for_each(work);
     } else {
         groups.chunks_mut(per).zip(steps).for_each(work);
+    }
+}
+
+/// The t of [`map_uniform_f32`] for a uniform quantizer; `None` for the others.
+fn uniform_offset(kind: &Kind) -> Option<f64> {
+    match *kind {
+        Kind::Midtread => Some(0.0),
+        Kind::Midrise => Some(-0.5),
+        Kind::DeadZone { delta } => Some(delta as f64 - 0.5),
+        _ => None,
     }
 }
 
@@ -746,23 +749,24 @@ mod tests {
     #[test]
     fn uniform_kernel_matches_reconstruct() {
         let kinds = [
-            (Kind::Midtread, 0.0),
-            (Kind::Midrise, -0.5),
-            (Kind::DeadZone { delta: 0.5 }, 0.0),
-            (Kind::DeadZone { delta: 0.7 }, 0.7f32 as f64 - 0.5),
-            (Kind::DeadZone { delta: 0.0 }, -0.5),
+            Kind::Midtread,
+            Kind::Midrise,
+            Kind::DeadZone { delta: 0.5 },
+            Kind::DeadZone { delta: 0.7 },
+            Kind::DeadZone { delta: 0.0 },
         ];
         let steps = [1e-3f32, 0.37, f32::MIN_POSITIVE / 8.0, 3e38, 1.0];
         let mut syms: Vec<u32> = (0..300).collect();
         syms.extend([2 * MAX_LEVEL as u32, 2 * MAX_LEVEL as u32 - 1, 12345, 1 << 20]);
         for per in [1, 3, 9, 17, syms.len()] {
             let n = per * steps.len().min(syms.len().div_ceil(per));
-            for (kind, t) in &kinds {
+            for kind in &kinds {
+                let t = uniform_offset(kind).expect("a uniform kind");
                 let mut out: Vec<u8> = (0..n)
                     .flat_map(|i| syms[i % syms.len()].to_le_bytes())
                     .collect();
                 let st = &steps[..n / per];
-                map_uniform_f32(&mut out, per, st, false, *t);
+                map_uniform_f32(&mut out, per, st, false, t);
                 for (i, o) in out.chunks_exact(4).enumerate() {
                     let s = syms[i % syms.len()];
                     let want = reconstruct(kind, unzigzag(s), st[i / per]) as f32;
