@@ -234,17 +234,20 @@ impl DecodeTables {
     /// [`Self::step`] for tables built by [`Self::new`] (coarse lookup only).
     #[inline(always)]
     pub fn step_coarse(&self, l: &mut Lane<'_>) -> usize {
-        let q = (l.state & (TOTAL as u64 - 1)) as u32;
-        let i = self.coarse_symbol(q);
-        let x = (l.state >> PRECISION) * self.freq[i] as u64 + (q - self.cdf[i]) as u64;
-        l.renormalize(x);
-        i
+        self.step_by(l, Self::coarse_symbol)
     }
 
     #[inline(always)]
     pub fn step(&self, l: &mut Lane<'_>) -> usize {
+        self.step_by(l, Self::symbol_at)
+    }
+
+    /// One symbol of lane `l` (spec §7.3): its index by `lookup` of the state's low 16 bits,
+    /// then the state update and renormalization.
+    #[inline(always)]
+    fn step_by(&self, l: &mut Lane<'_>, lookup: impl Fn(&Self, u32) -> usize) -> usize {
         let q = (l.state & (TOTAL as u64 - 1)) as u32;
-        let i = self.symbol_at(q);
+        let i = lookup(self, q);
         let x = (l.state >> PRECISION) * self.freq[i] as u64 + (q - self.cdf[i]) as u64;
         l.renormalize(x);
         i
