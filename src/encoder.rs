@@ -895,10 +895,17 @@ fn code_tensor(
         .as_ref()
         .and_then(|l| round_fine(t, l, consumers))
     {
-        quant = Some(report);
+        // Rounded only where that codes smaller: exact data never costs more than its rounding
+        // (a table of exact repeats, e.g. a window function, can code smaller unrounded).
         let (c, p) = lossless::encode(t.data_type, &rounded, &opts.lossless)?;
-        rounded_data = Some(rounded);
-        (c, p, Vec::new())
+        let (ce, pe) = lossless::encode(t.data_type, &t.data, &opts.lossless)?;
+        if p.len() < pe.len() {
+            quant = Some(report);
+            rounded_data = Some(rounded);
+            (c, p, Vec::new())
+        } else {
+            (ce, pe, Vec::new())
+        }
     } else {
         let (c, p) = lossless::encode(t.data_type, &t.data, &opts.lossless)?;
         (c, p, Vec::new())

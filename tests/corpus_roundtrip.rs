@@ -124,3 +124,55 @@ fn every_corpus_model_round_trips_bit_exactly() {
         failures.join("\n\n")
     );
 }
+
+/// `fine_bits` (mantissas of non-weight float tensors rounded before lossless coding) never
+/// makes a tensor's record larger than coding it exact: a table of exact values (silero's
+/// STFT basis) can code smaller unrounded, and then stays exact.
+#[test]
+fn fine_bits_never_codes_a_tensor_larger_than_exact() {
+    let payloads = |model: &nnc::onnx::proto::ModelProto, fine: Option<u8>| {
+        let opts = nnc::EncodeOptions {
+            // Nothing quantized: every float tensor feeding arithmetic is a candidate for
+            // the rounding (as tensors are that the calibrating encoder keeps off the grid).
+            lossy: Some(nnc::LossyOptions {
+                fine_bits: fine,
+                min_elements: u64::MAX,
+                ..nnc::LossyOptions::default()
+            }),
+            records_only: true,
+            ..nnc::EncodeOptions::default()
+        };
+        let bytes = encode_with(model, None, &opts);
+        let mut d = nnc::Decoder::new(
+            bytes.as_slice(),
+            DecodeOptions {
+                keep_payload: true,
+                ..DecodeOptions::default()
+            },
+        )
+        .unwrap();
+        let mut out = std::collections::BTreeMap::new();
+        while let Some(t) = d.next_tensor().unwrap() {
+            out.insert(t.name.clone(), (t.coding, t.payload.len(), t.data));
+        }
+        out
+    };
+    let mut rounded = 0;
+    for path in corpus_models() {
+        let model = read_model(&path);
+        let exact = payloads(&model, None);
+        for (name, (coding, len, data)) in payloads(&model, Some(13)) {
+            let (c0, len0, data0) = &exact[&name];
+            assert!(
+                len <= *len0,
+                "{}: {name} codes to {len} bytes with fine_bits 13, {len0} exact",
+                path.display()
+            );
+            if coding == *c0 && coding != nnc::Coding::Quantized {
+                rounded += usize::from(data != *data0);
+            }
+        }
+    }
+    // The rounding is used somewhere (the test would pass vacuously otherwise).
+    assert!(rounded > 0, "no tensor was rounded");
+}
