@@ -51,6 +51,10 @@ impl<'a> Cursor<'a> {
         a.copy_from_slice(s);
         Ok(a)
     }
+    /// The next byte, without consuming it.
+    pub fn peek_u8(&self) -> Option<u8> {
+        self.buf.get(self.pos).copied()
+    }
     pub fn u8(&mut self, what: &str) -> Result<u8> {
         Ok(self.array::<1>(what)?[0])
     }

@@ -785,6 +785,7 @@ fn against_base_record(
         base,
         i,
         h.data_type,
+        &h.dims,
         &levels,
         &params,
         lossless.chunk,
@@ -792,9 +793,12 @@ fn against_base_record(
         lossless.wide,
     )?;
     match residual {
-        Some(r) if r.len() < payload.len() => {
+        Some((r, low_rank)) if r.len() < payload.len() => {
             let mut h = h;
             h.params[1] |= residual_flag;
+            if low_rank {
+                h.params[1] |= quant::residual::FLAG_LOW_RANK;
+            }
             Ok(Placement::Record(h, r))
         }
         _ => Ok(Placement::Record(h, payload)),
@@ -1163,6 +1167,7 @@ fn quantize_tensor(
         opts.lossless.chunk,
         segment,
         opts.lossless.wide,
+        None,
     )?;
     // Never spend more than the raw data (e.g. a μ-law table with more entries than weights).
     if payload.len() >= t.data.len() {

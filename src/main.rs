@@ -940,19 +940,17 @@ fn truncate(s: &str, n: usize) -> String {
 }
 
 /// Quantizer parameters, distinct levels and level entropy of a quantized tensor.
-fn quant_json(t: &nnc::Tensor) -> nnc::Result<serde_json::Value> {
+fn quant_json(t: &nnc::Tensor, base: Option<&nnc::BaseModel>) -> nnc::Result<serde_json::Value> {
     use nnc::quant::{Kind, QuantParams};
     // Residual levels (spec §14.6): flag bit 1 of the params.
-    let flag = nnc::quant::residual::FLAG_RESIDUAL;
-    let residual = t.params.get(1).is_some_and(|f| f & flag != 0);
-    let mut params = t.params.clone();
-    if residual {
-        params[1] &= !flag;
-    }
+    let (params, residual, low_rank) = nnc::quant::residual::strip_flags(&t.params);
     let p = QuantParams::parse(&params, 0, &t.dims)?;
     let mut q = serde_json::json!({ "kind": p.kind.name(), "steps": p.steps });
     if residual {
         q["residual"] = true.into();
+    }
+    if low_rank {
+        q["low_rank"] = true.into();
     }
     match p.kind {
         Kind::DeadZone { delta } => q["delta"] = delta.into(),
@@ -968,7 +966,22 @@ fn quant_json(t: &nnc::Tensor) -> nnc::Result<serde_json::Value> {
         Kind::Midtread | Kind::Midrise => {}
     }
     let elements: u64 = t.dims.iter().product();
-    let hist = nnc::quant::level_histogram(&t.params, &t.dims, elements, &t.payload)?;
+    let hist = if low_rank {
+        // Residuals in context classes are read with contexts computed from the base.
+        let h = nnc::container::tensor_header::TensorHeader {
+            data_type: t.data_type,
+            storage: t.storage,
+            coding: t.coding,
+            name: t.name.clone(),
+            dims: t.dims.clone(),
+            elements,
+            data_bytes: t.data.len() as u64,
+            params: t.params.clone(),
+        };
+        nnc::entropy::histogram(&nnc::quant::residual::symbols(&h, &t.payload, base)?)
+    } else {
+        nnc::quant::level_histogram(&t.params, &t.dims, elements, &t.payload)?
+    };
     Ok(serde_json::json!({
         "quantizer": q,
         "levels": hist.len(),
@@ -983,7 +996,7 @@ fn inspect(
     base: Option<std::sync::Arc<nnc::BaseModel>>,
 ) -> nnc::Result<()> {
     opts.keep_payload = true;
-    let mut d = open(input, opts, base)?;
+    let mut d = open(input, opts, base.clone())?;
     let base_identity = d.base_identity().map(|b| nnc::base::hex(&b));
     let graph_bytes = d.graph_bytes();
     let mut rows = Vec::new();
@@ -1000,7 +1013,7 @@ fn inspect(
                         "payload_bytes": t.payload_bytes,
         }));
         if t.coding == nnc::container::tensor_header::Coding::Quantized {
-            let q = quant_json(&t).map_err(|e| e.with_tensor(&t.name))?;
+            let q = quant_json(&t, base.as_deref()).map_err(|e| e.with_tensor(&t.name))?;
             if let (Some(row), serde_json::Value::Object(extra)) =
                 (rows.last_mut().and_then(|r| r.as_object_mut()), q)
             {

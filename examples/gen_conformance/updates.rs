@@ -24,6 +24,9 @@ const SECOND: &str = "update-chain";
 const QUANT: &str = "quant-midtread";
 const RESIDUAL: &str = "update-residual";
 const DIFFERENCE: &str = "update-difference";
+const LOW_RANK: &str = "update-low-rank";
+/// The base of the low-rank update: a 64 × 128 dead-zone tensor with per-channel steps.
+const LARGE: &str = "quant-per-channel-large";
 
 fn file_of(name: &str) -> String {
     format!("valid/{name}/input.nnc")
@@ -189,6 +192,57 @@ pub fn generate(out: &Path, valid: &BTreeMap<String, Vec<u8>>) -> Result<Vectors
         Expect::Difference,
     )?);
     v.bytes += fourth.len() as u64;
+
+    // 5. A low-rank term (spec §14.6.1): "w" of valid/quant-per-channel-large plus a matrix
+    // of rank 2 and a little noise of full rank.
+    let lcase = super::valid::cases()
+        .into_iter()
+        .find(|c| c.name == LARGE)
+        .ok_or("no quant-per-channel-large case")?;
+    let mut m5 = lcase.model.clone();
+    {
+        let g = m5.graph.as_mut().expect("graph");
+        let t = &mut g.initializer[0];
+        let cols = (t.dims[1]) as usize;
+        let raw = t.raw_data.as_mut().expect("raw_data");
+        let mut noise = 0x2545_f491_4f6c_dd1du64;
+        for (j, b) in raw.chunks_exact_mut(4).enumerate() {
+            let (a, c) = ((j / cols) as f32, (j % cols) as f32);
+            noise ^= noise << 13;
+            noise ^= noise >> 7;
+            noise ^= noise << 17;
+            let e = (noise >> 40) as f32 / (1u64 << 24) as f32 - 0.5;
+            let d = 0.006 * (a * 0.37).sin() * (c * 0.11).cos()
+                + 0.003 * ((a * 0.05).cos()) * (c * 0.29 + 1.0).sin()
+                + 0.0004 * e;
+            let x = f32::from_le_bytes([b[0], b[1], b[2], b[3]]) + d;
+            b.copy_from_slice(&x.to_le_bytes());
+        }
+    }
+    let lbase = chain(out, &[LARGE])?;
+    let lopts = nnc::EncodeOptions {
+        base: Some(lbase),
+        ..lcase.opts.clone()
+    };
+    let (fifth, _) = nnc::encode_model(m5.clone(), None, &lopts, Vec::new())
+        .map_err(|e| format!("encoding {LOW_RANK}: {e}"))?;
+    v.valid.push(valid_entry(
+        out,
+        LOW_RANK,
+        &fifth,
+        &[LARGE],
+        &m5,
+        "An update (spec §14.6.1) of valid/quant-per-channel-large: tensor `w` (64 × 128, a \
+         step per row) plus a matrix of rank 2 and a little noise, coded as residual levels \
+         with a low-rank term (quantizer flag bits 1 and 2): factors (levels times a step \
+         per column of U and per row of V) whose product is added to the base's values \
+         before the prediction, the residuals in context classes (mode 5) \
+         whose context bytes come from the predictions. Lossy: the manifest's hashes are of \
+         the decoded levels.",
+        &["§7.3.3", "§7.6.2", "§14", "§14.6", "§14.6.1"],
+        Expect::LowRank,
+    )?);
+    v.bytes += fifth.len() as u64;
     // 3. Invalid files.
     let mut bad = |name: &str,
                    expected: &'static str,
@@ -465,6 +519,84 @@ pub fn generate(out: &Path, valid: &BTreeMap<String, Vec<u8>>) -> Result<Vectors
         "valid/quant-midtread with quantizer flag bit 1 (residual levels) and no BASE record.",
         e.bytes(),
     )?;
+    // Low-rank terms (spec §14.6.1).
+    let mut e = NncFile::parse(valid.get(QUANT).ok_or("no quant-midtread")?);
+    let w = e.tensor(0);
+    let mut h = RawHeader::parse(&e.recs[w].header);
+    h.params[1] |= 4;
+    e.recs[w].header = h.bytes();
+    bad(
+        "reserved-nonzero-low-rank-without-residual",
+        "reserved-nonzero",
+        &["§7.6.2", "§14.6.1"],
+        QUANT,
+        &[],
+        "valid/quant-midtread with quantizer flag bit 2 (a low-rank term) without bit 1.",
+        e.bytes(),
+    )?;
+    let l = NncFile::parse(&fifth);
+    let lw = l.tensor(0);
+    // The payload: place number 0 (one byte), the rank (one byte), 2·rank f32 steps, then the
+    // factor levels and the residuals; the residuals must be in context classes (mode 5).
+    let rank = l.recs[lw].payload[1] as usize;
+    let header = nnc::container::tensor_header::TensorHeader::parse(
+        &l.recs[lw].header,
+        0,
+        &Limits::default(),
+    )
+    .map_err(|e| format!("{LOW_RANK}: {e}"))?;
+    let mode = nnc::quant::residual::stream_mode(
+        &header,
+        &l.recs[lw].payload,
+        Some(chain(out, &[LARGE])?.as_ref()),
+    )
+    .map_err(|e| format!("{LOW_RANK}: {e}"))?;
+    if l.recs[lw].payload[0] != 0 || !(1..=32).contains(&rank) || mode != 5 {
+        return Err(format!(
+            "{LOW_RANK}: place {}, rank {rank}, residual stream mode {mode} (want place 0, a \
+             one-byte rank, mode 5)",
+            l.recs[lw].payload[0]
+        ));
+    }
+    for (name, what, edit) in [
+        (
+            "payload-low-rank-rank-0",
+            "valid/update-low-rank with the low-rank term's rank set to 0.".to_string(),
+            (1usize, vec![0u8]),
+        ),
+        (
+            "payload-low-rank-rank-above-view",
+            "valid/update-low-rank with the rank set to 65: the 64 x 128 view has rank at \
+             most 64."
+                .to_string(),
+            (1, vec![65]),
+        ),
+        (
+            "payload-low-rank-step-nan",
+            "valid/update-low-rank with the step of U's first column set to NaN.".to_string(),
+            (2, f32::NAN.to_le_bytes().to_vec()),
+        ),
+        (
+            "payload-low-rank-factor-infinite",
+            "valid/update-low-rank with the step of U's first column set to 3e38: a factor \
+             value (level times step, rounded to binary32) overflows to infinity."
+                .to_string(),
+            (2, 3.0e38f32.to_le_bytes().to_vec()),
+        ),
+    ] {
+        let mut e = l.clone();
+        let (at, bytes) = edit;
+        e.recs[lw].payload[at..at + bytes.len()].copy_from_slice(&bytes);
+        bad(
+            name,
+            "payload",
+            &["§14.6", "§14.6.1"],
+            LOW_RANK,
+            &[LARGE],
+            &what,
+            e.bytes(),
+        )?;
+    }
     let mut e = NncFile::parse(valid.get("quant-midrise").ok_or("no quant-midrise")?);
     let w = e.tensor(0);
     let mut h = RawHeader::parse(&e.recs[w].header);
@@ -533,6 +665,8 @@ enum Expect {
     Residual,
     /// A difference (lossless).
     Difference,
+    /// Residual levels with a low-rank term (lossy).
+    LowRank,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -550,7 +684,7 @@ fn valid_entry(
     write(&out.join(&file), bytes)?;
     let base = chain(out, bases)?;
     // Lossless: the decoded model is the input.
-    if expect != Expect::Residual
+    if !matches!(expect, Expect::Residual | Expect::LowRank)
         && decode(bytes, base.clone())?.encode_to_vec() != model.encode_to_vec()
     {
         return Err(format!("{file}: the decoded model differs from the input"));
@@ -565,10 +699,14 @@ fn valid_entry(
     let residual = headers
         .iter()
         .any(|h| h.coding == 3 && h.params.get(1).is_some_and(|f| f & 2 != 0));
+    let low_rank = headers
+        .iter()
+        .any(|h| h.coding == 3 && h.params.get(1).is_some_and(|f| f & 6 == 6));
     let shows = match expect {
         Expect::Reference => codings.contains(&4),
         Expect::Residual => residual,
         Expect::Difference => codings.contains(&5),
+        Expect::LowRank => low_rank,
     };
     if !shows || f.recs[f.find(kind::GRAPH)[0]].header[0] != 2 {
         return Err(format!(
@@ -588,6 +726,9 @@ fn valid_entry(
     }
     if residual {
         facts.push("residual-levels".into());
+    }
+    if low_rank {
+        facts.push("low-rank-term".into());
     }
     if codings.contains(&5) {
         facts.push("coding:difference".into());

@@ -4,7 +4,9 @@
 //! GRAPH, TENSOR, INDEX), then framed again with fresh lengths, CRCs, index and trailer, so that
 //! the edits reach the BASE record, the graph compressed against the base and the references.
 //! Decoded against the right base, streaming and whole: must never panic or allocate beyond the
-//! limits; when both succeed they agree (as in `decode`).
+//! limits; when both succeed they agree (as in `decode`). The first byte picks the seed: the
+//! lossless update above, or a lossy one whose changed weight is coded as residual levels with
+//! a low-rank term (spec §14.6.1).
 #![no_main]
 use std::sync::{Arc, OnceLock};
 
@@ -28,25 +30,73 @@ struct Seed {
     recs: Vec<Rec>,
 }
 
-fn seed() -> &'static Seed {
-    static SEED: OnceLock<Seed> = OnceLock::new();
-    SEED.get_or_init(|| {
-        let base_model = nnc_fuzz::seed::model(false);
+/// A 24 x 40 float weight: `base` plus, when `delta`, a matrix of rank 2 of a few steps.
+fn low_rank_weight(delta: bool) -> nnc::onnx::proto::TensorProto {
+    let mut rng = nnc_fuzz::seed::Rng(0x10a);
+    let data: Vec<u8> = (0..24 * 40)
+        .flat_map(|j| {
+            let (a, b) = ((j / 40) as f64, (j % 40) as f64);
+            let d = if delta {
+                0.01 * (a * 0.3).sin() * (b * 0.2).cos() + 0.006 * (a * 0.1).cos() * (b * 0.5).sin()
+            } else {
+                0.0
+            };
+            ((rng.weight(0.05) + d) as f32).to_le_bytes()
+        })
+        .collect();
+    nnc::onnx::proto::TensorProto {
+        name: Some("lr.w".into()),
+        data_type: Some(1),
+        dims: vec![24, 40],
+        raw_data: Some(data),
+        ..Default::default()
+    }
+}
+
+fn seeds() -> &'static [Seed; 2] {
+    static SEEDS: OnceLock<[Seed; 2]> = OnceLock::new();
+    SEEDS.get_or_init(|| [seed(false), seed(true)])
+}
+
+fn seed(low_rank: bool) -> Seed {
+    {
+        let mut base_model = nnc_fuzz::seed::model(false);
+        if low_rank {
+            if let Some(g) = base_model.graph.as_mut() {
+                g.initializer.push(low_rank_weight(false));
+            }
+        }
         let base = Arc::new(
             BaseModel::from_model(base_model.clone(), None, &nnc::Limits::default()).expect("base"),
         );
-        // The update: every other initializer with raw data changed.
         let mut new = base_model.clone();
-        if let Some(g) = new.graph.as_mut() {
-            for t in g.initializer.iter_mut().step_by(2) {
-                if let Some(r) = t.raw_data.as_mut() {
-                    r.reverse();
+        let opts = if low_rank {
+            // The update: "lr.w" moved by a matrix of rank 2, the only tensor quantized.
+            if let Some(g) = new.graph.as_mut() {
+                *g.initializer.last_mut().expect("lr.w") = low_rank_weight(true);
+            }
+            EncodeOptions {
+                base: Some(base.clone()),
+                lossy: Some(nnc::LossyOptions {
+                    all_tensors: true,
+                    min_elements: 512,
+                    ..nnc::LossyOptions::default()
+                }),
+                ..EncodeOptions::default()
+            }
+        } else {
+            // The update: every other initializer with raw data changed.
+            if let Some(g) = new.graph.as_mut() {
+                for t in g.initializer.iter_mut().step_by(2) {
+                    if let Some(r) = t.raw_data.as_mut() {
+                        r.reverse();
+                    }
                 }
             }
-        }
-        let opts = EncodeOptions {
-            base: Some(base.clone()),
-            ..EncodeOptions::default()
+            EncodeOptions {
+                base: Some(base.clone()),
+                ..EncodeOptions::default()
+            }
         };
         let (file, _) = nnc::encode_model(new, None, &opts, Vec::new()).expect("update encodes");
         let mut recs = Vec::new();
@@ -63,16 +113,32 @@ fn seed() -> &'static Seed {
             });
             at += 24 + h + n;
         }
+        if low_rank {
+            // The seed must hold what it is for: a record with quantizer flags 1 and 2.
+            assert!(
+                recs.iter().any(|r| r.kind == kind::TENSOR
+                    && nnc::container::tensor_header::TensorHeader::parse(
+                        &r.header,
+                        0,
+                        &nnc::Limits::default()
+                    )
+                    .is_ok_and(|h| h.params.get(1).is_some_and(|f| f & 6 == 6))),
+                "the low-rank seed has no low-rank record"
+            );
+        }
         Seed {
             base,
             head: file[..FILE_HEADER_LEN].to_vec(),
             recs,
         }
-    })
+    }
 }
 
-fuzz_target!(|edits: &[u8]| {
-    let s = seed();
+fuzz_target!(|input: &[u8]| {
+    let Some((&pick, edits)) = input.split_first() else {
+        return;
+    };
+    let s = &seeds()[pick as usize % 2];
     let mut recs: Vec<(u8, u8, Vec<u8>, Vec<u8>)> = s
         .recs
         .iter()

@@ -13,7 +13,7 @@ use rayon::prelude::*;
 
 use crate::bytes::{put_varint, Cursor};
 use crate::container::tensor_header::TensorHeader;
-use crate::entropy::{decode_stream, encode_stream, StreamOptions};
+use crate::entropy::{decode_stream, StreamOptions};
 use crate::error::{Error, FormatRule, Result};
 use crate::onnx::dtype;
 use minifloat::Layout;
@@ -321,7 +321,7 @@ pub fn encode_payload_with(
     wide: bool,
 ) -> Result<Vec<u8>> {
     let symbols: Vec<u32> = levels.iter().map(|&q| symbol(&params.kind, q)).collect();
-    encode_symbols(&symbols, params, chunk, segment, wide)
+    encode_symbols(&symbols, params, chunk, segment, wide, None)
 }
 
 /// The symbol that codes level `q` (spec §7.6.2): `zigzag(q)`, or a minifloat's code as is.
@@ -340,6 +340,7 @@ pub fn encode_symbols(
     chunk: usize,
     segment: usize,
     wide: bool,
+    ctx: Option<&[u8]>,
 ) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     if let Kind::MuLaw { xmax, mu } = params.kind {
@@ -367,7 +368,7 @@ pub fn encode_symbols(
         4
     };
     out.push(width as u8);
-    encode_stream(
+    crate::entropy::encode_stream_ctx(
         symbols,
         StreamOptions {
             width,
@@ -375,6 +376,7 @@ pub fn encode_symbols(
             segment,
             wide,
         },
+        ctx,
         &mut out,
     )?;
     Ok(out)
@@ -702,10 +704,13 @@ pub fn level_histogram(
 ) -> Result<Vec<(u32, u64)>> {
     // Residual levels (spec §14.6): the histogram of the residuals, after the base tensor's
     // number.
-    let mut params = params.to_vec();
-    let residual = params.get(1).is_some_and(|f| f & residual::FLAG_RESIDUAL != 0);
-    if residual {
-        params[1] &= !residual::FLAG_RESIDUAL;
+    let (params, residual, low_rank) = residual::strip_flags(params);
+    if low_rank {
+        return Err(Error::Unsupported {
+            detail: "the level histogram of residuals with a low-rank term needs the base \
+                     (residual::symbols)"
+                .into(),
+        });
     }
     let p = QuantParams::parse(&params, 0, dims)?;
     let mut c = Cursor::new(payload, 0, FormatRule::Payload);

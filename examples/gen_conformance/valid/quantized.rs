@@ -8,18 +8,30 @@ pub(super) fn quant_case(
     dt: i32,
     facts: &[&str],
 ) -> Case {
+    quant_case_dims(name, description, l, dt, facts, &[16, 32])
+}
+
+/// [`quant_case`] with a tensor of shape `dims` (rank 2).
+pub(super) fn quant_case_dims(
+    name: &str,
+    description: &str,
+    l: LossyOptions,
+    dt: i32,
+    facts: &[&str],
+    dims: &[i64],
+) -> Case {
     let seed = name
         .bytes()
         .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
     let mut rng = Rng::new(seed);
-    let w = rng.weights(512, 0.05);
+    let w = rng.weights(dims.iter().product::<i64>() as usize, 0.05);
     let bytes = match dt {
         dtype::FLOAT16 => u16_bytes(&w.iter().map(|&x| f32_to_f16(x)).collect::<Vec<_>>()),
         dtype::BFLOAT16 => u16_bytes(&w.iter().map(|&x| f32_to_bf16(x)).collect::<Vec<_>>()),
         dtype::DOUBLE => f64_bytes(&w.iter().map(|&x| x as f64).collect::<Vec<_>>()),
         _ => f32_bytes(&w),
     };
-    let t = raw("w", dt, &[16, 32], bytes);
+    let t = raw("w", dt, dims, bytes);
     let mut f = vec!["coding:quantized"];
     f.extend_from_slice(facts);
     case(name, description, model(weights_graph("g", vec![t])))
@@ -106,6 +118,15 @@ pub(super) fn quantized() -> Vec<Case> {
         pc,
         dtype::FLOAT,
         &["per-channel"],
+    ));
+    v.push(quant_case_dims(
+        "quant-per-channel-large",
+        "Dead-zone quantizer (delta = 0.5) with one step per output channel on a 64 x 128 \
+         tensor (spec §7.6.2): the base of valid/update-low-rank.",
+        pc,
+        dtype::FLOAT,
+        &["per-channel"],
+        &[64, 128],
     ));
     let mut pc_mt = quant(Family::Midtread, StepRule::StdFraction(1.0 / 16.0));
     pc_mt.per_channel = true;
