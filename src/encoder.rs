@@ -793,15 +793,27 @@ fn against_base_record(
         lossless.wide,
     )?;
     match residual {
-        Some((r, low_rank)) if r.len() < payload.len() => {
+        // Kept when the record (params and payload) is smaller.
+        Some((r, flags)) if r.len() < payload.len() + params_saved(flags, &params) => {
             let mut h = h;
-            h.params[1] |= residual_flag;
-            if low_rank {
-                h.params[1] |= quant::residual::FLAG_LOW_RANK;
+            h.params[1] |= residual_flag | flags;
+            if flags & quant::residual::FLAG_BASE_STEPS != 0 {
+                // The steps are in the payload: the params end after their count.
+                h.params.truncate(h.params.len() - 4 * params.steps.len());
             }
             Ok(Placement::Record(h, r))
         }
         _ => Ok(Placement::Record(h, payload)),
+    }
+}
+
+/// Bytes of params a residual record with `flags` does not carry: the steps' f32s when they
+/// are coded in the payload (spec §14.6.2).
+fn params_saved(flags: u8, params: &QuantParams) -> usize {
+    if flags & quant::residual::FLAG_BASE_STEPS != 0 {
+        4 * params.steps.len()
+    } else {
+        0
     }
 }
 

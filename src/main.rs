@@ -943,14 +943,38 @@ fn truncate(s: &str, n: usize) -> String {
 fn quant_json(t: &nnc::Tensor, base: Option<&nnc::BaseModel>) -> nnc::Result<serde_json::Value> {
     use nnc::quant::{Kind, QuantParams};
     // Residual levels (spec §14.6): flag bit 1 of the params.
-    let (params, residual, low_rank) = nnc::quant::residual::strip_flags(&t.params);
-    let p = QuantParams::parse(&params, 0, &t.dims)?;
+    let (params, residual, low_rank, base_steps) = nnc::quant::residual::strip_flags(&t.params);
+    let elements: u64 = t.dims.iter().product();
+    // Residual records are read with the base: the steps may be coded against it, and the
+    // levels in context classes computed from it.
+    let (p, hist) = if residual {
+        let h = nnc::container::tensor_header::TensorHeader {
+            data_type: t.data_type,
+            storage: t.storage,
+            coding: t.coding,
+            name: t.name.clone(),
+            dims: t.dims.clone(),
+            elements,
+            data_bytes: t.data.len() as u64,
+            params: t.params.clone(),
+        };
+        let (p, syms) = nnc::quant::residual::symbols(&h, &t.payload, base)?;
+        (p, nnc::entropy::histogram(&syms))
+    } else {
+        (
+            QuantParams::parse(&params, 0, &t.dims)?,
+            nnc::quant::level_histogram(&t.params, &t.dims, elements, &t.payload)?,
+        )
+    };
     let mut q = serde_json::json!({ "kind": p.kind.name(), "steps": p.steps });
     if residual {
         q["residual"] = true.into();
     }
     if low_rank {
         q["low_rank"] = true.into();
+    }
+    if base_steps {
+        q["steps_from_base"] = true.into();
     }
     match p.kind {
         Kind::DeadZone { delta } => q["delta"] = delta.into(),
@@ -965,23 +989,6 @@ fn quant_json(t: &nnc::Tensor, base: Option<&nnc::BaseModel>) -> nnc::Result<ser
         }
         Kind::Midtread | Kind::Midrise => {}
     }
-    let elements: u64 = t.dims.iter().product();
-    let hist = if low_rank {
-        // Residuals in context classes are read with contexts computed from the base.
-        let h = nnc::container::tensor_header::TensorHeader {
-            data_type: t.data_type,
-            storage: t.storage,
-            coding: t.coding,
-            name: t.name.clone(),
-            dims: t.dims.clone(),
-            elements,
-            data_bytes: t.data.len() as u64,
-            params: t.params.clone(),
-        };
-        nnc::entropy::histogram(&nnc::quant::residual::symbols(&h, &t.payload, base)?)
-    } else {
-        nnc::quant::level_histogram(&t.params, &t.dims, elements, &t.payload)?
-    };
     Ok(serde_json::json!({
         "quantizer": q,
         "levels": hist.len(),

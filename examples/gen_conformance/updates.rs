@@ -23,6 +23,8 @@ const SECOND: &str = "update-chain";
 /// A quantized vector (one midtread tensor "w") and its update with residual levels.
 const QUANT: &str = "quant-midtread";
 const RESIDUAL: &str = "update-residual";
+/// The same update as the encoder writes it: the step as a difference from the base's.
+const BASE_STEPS: &str = "update-residual-base-steps";
 const DIFFERENCE: &str = "update-difference";
 const LOW_RANK: &str = "update-low-rank";
 /// The base of the low-rank update: a 64 × 128 dead-zone tensor with per-channel steps.
@@ -145,8 +147,16 @@ pub fn generate(out: &Path, valid: &BTreeMap<String, Vec<u8>>) -> Result<Vectors
         base: Some(qbase),
         ..qcase.opts.clone()
     };
-    let (third, _) = nnc::encode_model(m3.clone(), None, &ropts, Vec::new())
+    let (encoded, _) = nnc::encode_model(m3.clone(), None, &ropts, Vec::new())
         .map_err(|e| format!("encoding {RESIDUAL}: {e}"))?;
+    // The encoder codes the step against the base's (quantizer flag bit 3, spec §14.6.2); the
+    // plain residual vector carries it in the params instead: the same levels and stream.
+    let third = without_base_steps(&encoded, &chain(out, &[QUANT])?)?;
+    if decode(&third, chain(out, &[QUANT])?)? != decode(&encoded, chain(out, &[QUANT])?)? {
+        return Err(format!(
+            "{RESIDUAL}: the steps moved into the params decode otherwise"
+        ));
+    }
     v.valid.push(valid_entry(
         out,
         RESIDUAL,
@@ -161,6 +171,20 @@ pub fn generate(out: &Path, valid: &BTreeMap<String, Vec<u8>>) -> Result<Vectors
         Expect::Residual,
     )?);
     v.bytes += third.len() as u64;
+    v.valid.push(valid_entry(
+        out,
+        BASE_STEPS,
+        &encoded,
+        &[QUANT],
+        &m3,
+        "valid/update-residual as the reference encoder writes it (spec §14.6.2): quantizer \
+         flag bit 3 set, the params end after the step count, and the payload codes the step \
+         after the place number as the difference (a zigzag varint, here 0) of its binary32 \
+         bits from the base's smallest nonzero magnitude. Decodes to the same tensor.",
+        &["§7.6.2", "§14.6", "§14.6.2"],
+        Expect::Residual,
+    )?);
+    v.bytes += encoded.len() as u64;
 
     // 4. Differences (spec §14.7): "float.matrix" with its lowest mantissa bits changed.
     let root_model = decode(root_bytes, root.clone())?;
@@ -536,9 +560,11 @@ pub fn generate(out: &Path, valid: &BTreeMap<String, Vec<u8>>) -> Result<Vectors
     )?;
     let l = NncFile::parse(&fifth);
     let lw = l.tensor(0);
-    // The payload: place number 0 (one byte), the rank (one byte), 2·rank f32 steps, then the
-    // factor levels and the residuals; the residuals must be in context classes (mode 5).
-    let rank = l.recs[lw].payload[1] as usize;
+    // The payload: place number 0 (one byte), 64 step differences (varints, flag bit 3), the
+    // rank (one byte), 2·rank f32 steps, then the factor levels and the residuals; the
+    // residuals must be in context classes (mode 5).
+    let rank_at = 1 + varints_len(&l.recs[lw].payload[1..], 64);
+    let rank = l.recs[lw].payload[rank_at] as usize;
     let header = nnc::container::tensor_header::TensorHeader::parse(
         &l.recs[lw].header,
         0,
@@ -551,10 +577,11 @@ pub fn generate(out: &Path, valid: &BTreeMap<String, Vec<u8>>) -> Result<Vectors
         Some(chain(out, &[LARGE])?.as_ref()),
     )
     .map_err(|e| format!("{LOW_RANK}: {e}"))?;
-    if l.recs[lw].payload[0] != 0 || !(1..=32).contains(&rank) || mode != 5 {
+    let flags = RawHeader::parse(&l.recs[lw].header).params[1];
+    if l.recs[lw].payload[0] != 0 || !(1..=32).contains(&rank) || mode != 5 || flags & 14 != 14 {
         return Err(format!(
-            "{LOW_RANK}: place {}, rank {rank}, residual stream mode {mode} (want place 0, a \
-             one-byte rank, mode 5)",
+            "{LOW_RANK}: place {}, rank {rank}, residual stream mode {mode}, flags {flags} (want \
+             place 0, a one-byte rank, mode 5, flag bits 1 to 3)",
             l.recs[lw].payload[0]
         ));
     }
@@ -562,26 +589,26 @@ pub fn generate(out: &Path, valid: &BTreeMap<String, Vec<u8>>) -> Result<Vectors
         (
             "payload-low-rank-rank-0",
             "valid/update-low-rank with the low-rank term's rank set to 0.".to_string(),
-            (1usize, vec![0u8]),
+            (rank_at, vec![0u8]),
         ),
         (
             "payload-low-rank-rank-above-view",
             "valid/update-low-rank with the rank set to 65: the 64 x 128 view has rank at \
              most 64."
                 .to_string(),
-            (1, vec![65]),
+            (rank_at, vec![65]),
         ),
         (
             "payload-low-rank-step-nan",
             "valid/update-low-rank with the step of U's first column set to NaN.".to_string(),
-            (2, f32::NAN.to_le_bytes().to_vec()),
+            (rank_at + 1, f32::NAN.to_le_bytes().to_vec()),
         ),
         (
             "payload-low-rank-factor-infinite",
             "valid/update-low-rank with the step of U's first column set to 3e38: a factor \
              value (level times step, rounded to binary32) overflows to infinity."
                 .to_string(),
-            (2, 3.0e38f32.to_le_bytes().to_vec()),
+            (rank_at + 1, 3.0e38f32.to_le_bytes().to_vec()),
         ),
     ] {
         let mut e = l.clone();
@@ -597,6 +624,69 @@ pub fn generate(out: &Path, valid: &BTreeMap<String, Vec<u8>>) -> Result<Vectors
             e.bytes(),
         )?;
     }
+    // Steps from the base (spec §14.6.2).
+    let b = NncFile::parse(&encoded);
+    let bw = b.tensor(0);
+    let place_len = varints_len(&b.recs[bw].payload, 1);
+    let mut e = b.clone();
+    let rest = e.recs[bw].payload.split_off(place_len);
+    e.recs[bw]
+        .payload
+        .extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f]);
+    e.recs[bw]
+        .payload
+        .extend_from_slice(&rest[varints_len(&rest, 1)..]);
+    bad(
+        "payload-base-steps-negative",
+        "payload",
+        &["§14.6.2"],
+        BASE_STEPS,
+        &[QUANT],
+        "valid/update-residual-base-steps with the step difference set to -2^31: the step's \
+         bits would be negative.",
+        e.bytes(),
+    )?;
+    let mut e = b.clone();
+    e.recs[bw].payload.truncate(place_len);
+    bad(
+        "payload-base-steps-cut-off",
+        "payload",
+        &["§14.6.2"],
+        BASE_STEPS,
+        &[QUANT],
+        "valid/update-residual-base-steps cut after the place number: the step difference is \
+         missing.",
+        e.bytes(),
+    )?;
+    let mut e = NncFile::parse(&third);
+    let w = e.tensor(0);
+    let mut h = RawHeader::parse(&e.recs[w].header);
+    h.params[1] |= 8;
+    e.recs[w].header = h.bytes();
+    bad(
+        "tensor-header-base-steps-with-step-values",
+        "tensor-header",
+        &["§7.6.2", "§14.6.2"],
+        RESIDUAL,
+        &[QUANT],
+        "valid/update-residual with quantizer flag bit 3 set while the params still hold the \
+         step: bytes after the step count.",
+        e.bytes(),
+    )?;
+    let mut e = NncFile::parse(valid.get(QUANT).ok_or("no quant-midtread")?);
+    let w = e.tensor(0);
+    let mut h = RawHeader::parse(&e.recs[w].header);
+    h.params[1] |= 8;
+    e.recs[w].header = h.bytes();
+    bad(
+        "reserved-nonzero-base-steps-without-residual",
+        "reserved-nonzero",
+        &["§7.6.2", "§14.6.2"],
+        QUANT,
+        &[],
+        "valid/quant-midtread with quantizer flag bit 3 (steps from the base) without bit 1.",
+        e.bytes(),
+    )?;
     let mut e = NncFile::parse(valid.get("quant-midrise").ok_or("no quant-midrise")?);
     let w = e.tensor(0);
     let mut h = RawHeader::parse(&e.recs[w].header);
@@ -654,6 +744,52 @@ pub fn generate(out: &Path, valid: &BTreeMap<String, Vec<u8>>) -> Result<Vectors
         e.bytes(),
     )?;
     Ok(v)
+}
+
+/// Bytes of the first `n` varints of `b`.
+fn varints_len(b: &[u8], n: usize) -> usize {
+    let mut at = 0;
+    for _ in 0..n {
+        while b[at] & 0x80 != 0 {
+            at += 1;
+        }
+        at += 1;
+    }
+    at
+}
+
+/// `file` (an update with one residual record whose steps are coded against the base, flag
+/// bit 3) with the steps moved back into the params: the plain residual record of §14.6.
+fn without_base_steps(file: &[u8], base: &std::sync::Arc<BaseModel>) -> Result<Vec<u8>, String> {
+    let mut f = NncFile::parse(file);
+    let w = f.tensor(0);
+    let header = nnc::container::tensor_header::TensorHeader::parse(
+        &f.recs[w].header,
+        0,
+        &Limits::default(),
+    )
+    .map_err(|e| e.to_string())?;
+    if header.params.get(1) != Some(&(2 | 8)) {
+        return Err(format!(
+            "flags {:?}, want 10 (residual, base steps)",
+            header.params.get(1)
+        ));
+    }
+    let (params, _) = nnc::quant::residual::symbols(&header, &f.recs[w].payload, Some(base))
+        .map_err(|e| e.to_string())?;
+    let mut h = RawHeader::parse(&f.recs[w].header);
+    h.params[1] &= !8;
+    for s in &params.steps {
+        h.params.extend_from_slice(&s.to_le_bytes());
+    }
+    f.recs[w].header = h.bytes();
+    let p = &f.recs[w].payload;
+    let place = varints_len(p, 1);
+    let steps = varints_len(&p[place..], params.steps.len());
+    let mut payload = p[..place].to_vec();
+    payload.extend_from_slice(&p[place + steps..]);
+    f.recs[w].payload = payload;
+    Ok(f.bytes())
 }
 
 /// What an update vector must show.

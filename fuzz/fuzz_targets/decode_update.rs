@@ -6,7 +6,7 @@
 //! Decoded against the right base, streaming and whole: must never panic or allocate beyond the
 //! limits; when both succeed they agree (as in `decode`). The first byte picks the seed: the
 //! lossless update above, or a lossy one whose changed weight is coded as residual levels with
-//! a low-rank term (spec §14.6.1).
+//! a low-rank term and steps coded against the base (spec §14.6.1, §14.6.2).
 #![no_main]
 use std::sync::{Arc, OnceLock};
 
@@ -53,6 +53,18 @@ fn low_rank_weight(delta: bool) -> nnc::onnx::proto::TensorProto {
     }
 }
 
+/// Lossy, only "lr.w" quantized (the one float tensor of 512 elements or more).
+fn lossy_opts() -> EncodeOptions {
+    EncodeOptions {
+        lossy: Some(nnc::LossyOptions {
+            all_tensors: true,
+            min_elements: 512,
+            ..nnc::LossyOptions::default()
+        }),
+        ..EncodeOptions::default()
+    }
+}
+
 fn seeds() -> &'static [Seed; 2] {
     static SEEDS: OnceLock<[Seed; 2]> = OnceLock::new();
     SEEDS.get_or_init(|| [seed(false), seed(true)])
@@ -66,6 +78,16 @@ fn seed(low_rank: bool) -> Seed {
                 g.initializer.push(low_rank_weight(false));
             }
         }
+        if low_rank {
+            // The base as a lossy encode decodes it (its weight on a grid, so that the
+            // update's steps are coded against it, flag bit 3).
+            let (bytes, _) = nnc::encode_model(base_model, None, &lossy_opts(), Vec::new())
+                .expect("base encodes");
+            let (m, _) = nnc::Decoder::new(bytes.as_slice(), DecodeOptions::default())
+                .and_then(|d| d.into_model(true))
+                .expect("base decodes");
+            base_model = m;
+        }
         let base = Arc::new(
             BaseModel::from_model(base_model.clone(), None, &nnc::Limits::default()).expect("base"),
         );
@@ -73,16 +95,16 @@ fn seed(low_rank: bool) -> Seed {
         let opts = if low_rank {
             // The update: "lr.w" moved by a matrix of rank 2, the only tensor quantized.
             if let Some(g) = new.graph.as_mut() {
-                *g.initializer.last_mut().expect("lr.w") = low_rank_weight(true);
+                let w = g
+                    .initializer
+                    .iter_mut()
+                    .find(|t| t.name.as_deref() == Some("lr.w"))
+                    .expect("lr.w");
+                *w = low_rank_weight(true);
             }
             EncodeOptions {
                 base: Some(base.clone()),
-                lossy: Some(nnc::LossyOptions {
-                    all_tensors: true,
-                    min_elements: 512,
-                    ..nnc::LossyOptions::default()
-                }),
-                ..EncodeOptions::default()
+                ..lossy_opts()
             }
         } else {
             // The update: every other initializer with raw data changed.
@@ -122,7 +144,7 @@ fn seed(low_rank: bool) -> Seed {
                         0,
                         &nnc::Limits::default()
                     )
-                    .is_ok_and(|h| h.params.get(1).is_some_and(|f| f & 6 == 6))),
+                    .is_ok_and(|h| h.params.get(1).is_some_and(|f| f & 14 == 14))),
                 "the low-rank seed has no low-rank record"
             );
         }

@@ -99,6 +99,17 @@ impl QuantParams {
 
     /// Parses and validates header params for a tensor with `dims`.
     pub fn parse(bytes: &[u8], base: u64, dims: &[u64]) -> Result<QuantParams> {
+        Self::parse_with(bytes, base, dims, true)
+    }
+
+    /// [`QuantParams::parse`]; without `step_values` the params end after `count` (an update's
+    /// steps predicted from its base, spec §14.6.2) and the steps are placeholders (1.0).
+    pub fn parse_with(
+        bytes: &[u8],
+        base: u64,
+        dims: &[u64],
+        step_values: bool,
+    ) -> Result<QuantParams> {
         let mut c = Cursor::new(bytes, base, FormatRule::TensorHeader);
         let at = c.offset();
         let code = c.u8("quantizer")?;
@@ -176,6 +187,15 @@ impl QuantParams {
         };
         if count != want {
             return Err(c.err(format!("{count} steps, {want} expected")));
+        }
+        if !step_values {
+            if !c.is_empty() {
+                return Err(c.err("bytes after the step count (the steps are in the payload)"));
+            }
+            return Ok(QuantParams {
+                kind,
+                steps: vec![1.0; count],
+            });
         }
         if count > c.remaining() / 4 {
             return Err(c.err("steps run past the params"));
@@ -559,7 +579,7 @@ fn map_uniform_f32(out: &mut [u8], per: usize, steps: &[f32], parallel: bool, t:
 }
 
 /// The t of [`map_uniform_f32`] for a uniform quantizer; `None` for the others.
-fn uniform_offset(kind: &Kind) -> Option<f64> {
+pub(crate) fn uniform_offset(kind: &Kind) -> Option<f64> {
     match *kind {
         Kind::Midtread => Some(0.0),
         Kind::Midrise => Some(-0.5),
@@ -704,11 +724,11 @@ pub fn level_histogram(
 ) -> Result<Vec<(u32, u64)>> {
     // Residual levels (spec §14.6): the histogram of the residuals, after the base tensor's
     // number.
-    let (params, residual, low_rank) = residual::strip_flags(params);
-    if low_rank {
+    let (params, residual, low_rank, base_steps) = residual::strip_flags(params);
+    if low_rank || base_steps {
         return Err(Error::Unsupported {
-            detail: "the level histogram of residuals with a low-rank term needs the base \
-                     (residual::symbols)"
+            detail: "the level histogram of residuals with a low-rank term or steps from the \
+                     base needs the base (residual::symbols)"
                 .into(),
         });
     }

@@ -24,6 +24,10 @@ pub const FLAG_RESIDUAL: u8 = 2;
 /// Quantizer flag bit 2 (spec §14.6), only with bit 1: a low-rank term is added to the base.
 pub const FLAG_LOW_RANK: u8 = 4;
 
+/// Quantizer flag bit 3 (spec §14.6.2), only with bit 1: the params end after the step count;
+/// the payload codes each step as a difference from one predicted from the base's values.
+pub const FLAG_BASE_STEPS: u8 = 8;
+
 /// Largest rank the reference encoder tries (a decoder accepts any rank the payload holds).
 const MAX_RANK: usize = 64;
 
@@ -330,16 +334,52 @@ pub fn view(dims: &[u64], elements: u64) -> Option<(usize, usize)> {
     Some((rows, n / rows))
 }
 
-/// The params without the residual and low-rank flags, and whether each was set.
-pub fn strip_flags(params: &[u8]) -> (Vec<u8>, bool, bool) {
+/// The params without the update flags (residual, low-rank, base steps), and which were set
+/// (the last two count only with the first).
+pub fn strip_flags(params: &[u8]) -> (Vec<u8>, bool, bool, bool) {
     let mut p = params.to_vec();
     let f = p.get(1).copied().unwrap_or(0);
     let residual = f & FLAG_RESIDUAL != 0;
     let low_rank = residual && f & FLAG_LOW_RANK != 0;
+    let base_steps = residual && f & FLAG_BASE_STEPS != 0;
     if residual {
-        p[1] &= !(FLAG_RESIDUAL | FLAG_LOW_RANK);
+        p[1] &= !(FLAG_RESIDUAL | FLAG_LOW_RANK | FLAG_BASE_STEPS);
     }
-    (p, residual, low_rank)
+    (p, residual, low_rank, base_steps)
+}
+
+/// The steps predicted from a base place (spec §14.6.2): per slice of `per` elements (the
+/// whole tensor for one step), the smallest nonzero finite magnitude of the base's values
+/// divided by `1 + t` (`t` of the uniform kind), rounded to binary32; 0 for a slice with none.
+fn predicted_steps(data_type: i32, base: &[u8], kind: &Kind, count: usize, n: usize) -> Vec<f32> {
+    let per = (n / count.max(1)).max(1);
+    let t = super::uniform_offset(kind).unwrap_or(0.0);
+    (0..count)
+        .map(|c| {
+            let m = (c * per..((c + 1) * per).min(n))
+                .map(|j| value(data_type, base, j).abs())
+                .filter(|x| x.is_finite() && *x > 0.0)
+                .fold(f64::INFINITY, f64::min);
+            if m.is_finite() {
+                (m / (1.0 + t)) as f32
+            } else {
+                0.0
+            }
+        })
+        .collect()
+}
+
+/// Bits of a finite positive binary32 step: valid step bit patterns are 1 ..= 0x7f7f_ffff.
+const MAX_STEP_BITS: i64 = 0x7f7f_ffff;
+
+/// The differences of `steps` from their predictions (spec §14.6.2), as zigzag varints.
+fn step_differences(steps: &[f32], predicted: &[f32]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (s, p) in steps.iter().zip(predicted) {
+        let d = s.to_bits() as i64 - p.to_bits() as i64;
+        crate::bytes::put_varint(&mut out, ((d << 1) ^ (d >> 63)) as u64);
+    }
+    out
 }
 
 /// Elements per step of a tensor of `n` elements.
@@ -369,8 +409,8 @@ fn read<'a, 'b>(
     parallel: bool,
     model: Option<&'b BaseModel>,
 ) -> Result<Read<'a, 'b>> {
-    let (params_bytes, _, low_rank) = strip_flags(&h.params);
-    let params = QuantParams::parse(&params_bytes, at, &h.dims)?;
+    let (params_bytes, _, low_rank, base_steps) = strip_flags(&h.params);
+    let mut params = QuantParams::parse_with(&params_bytes, at, &h.dims, !base_steps)?;
     if !dtype::is_float(h.data_type) {
         return Err(Error::format(
             FormatRule::TensorHeader,
@@ -401,6 +441,31 @@ fn read<'a, 'b>(
     let i = c.varint("base tensor number")?;
     let place = crate::decoder::base_place(model, i, h, place_at)?;
     let mut c = Cursor::new(&payload[(c.offset() - at) as usize..], c.offset(), FormatRule::Payload);
+    if base_steps {
+        let predicted =
+            predicted_steps(h.data_type, &place.data, &params.kind, params.steps.len(), n);
+        for (k, p) in predicted.iter().enumerate() {
+            let d_at = c.offset();
+            let z = c.varint("step difference")?;
+            let d = ((z >> 1) as i64) ^ -((z & 1) as i64);
+            let b = (p.to_bits() as i64).checked_add(d);
+            match b {
+                Some(b) if (1..=MAX_STEP_BITS).contains(&b) => {
+                    params.steps[k] = f32::from_bits(b as u32);
+                }
+                _ => {
+                    return Err(Error::format(
+                        FormatRule::Payload,
+                        d_at,
+                        format!(
+                            "step {k}: predicted {p} plus difference {d} is not a finite \
+                             positive binary32 number"
+                        ),
+                    ))
+                }
+            }
+        }
+    }
     let term = match shape {
         Some((rows, cols)) if low_rank => Some(LowRank::read(&mut c, rows, cols)?),
         _ => None,
@@ -441,10 +506,15 @@ fn read<'a, 'b>(
     })
 }
 
-/// The residual symbols of a record with the residual flag (spec §14.6): its level histogram
-/// for `inspect` (a stream in context classes needs the base to be read).
-pub fn symbols(h: &TensorHeader, payload: &[u8], model: Option<&BaseModel>) -> Result<Vec<u32>> {
-    Ok(read(h, payload, 0, false, model)?.syms)
+/// The quantizer params (steps included, wherever they are coded) and the residual symbols of
+/// a record with the residual flag (spec §14.6), for `inspect`: both need the base.
+pub fn symbols(
+    h: &TensorHeader,
+    payload: &[u8],
+    model: Option<&BaseModel>,
+) -> Result<(QuantParams, Vec<u32>)> {
+    let r = read(h, payload, 0, false, model)?;
+    Ok((r.params, r.syms))
 }
 
 /// The mode (spec §7.1) of a residual record's level stream.
@@ -483,10 +553,12 @@ pub fn decode(
     Ok(out)
 }
 
-/// The residual payload of `levels` against the base's tensor `i` (varint `i`, the low-rank
-/// term when one pays, then the level stream of the residuals), for an encoder, and whether it
-/// has a low-rank term (quantizer flag bit 2); `None` when the prediction cannot be used.
-/// Ranks 1, 2, 4, … are tried while the payload shrinks; the smallest payload is kept.
+/// The residual payload of `levels` against the base's tensor `i` (varint `i`, the steps as
+/// differences from the base's when that is smaller, the low-rank term when one pays, then the
+/// level stream of the residuals), for an encoder, and the quantizer flags to add besides bit
+/// 1 ([`FLAG_LOW_RANK`], [`FLAG_BASE_STEPS`]: the params then end after the step count);
+/// `None` when the prediction cannot be used. Ranks 1, 2, 4, … are tried while the payload
+/// shrinks; the smallest payload is kept.
 #[allow(clippy::too_many_arguments)]
 pub fn encode(
     model: &BaseModel,
@@ -498,14 +570,28 @@ pub fn encode(
     chunk: usize,
     segment: usize,
     wide: bool,
-) -> Result<Option<(Vec<u8>, bool)>> {
+) -> Result<Option<(Vec<u8>, u8)>> {
     let place = &model.places()[i as usize];
     if !kind_allows(&params.kind) || place.data.len() != levels.len() * dtype::unit_bytes(data_type)
     {
         return Ok(None);
     }
     let per = per(levels.len(), params);
-    // The payload with the term's bytes (if any) after the place number.
+    // The steps as differences from the base's prediction, when shorter than the params' f32s.
+    let predicted = predicted_steps(
+        data_type,
+        &place.data,
+        &params.kind,
+        params.steps.len(),
+        levels.len(),
+    );
+    let differences = step_differences(&params.steps, &predicted);
+    let (steps_prefix, steps_flag): (&[u8], u8) = if differences.len() < 4 * params.steps.len() {
+        (&differences, FLAG_BASE_STEPS)
+    } else {
+        (&[], 0)
+    };
+    // The payload with the steps' and the term's bytes (if any) after the place number.
     let payload = |term: Option<(&LowRank, &[u8])>| -> Result<Option<Vec<u8>>> {
         let t = term.map(|t| t.0);
         let mut r = Vec::with_capacity(levels.len());
@@ -518,6 +604,7 @@ pub fn encode(
         }
         let mut out = Vec::new();
         crate::bytes::put_varint(&mut out, i as u64);
+        out.extend_from_slice(steps_prefix);
         if let Some((_, bytes)) = term {
             out.extend_from_slice(bytes);
         }
@@ -540,10 +627,10 @@ pub fn encode(
     };
     let mut best_low_rank = false;
     let Some((rows, cols)) = view(dims, levels.len() as u64) else {
-        return Ok(Some((best, false)));
+        return Ok(Some((best, steps_flag)));
     };
     if levels.len() < LOW_RANK_MIN_ELEMENTS || rows < 2 || cols < 2 {
-        return Ok(Some((best, false)));
+        return Ok(Some((best, steps_flag)));
     }
     // The change since the base, as this record reconstructs it: the quantization error is
     // spread over every direction, the fine-tune's change over few.
@@ -584,7 +671,8 @@ pub fn encode(
         }
         rank *= 2;
     }
-    Ok(Some((best, best_low_rank)))
+    let low_rank_flag = if best_low_rank { FLAG_LOW_RANK } else { 0 };
+    Ok(Some((best, steps_flag | low_rank_flag)))
 }
 
 /// Factors `U` (rows × rank, row-major) and `V` (rank × cols, row-major) with `U·V` close to the
