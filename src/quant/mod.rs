@@ -380,13 +380,7 @@ pub fn encode_symbols(
             out.extend_from_slice(&v.to_le_bytes());
         }
     }
-    let width = if symbols.iter().all(|&s| s < 256) {
-        1
-    } else if symbols.iter().all(|&s| s < 65536) {
-        2
-    } else {
-        4
-    };
+    let width = width_for(symbols);
     out.push(width as u8);
     crate::entropy::encode_stream_ctx(
         symbols,
@@ -400,6 +394,29 @@ pub fn encode_symbols(
         &mut out,
     )?;
     Ok(out)
+}
+
+/// Reads the symbol width byte of a quantized payload (spec §7.6.2): 1, 2 or 4.
+pub(crate) fn read_width(c: &mut Cursor<'_>) -> Result<usize> {
+    let at = c.offset();
+    let width = c.u8("symbol width")? as usize;
+    if !matches!(width, 1 | 2 | 4) {
+        return Err(Error::format(
+            FormatRule::Payload,
+            at,
+            format!("symbol width {width}"),
+        ));
+    }
+    Ok(width)
+}
+
+/// The narrowest symbol width, 1, 2 or 4 bytes, that holds every symbol.
+pub(crate) fn width_for(symbols: &[u32]) -> usize {
+    match symbols.iter().max() {
+        Some(&m) if m >= 65536 => 4,
+        Some(&m) if m >= 256 => 2,
+        _ => 1,
+    }
 }
 
 /// Decodes a quantized payload to canonical bytes of the header's data type.
@@ -449,15 +466,7 @@ pub fn decode(
         Kind::MuLaw { .. } => (2 * table.len() as u64 - 1, false),
         _ => (2 * MAX_LEVEL as u64 + 1, false),
     };
-    let at = c.offset();
-    let width = c.u8("symbol width")? as usize;
-    if !matches!(width, 1 | 2 | 4) {
-        return Err(Error::format(
-            FormatRule::Payload,
-            at,
-            format!("symbol width {width}"),
-        ));
-    }
+    let width = read_width(&mut c)?;
     let value = |s: u32, step: f32| -> f64 {
         let q = if is_code { s as i64 } else { unzigzag(s) };
         match params.kind {

@@ -190,14 +190,7 @@ impl LowRank {
             steps.push(s);
         }
         let width_at = c.offset();
-        let width = c.u8("symbol width")? as usize;
-        if !matches!(width, 1 | 2 | 4) {
-            return Err(Error::format(
-                FormatRule::Payload,
-                width_at,
-                format!("symbol width {width}"),
-            ));
-        }
+        let width = super::read_width(c)?;
         let n = rank * (rows + cols);
         let mut syms = crate::error::try_zeroed::<u32>(n, at)?;
         crate::entropy::decode_stream(
@@ -293,13 +286,7 @@ impl LowRank {
         for s in &steps {
             out.extend_from_slice(&s.to_le_bytes());
         }
-        let width = if syms.iter().all(|&s| s < 256) {
-            1
-        } else if syms.iter().all(|&s| s < 65536) {
-            2
-        } else {
-            4
-        };
+        let width = super::width_for(&syms);
         out.push(width as u8);
         crate::entropy::encode_stream(
             &syms,
@@ -471,14 +458,7 @@ fn read<'a, 'b>(
         _ => None,
     };
     let width_at = c.offset();
-    let width = c.u8("symbol width")? as usize;
-    if !matches!(width, 1 | 2 | 4) {
-        return Err(Error::format(
-            FormatRule::Payload,
-            width_at,
-            format!("symbol width {width}"),
-        ));
-    }
+    let width = super::read_width(&mut c)?;
     let mode = c.peek_u8().unwrap_or(0);
     let mut syms = crate::error::try_zeroed::<u32>(n, at)?;
     let per = per(n, &params);
