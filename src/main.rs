@@ -948,17 +948,7 @@ fn quant_json(t: &nnc::Tensor, base: Option<&nnc::BaseModel>) -> nnc::Result<ser
     // Residual records are read with the base: the steps may be coded against it, and the
     // levels in context classes computed from it.
     let (p, hist) = if residual {
-        let h = nnc::container::tensor_header::TensorHeader {
-            data_type: t.data_type,
-            storage: t.storage,
-            coding: t.coding,
-            name: t.name.clone(),
-            dims: t.dims.clone(),
-            elements,
-            data_bytes: t.data.len() as u64,
-            params: t.params.clone(),
-        };
-        let (p, syms) = nnc::quant::residual::symbols(&h, &t.payload, base)?;
+        let (p, syms) = nnc::quant::residual::tensor_symbols(t, base)?;
         (p, nnc::entropy::histogram(&syms))
     } else {
         (

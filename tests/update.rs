@@ -572,17 +572,7 @@ fn steps_on_a_lossy_base_are_coded_against_it() {
         if t.coding != nnc::Coding::Quantized || t.params[1] & 8 == 0 {
             continue;
         }
-        let h = nnc::container::tensor_header::TensorHeader {
-            data_type: t.data_type,
-            storage: t.storage,
-            coding: t.coding,
-            name: t.name.clone(),
-            dims: t.dims.clone(),
-            elements: t.dims.iter().product(),
-            data_bytes: t.data.len() as u64,
-            params: t.params.clone(),
-        };
-        let (params, _) = nnc::quant::residual::symbols(&h, &t.payload, Some(&base)).unwrap();
+        let (params, _) = nnc::quant::residual::tensor_symbols(&t, Some(&base)).unwrap();
         let i = base
             .find(&t.name, t.data_type, &t.dims, usize::MAX)
             .unwrap();

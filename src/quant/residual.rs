@@ -497,6 +497,24 @@ pub fn symbols(
     Ok((r.params, r.syms))
 }
 
+/// [`symbols`] of a decoded tensor kept with its payload (`DecodeOptions::keep_payload`).
+pub fn tensor_symbols(
+    t: &crate::decoder::Tensor,
+    model: Option<&BaseModel>,
+) -> Result<(QuantParams, Vec<u32>)> {
+    let h = TensorHeader {
+        data_type: t.data_type,
+        storage: t.storage,
+        coding: t.coding,
+        name: t.name.clone(),
+        dims: t.dims.clone(),
+        elements: t.dims.iter().product(),
+        data_bytes: t.data.len() as u64,
+        params: t.params.clone(),
+    };
+    symbols(&h, &t.payload, model)
+}
+
 /// The mode (spec §7.1) of a residual record's level stream.
 pub fn stream_mode(h: &TensorHeader, payload: &[u8], model: Option<&BaseModel>) -> Result<u8> {
     Ok(read(h, payload, 0, false, model)?.mode)
