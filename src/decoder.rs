@@ -11,6 +11,7 @@ use crate::base::{BaseModel, BaseRecord};
 use crate::container::index;
 use crate::container::kind;
 use crate::container::reader::{Record, RecordReader};
+use crate::container::record::Prefix;
 use crate::container::tensor_header::{Coding, Storage, TensorHeader};
 use crate::error::{Error, FormatRule, Result};
 use crate::lossless;
@@ -147,7 +148,71 @@ pub struct Decoder<R: Read> {
     base: Option<Arc<BaseModel>>,
     /// The file's BASE record, if it is an update.
     base_record: Option<BaseRecord>,
+    /// Records whose payload is not decoded (their tensors come with empty data): a file's
+    /// output decodes its large raw tensors in a second pass, straight into their place.
+    skip: Option<SkipRule>,
+    /// The records skipped so far: ordinal and canonical byte length.
+    skipped: Vec<(usize, u64)>,
+    /// The GRAPH record's offset and prefix (a second pass checks it reads the same file).
+    graph_record: (u64, Prefix),
 }
+
+/// What a second decoder of the same file takes from the first, instead of parsing the graph
+/// again: the slots, and the GRAPH record to find unchanged.
+pub(crate) struct Resume {
+    slots: Vec<SlotInfo>,
+    opts: DecodeOptions,
+    decoded: u64,
+    graph_bytes: u64,
+    graph_record: (u64, Prefix),
+    base: Option<Arc<BaseModel>>,
+    base_record: Option<BaseRecord>,
+}
+
+impl Resume {
+    /// A decoder of `r`, the file the first decoder read, from its start: the records up to
+    /// the GRAPH record are read and checked (CRCs) but the graph is not parsed again.
+    pub(crate) fn open<R: Read>(self, r: R) -> Result<Decoder<R>> {
+        let mut records = RecordReader::new(r, self.opts.limits)?;
+        let minor_version = records.minor_version();
+        let mut fidelity = None;
+        let mut rec = next_known(&mut records, &mut fidelity)?;
+        if rec.prefix.kind == kind::BASE {
+            rec = next_known(&mut records, &mut fidelity)?;
+        }
+        if (rec.offset, rec.prefix) != self.graph_record {
+            return Err(Error::format(
+                FormatRule::RecordOrder,
+                rec.offset,
+                "the GRAPH record changed between two reads of the file",
+            ));
+        }
+        Ok(Decoder {
+            records: Some(records),
+            model: ModelProto::default(),
+            slots: self.slots,
+            next: 0,
+            opts: self.opts,
+            decoded: self.decoded,
+            offsets: Vec::new(),
+            graph_bytes: self.graph_bytes,
+            total_bytes: 0,
+            minor_version,
+            fidelity,
+            inline_max: None,
+            ready: VecDeque::new(),
+            pending: None,
+            base: self.base,
+            base_record: self.base_record,
+            skip: None,
+            skipped: Vec::new(),
+            graph_record: self.graph_record,
+        })
+    }
+}
+
+/// Which records a decoder leaves undecoded: by ordinal and header.
+type SkipRule = Arc<dyn Fn(usize, &TensorHeader) -> bool + Send + Sync>;
 
 /// The quantizer parameters of a quantized record: its name, dims and params bytes.
 pub(crate) type Grid = (String, Vec<u64>, Vec<u8>);
@@ -257,7 +322,23 @@ impl<R: Read> Decoder<R> {
             pending: None,
             base,
             base_record,
+            skip: None,
+            skipped: Vec::new(),
+            graph_record: (rec.offset, rec.prefix),
         })
+    }
+
+    /// What a second decoder of the same file needs (before any tensor is read).
+    pub(crate) fn resume(&self) -> Resume {
+        Resume {
+            slots: self.slots.clone(),
+            opts: self.opts,
+            decoded: self.decoded,
+            graph_bytes: self.graph_bytes,
+            graph_record: self.graph_record,
+            base: self.base.clone(),
+            base_record: self.base_record,
+        }
     }
 
     /// Decodes the model as `into_model(true)` does and gives the quantizer parameters of its
@@ -358,8 +439,22 @@ impl<R: Read> Decoder<R> {
         }
         let opts = &self.opts;
         let base = self.base.as_deref();
-        let finish = |(rec, h, ordinal): (Record, TensorHeader, usize)| {
-            finish_record(rec, h, ordinal, opts, base)
+        let batch: Vec<_> = batch
+            .into_iter()
+            .map(|(rec, h, ordinal)| {
+                let skip = self.skip.as_ref().is_some_and(|f| f(ordinal, &h));
+                if skip {
+                    self.skipped.push((ordinal, h.data_bytes));
+                }
+                (rec, h, ordinal, skip)
+            })
+            .collect();
+        let finish = |(rec, h, ordinal, skip): (Record, TensorHeader, usize, bool)| {
+            if skip {
+                Ok(undecoded(rec, h, ordinal))
+            } else {
+                finish_record(rec, h, ordinal, opts, base)
+            }
         };
         let results: Vec<Result<Tensor>> = if batch.len() > 1 {
             use rayon::prelude::*;
@@ -534,14 +629,33 @@ impl<R: Read> Decoder<R> {
     }
 
     fn into_model_with_grids(
+        self,
+        targets: &[Option<ExternalTarget>],
+        sink: &mut dyn FnMut(&ExternalTarget, Tensor) -> Result<()>,
+        grids: Option<&mut Vec<Grid>>,
+    ) -> Result<ModelProto> {
+        self.into_model_with_holes(targets, sink, grids, None)
+    }
+
+    /// As `into_model_with_grids`; a tensor the skip rule left undecoded gets zeroed
+    /// `raw_data` of its length (allocated untouched), whose address and ordinal go to
+    /// `holes`: the caller writes the model around them and decodes them into place.
+    fn into_model_with_holes(
         mut self,
         targets: &[Option<ExternalTarget>],
         sink: &mut dyn FnMut(&ExternalTarget, Tensor) -> Result<()>,
         mut grids: Option<&mut Vec<Grid>>,
+        mut holes: Option<&mut Vec<(usize, usize)>>,
     ) -> Result<ModelProto> {
         let mut held: Vec<Tensor> = Vec::new();
         let mut held_bytes = self.decoded;
+        let mut hole_bytes = 0u64;
         while let Some(t) = self.next_tensor()? {
+            let hole = self
+                .skipped
+                .last()
+                .filter(|s| s.0 == t.ordinal)
+                .map(|s| s.1);
             if let (Some(g), Coding::Quantized) = (grids.as_deref_mut(), t.coding) {
                 g.push((t.name.clone(), t.dims.clone(), t.params.clone()));
             }
@@ -549,7 +663,11 @@ impl<R: Read> Decoder<R> {
                 Some(target) => sink(target, t)?,
                 None => {
                     held_bytes = held_bytes.saturating_add(t.data.len() as u64);
-                    if self.inline_max.is_some_and(|m| held_bytes > m) {
+                    hole_bytes = hole_bytes.saturating_add(hole.unwrap_or(0));
+                    if self
+                        .inline_max
+                        .is_some_and(|m| held_bytes.saturating_add(hole_bytes) > m)
+                    {
                         return Err(Error::Unsupported {
                             detail: format!(
                                 "the decoded model takes over {held_bytes} bytes at tensor {:?}, \
@@ -593,6 +711,17 @@ impl<R: Read> Decoder<R> {
                     0,
                     "fewer tensors than slots",
                 ));
+            };
+            let slot = match (hole_len(&self.skipped, t.ordinal), holes.as_deref_mut(), slot) {
+                (Some(len), Some(holes), SlotMut::Tensor(tp)) => {
+                    let data = untouched_zeros(len, t.offset)?;
+                    holes.push((data.as_ptr() as usize, t.ordinal));
+                    tp.raw_data = Some(data);
+                    tp.data_location = None;
+                    tp.external_data.clear();
+                    return Ok(());
+                }
+                (_, _, slot) => slot,
             };
             match (slot, t.storage) {
                 (SlotMut::Tensor(tp), Storage::External) => {
@@ -731,6 +860,58 @@ fn finish_record(
             Vec::new()
         },
     })
+}
+
+/// The canonical length of the skipped record `ordinal`, if it was skipped.
+fn hole_len(skipped: &[(usize, u64)], ordinal: usize) -> Option<usize> {
+    skipped
+        .binary_search_by_key(&ordinal, |s| s.0)
+        .ok()
+        .and_then(|i| usize::try_from(skipped[i].1).ok())
+}
+
+/// `len` zero bytes from the allocator's zeroed memory (for large sizes, pages that are only
+/// mapped on first touch); an error instead of an abort when they cannot be had.
+fn untouched_zeros(len: usize, at: u64) -> Result<Vec<u8>> {
+    if len == 0 {
+        return Ok(Vec::new());
+    }
+    let fail = || Error::Limit {
+        what: "memory (allocation failed)",
+        value: len as u64,
+        limit: 0,
+        offset: at,
+        tensor: None,
+    };
+    let layout = std::alloc::Layout::array::<u8>(len).map_err(|_| fail())?;
+    // SAFETY: `layout` has a nonzero size; a null result is refused; the memory comes from
+    // the global allocator with the layout of a `Vec<u8>` of capacity `len`, and `len` zeroed
+    // bytes are initialized, as `Vec::from_raw_parts` requires.
+    #[allow(unsafe_code)]
+    unsafe {
+        let p = std::alloc::alloc_zeroed(layout);
+        if p.is_null() {
+            return Err(fail());
+        }
+        Ok(Vec::from_raw_parts(p, len, len))
+    }
+}
+
+/// A record's tensor without its payload decoded (empty `data`).
+fn undecoded(rec: Record, h: TensorHeader, ordinal: usize) -> Tensor {
+    Tensor {
+        ordinal,
+        offset: rec.offset,
+        name: h.name,
+        data_type: h.data_type,
+        dims: h.dims,
+        storage: h.storage,
+        coding: h.coding,
+        data: Vec::new(),
+        payload_bytes: rec.payload.len() as u64,
+        params: h.params,
+        payload: Vec::new(),
+    }
 }
 
 /// Bytes of an external data file to write beside a decoded model.
@@ -1273,14 +1454,15 @@ pub(crate) fn encode_fallibly(model: &ModelProto) -> Result<Vec<u8>> {
 /// Decodes `input` to the ONNX file `output`; external tensors go to their original
 /// locations relative to `output`'s directory unless `inline_external`. Every file is written
 /// under an unguessable temporary name and all are renamed into place only when all decoding
-/// and writing succeeded (spec §11); nothing new is left otherwise.
+/// and writing succeeded (spec §11); nothing new is left otherwise. The files are synced to
+/// their device before the renames.
 pub fn decode_file(
     input: &Path,
     output: &Path,
     opts: DecodeOptions,
     inline_external: bool,
 ) -> Result<()> {
-    decode_file_with_progress(input, output, opts, inline_external, None, &mut |_| {})
+    decode_file_with_progress(input, output, opts, inline_external, None, true, &mut |_| {})
 }
 
 /// [`decode_file`] for a file that may be an update of `base` (spec §14): an update decodes
@@ -1292,11 +1474,12 @@ pub fn decode_file_with_base(
     inline_external: bool,
     base: Option<Arc<BaseModel>>,
 ) -> Result<()> {
-    decode_file_with_progress(input, output, opts, inline_external, base, &mut |_| {})
+    decode_file_with_progress(input, output, opts, inline_external, base, true, &mut |_| {})
 }
 
 /// [`decode_file`], calling `progress` with the number of input bytes read so far (the
-/// command-line tool's progress bar).
+/// command-line tool's progress bar); `sync` waits for the device before the renames
+/// (without it, as `zstd -d` or `cp`, the outputs are still renamed into place only whole).
 ///
 /// Memory stays bounded whatever the model's size: each external tensor is written to its
 /// file as soon as it is decoded; only the graph and the tensors that go back into it are held
@@ -1308,21 +1491,33 @@ pub fn decode_file_with_progress(
     opts: DecodeOptions,
     inline_external: bool,
     base: Option<Arc<BaseModel>>,
+    sync: bool,
     progress: &mut dyn FnMut(u64),
 ) -> Result<()> {
     // Refuse a bad output path before any work.
     let mut set = OutputSet::new(output)?;
+    set.sync = sync;
     let (f, map) = crate::container::mapped::open(input)?;
     let file_len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    // A mapped input is decoded in two passes: the first decodes all but the large raw
+    // tensors, which the model is then written around; the second decodes those straight
+    // into their place in the file. No tensor that goes back into the model is held whole.
+    let map = map.ok().map(Arc::new);
+    let again = match &map {
+        Some(_) => f.try_clone().ok(),
+        None => None,
+    };
+    let mut quiet = |_: u64| {};
     let counted = CountingReader {
         inner: f,
         read: 0,
-        progress,
+        progress: if again.is_some() { &mut quiet } else { &mut *progress },
     };
     let mut decoder = Decoder::with_base(BufReader::with_capacity(1 << 20, counted), opts, base)?;
-    if let Ok(map) = map {
-        decoder.read_in_place(Arc::new(map));
+    if let Some(map) = &map {
+        decoder.read_in_place(map.clone());
     }
+    let resume = again.as_ref().map(|_| decoder.resume());
     let mut targets = if inline_external {
         Vec::new()
     } else {
@@ -1343,25 +1538,68 @@ pub fn decode_file_with_progress(
         });
     }
     decoder.inline_max = Some(PROTOBUF_MAX);
+    if again.is_some() {
+        let targeted: Vec<bool> = targets.iter().map(Option::is_some).collect();
+        decoder.skip = Some(Arc::new(move |k, h| {
+            !targeted.get(k).copied().unwrap_or(false)
+                && matches!(h.storage, Storage::RawData | Storage::External)
+                && h.data_type != dtype::STRING
+                && h.data_bytes >= HOLE_MIN
+        }));
+    }
     let model_h = set.add(output)?;
     let mut handles = Vec::with_capacity(files.len());
     for location in &files {
         handles.push(set.add_relative(location)?);
     }
-    let model = decoder.into_model_with(&targets, &mut |target, t| {
-        let h = handles[target.file];
-        set.write_at(h, target.offset, &t.data)
-    })?;
+    let mut holes = Vec::new();
+    let model = decoder.into_model_with_holes(
+        &targets,
+        &mut |target, t| {
+            let h = handles[target.file];
+            set.write_at(h, target.offset, &t.data)
+        },
+        None,
+        Some(&mut holes),
+    )?;
     if model.encoded_len() as u64 > PROTOBUF_MAX {
         return Err(Error::Unsupported {
             detail: "decoded model exceeds protobuf's 2 GB; decode with external data".into(),
         });
     }
     // Serialized straight into the file: the model's bytes are never whole in memory.
-    set.serialize(model_h, &model)?;
+    let holes: HashMap<usize, usize> = holes.into_iter().collect();
+    let places = set.serialize_around(model_h, &model, &holes)?;
     drop(model);
+    if places.len() != holes.len() {
+        return Err(Error::Unsupported {
+            detail: "decoder state: a tensor's place in the output was not found".into(),
+        });
+    }
+    if let (Some(mut f), Some(map), Some(resume), false) = (again, map, resume, places.is_empty()) {
+        f.seek(std::io::SeekFrom::Start(0))
+            .map_err(|e| Error::io(format!("reading {}", input.display()), e))?;
+        let places: HashMap<usize, u64> = places.into_iter().collect();
+        let counted = CountingReader {
+            inner: f,
+            read: 0,
+            progress,
+        };
+        let mut second = resume.open(BufReader::with_capacity(1 << 20, counted))?;
+        second.read_in_place(map);
+        let wanted = places.clone();
+        second.skip = Some(Arc::new(move |k, _| !wanted.contains_key(&k)));
+        while let Some(t) = second.next_tensor()? {
+            if let Some(&at) = places.get(&t.ordinal) {
+                set.write_at(model_h, at, &t.data)?;
+            }
+        }
+    }
     set.commit()
 }
+
+/// Raw tensors of at least this many bytes are decoded into their place in a file's output.
+const HOLE_MIN: u64 = crate::output::DIRECT as u64;
 
 /// The largest serialized ONNX model protobuf accepts.
 const PROTOBUF_MAX: u64 = i32::MAX as u64;

@@ -434,6 +434,11 @@ enum Cmd {
         /// Put external-data tensors into the .onnx file instead of beside it.
         #[arg(long)]
         inline_external: bool,
+        /// Wait until the outputs are on the disk before renaming them into place (fsync:
+        /// durable across a power loss). Without it, as `zstd -d` or `cp`, the outputs are
+        /// still written under temporary names and renamed into place only once complete
+        #[arg(long)]
+        sync: bool,
         /// No progress bar (there is none when stderr is not a terminal).
         #[arg(long, short)]
         quiet: bool,
@@ -603,6 +608,7 @@ fn run(cli: Cli) -> nnc::Result<()> {
             input,
             output,
             inline_external,
+            sync,
             quiet,
             limits,
         } => {
@@ -615,6 +621,7 @@ fn run(cli: Cli) -> nnc::Result<()> {
                 limits.options(),
                 inline_external,
                 limits.base()?,
+                sync,
                 &mut |read| {
                     if let Some(b) = &bar {
                         b.set_position(read);

@@ -9,6 +9,7 @@
 //! Refused up front: an output path that is a directory (or a link to one); two outputs with
 //! one name; a destination whose directory inside the output directory is a symbolic link
 //! (it could lead outside it) or not a directory.
+use std::collections::HashMap;
 use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -83,6 +84,8 @@ struct Pending {
 
 /// A set of output files committed together.
 pub struct OutputSet {
+    /// Sync every output to its device before the renames (durable across a power loss).
+    pub sync: bool,
     /// The directory of the main output (the model), where relative outputs go.
     dir: PathBuf,
     files: Vec<Pending>,
@@ -111,6 +114,7 @@ impl OutputSet {
             .unwrap_or(Path::new("."))
             .to_path_buf();
         Ok(OutputSet {
+            sync: true,
             dir,
             files: Vec::new(),
             created: Vec::new(),
@@ -229,6 +233,18 @@ impl OutputSet {
     /// Serializes `message` to the end of output `h` a buffer at a time: the serialized bytes
     /// are never whole in memory.
     pub fn serialize(&mut self, h: usize, message: &impl prost::Message) -> Result<()> {
+        self.serialize_around(h, message, &HashMap::new()).map(|_| ())
+    }
+
+    /// As `serialize`, except that the bytes fields whose data starts at an address in
+    /// `holes` (address → key) are not written: the file skips over them (a hole that reads
+    /// as zeros) and their offsets come back with their keys, for `write_at` to fill.
+    pub fn serialize_around(
+        &mut self,
+        h: usize,
+        message: &impl prost::Message,
+        holes: &HashMap<usize, usize>,
+    ) -> Result<Vec<(usize, u64)>> {
         let dest = self.files.get(h).map(|f| f.dest.display().to_string());
         let ctx = || format!("writing {}", dest.clone().unwrap_or_default());
         let w = self.writer(h).map_err(|e| Error::io(ctx(), e))?;
@@ -236,13 +252,15 @@ impl OutputSet {
             w,
             buf: Vec::with_capacity(WRITE_BUF),
             err: None,
+            holes,
+            found: Vec::new(),
         };
         message.encode_raw(&mut buf);
         buf.flush();
-        match buf.err {
-            Some(e) => Err(Error::io(ctx(), e)),
-            None => Ok(()),
+        if let Some(e) = buf.err {
+            return Err(Error::io(ctx(), e));
         }
+        Ok(buf.found)
     }
 
     /// Writes `data` at byte `offset` of output `h` (the file grows; gaps read as zeros).
@@ -258,7 +276,7 @@ impl OutputSet {
         w.write_all(data).map_err(|e| Error::io(ctx(), e))
     }
 
-    /// Flushes and syncs every output, then renames them all into place, the first added
+    /// Flushes (and with `sync`, syncs) every output, then renames them all into place, the first added
     /// (the main output, by convention the model) last. Holding the lock of the signal thread
     /// while renaming: an interruption leaves all outputs or none.
     pub fn commit(mut self) -> Result<()> {
@@ -268,9 +286,11 @@ impl OutputSet {
             let tmp = w
                 .into_inner()
                 .map_err(|e| Error::io(format!("writing {}", f.dest.display()), e.into_error()))?;
-            tmp.as_file()
-                .sync_all()
-                .map_err(|e| Error::io(format!("syncing {}", f.dest.display()), e))?;
+            if self.sync {
+                tmp.as_file()
+                    .sync_all()
+                    .map_err(|e| Error::io(format!("syncing {}", f.dest.display()), e))?;
+            }
             done.push((tmp, f.dest.clone()));
         }
         let mut l = live();
@@ -358,13 +378,15 @@ const WRITE_BUF: usize = 1 << 20;
 
 /// A `BufMut` that passes what prost serializes on to a writer a buffer at a time. The first
 /// write error is kept (`BufMut` cannot fail) and ends the writing.
-struct WriteBuf<'a, W: Write> {
+struct WriteBuf<'a, W: Write + Seek> {
     w: &'a mut W,
     buf: Vec<u8>,
     err: Option<std::io::Error>,
+    holes: &'a HashMap<usize, usize>,
+    found: Vec<(usize, u64)>,
 }
 
-impl<W: Write> WriteBuf<'_, W> {
+impl<W: Write + Seek> WriteBuf<'_, W> {
     fn flush(&mut self) {
         if self.err.is_none() {
             if let Err(e) = self.w.write_all(&self.buf) {
@@ -373,13 +395,35 @@ impl<W: Write> WriteBuf<'_, W> {
         }
         self.buf.clear();
     }
+
+    /// Writes a large slice straight through, or skips it when it is a hole.
+    fn put_large(&mut self, s: &[u8]) {
+        self.flush();
+        if self.err.is_some() {
+            return;
+        }
+        let r = match self.holes.get(&(s.as_ptr() as usize)) {
+            Some(&key) => i64::try_from(s.len())
+                .map_err(std::io::Error::other)
+                .and_then(|n| self.w.seek(SeekFrom::Current(n)))
+                .map(|end| self.found.push((key, end - s.len() as u64))),
+            None => self.w.write_all(s),
+        };
+        if let Err(e) = r {
+            self.err = Some(e);
+        }
+    }
 }
+
+/// Slices at least this long bypass the buffer.
+pub(crate) const DIRECT: usize = 64 << 10;
 
 // SAFETY: the buffer is a `Vec<u8>` and every method defers to `Vec<u8>`'s own `BufMut`
 // implementation (`chunk_mut` is its spare capacity, `advance_mut` its length); `flush` only
-// empties the vector between calls.
+// empties the vector between calls, and `put` either copies through `put_slice` or writes
+// the source to the file itself (the buffer flushed first, so the order of bytes is kept).
 #[allow(unsafe_code)]
-unsafe impl<W: Write> prost::bytes::BufMut for WriteBuf<'_, W> {
+unsafe impl<W: Write + Seek> prost::bytes::BufMut for WriteBuf<'_, W> {
     fn remaining_mut(&self) -> usize {
         isize::MAX as usize - self.buf.len()
     }
@@ -388,6 +432,22 @@ unsafe impl<W: Write> prost::bytes::BufMut for WriteBuf<'_, W> {
         // SAFETY: the caller initialized `cnt` bytes of the chunk `chunk_mut` returned, which
         // is `self.buf`'s spare capacity.
         unsafe { self.buf.advance_mut(cnt) }
+    }
+
+    fn put<T: prost::bytes::Buf>(&mut self, mut src: T)
+    where
+        Self: Sized,
+    {
+        while src.has_remaining() {
+            let c = src.chunk();
+            let n = c.len();
+            if n >= DIRECT {
+                self.put_large(c);
+            } else {
+                self.put_slice(c);
+            }
+            src.advance(n);
+        }
     }
 
     fn chunk_mut(&mut self) -> &mut prost::bytes::buf::UninitSlice {

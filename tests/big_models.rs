@@ -150,6 +150,42 @@ fn decoding_to_files_holds_one_tensor_and_max_alloc_bounds_what_is_held() {
 }
 
 #[test]
+fn an_inline_output_is_written_around_its_large_tensors_without_holding_them() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    write_external_model(dir);
+    let packed = dir.join("m.nnc");
+    let lossless = EncodeOptions {
+        lossy: None,
+        ..EncodeOptions::default()
+    };
+    nnc::encode_file(&dir.join("m.onnx"), &packed, &lossless).unwrap();
+    let bytes = std::fs::read(&packed).unwrap();
+    let want = nnc::decode_to_bytes(bytes.as_slice(), single_thread(u64::MAX)).unwrap();
+    let out = dir.join("out");
+    std::fs::create_dir(&out).unwrap();
+    // All 16 tensors go into the model file, yet a limit of two tensors is enough: they are
+    // decoded straight into their place in the file after the model around them is written
+    // (the in-memory decoder above needs them all at once, and the same limit refuses it).
+    let max_alloc = 2 * TENSOR_BYTES as u64;
+    assert!(nnc::decode_to_bytes(bytes.as_slice(), single_thread(max_alloc)).is_err());
+    for parallel in [false, true] {
+        let o = out.join(format!("inline-{parallel}.onnx"));
+        let opts = DecodeOptions {
+            parallel,
+            ..single_thread(max_alloc)
+        };
+        nnc::decode_file(&packed, &o, opts, true).unwrap();
+        assert_eq!(std::fs::read(&o).unwrap(), want, "parallel {parallel}");
+    }
+    let names: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+}
+
+#[test]
 fn the_streaming_encoder_writes_what_the_holding_encoder_writes() {
     let d = tempfile::tempdir().unwrap();
     let dir = d.path();

@@ -105,6 +105,14 @@ fn every_corpus_model_round_trips_bit_exactly() {
 
         let original = read_model(path);
         assert_models_equal(&original, &read_model(&decoded), &name);
+        // The file (written around its large tensors, which are decoded into place after)
+        // holds exactly the bytes the in-memory decoder serializes.
+        let packed = std::fs::read(&nnc_path).unwrap();
+        assert!(
+            std::fs::read(&decoded).unwrap()
+                == nnc::decode_to_bytes(packed.as_slice(), DecodeOptions::default()).unwrap(),
+            "{name}: decode_file and decode_to_bytes differ"
+        );
         // Nothing but the model beside it (the corpus models have no external data).
         let entries: Vec<_> = std::fs::read_dir(&out).unwrap().collect();
         assert_eq!(
