@@ -137,7 +137,14 @@ def measure(path, work, a):
     r["nncodec"] = None
     if not a.no_nncodec and not (a.no_nncodec_big and size > 100e6):
         print(f"[bench] {name}: NNCodec", file=sys.stderr)
-        r["nncodec"] = nncodec_decode_s(path, a.venv)
+        try:
+            r["nncodec"] = nncodec_decode_s(path, a.venv)
+        except RuntimeError as e:
+            # NNCodec refuses some models (e.g. "Prevention of integer-overflow failed!" in its
+            # quantizer): the row says so instead of ending the benchmark.
+            last = [x for x in str(e).splitlines() if x.strip()][-1:]
+            r["nncodec_error"] = (last[0].strip() if last else "failed")[:120]
+            print(f"[bench] {name}: NNCodec failed: {r['nncodec_error']}", file=sys.stderr)
     return r
 
 
@@ -160,6 +167,10 @@ def render(rows):
             f"{mb/r['in_memory_s']:.0f} | {mb/r['zstd_s']:.0f} | {mb/r['memcpy_s']:.0f} | "
             f"{fmt(nc and wmb/nc['decode_s'], '.1f')} | {fmt(zn and wmb/zn['decode_s'], '.0f')}{'' if not zn or zn['roundtrip'] else ' (not exact)'} | "
             f"**{r['zstd_s']/r['decode_s']:.2f}** | **{fmt(nc and nc['decode_s']/r['verify_s'], '.1f')}** |")
+    failed = [r for r in rows if r.get("nncodec_error")]
+    if failed:
+        L.append("")
+        L += [f"NNCodec failed on {r['model']}: `{r['nncodec_error']}`" for r in failed]
     return "\n".join(L)
 
 

@@ -228,16 +228,30 @@ pub fn nearest_code(count: u64) -> u8 {
 /// `f_i > 1`, visiting them by decreasing `a_i` (ties: lower index first), in repeated passes.
 pub fn normalize(a: &[u64]) -> Vec<u32> {
     let total: u128 = a.iter().map(|&x| x as u128).sum();
-    let mut f: Vec<u32> = a
-        .iter()
-        .map(|&x| ((x as u128 * TOTAL as u128 / total) as u32).max(1))
-        .collect();
+    let mut f: Vec<u32> = match u64::try_from(total) {
+        // The same quotients in 64 bits when x·TOTAL cannot overflow (every x <= total).
+        Ok(t) if t < 1 << (64 - PRECISION) => a
+            .iter()
+            .map(|&x| (((x << PRECISION) / t) as u32).max(1))
+            .collect(),
+        _ => a
+            .iter()
+            .map(|&x| ((x as u128 * TOTAL as u128 / total) as u32).max(1))
+            .collect(),
+    };
     let sum: u64 = f.iter().map(|&x| x as u64).sum();
-    let mut order: Vec<usize> = (0..a.len()).collect();
-    order.sort_by(|&i, &j| a[j].cmp(&a[i]).then(i.cmp(&j)));
     if sum < TOTAL as u64 {
-        f[order[0]] += (TOTAL as u64 - sum) as u32;
+        // The first of `order` below: the largest count, the lowest index among equals.
+        let mut top = 0;
+        for (i, &x) in a.iter().enumerate() {
+            if x > a[top] {
+                top = i;
+            }
+        }
+        f[top] += (TOTAL as u64 - sum) as u32;
     } else {
+        let mut order: Vec<usize> = (0..a.len()).collect();
+        order.sort_by(|&i, &j| a[j].cmp(&a[i]).then(i.cmp(&j)));
         // The same result as repeated passes taking one unit each, in O(m log m): apply the
         // largest number p of full passes with Σ min(p, f_i − 1) <= excess, then one partial
         // pass in `order` (spec §7.2.2, informative note).
@@ -442,6 +456,15 @@ mod compact_tests {
                     .collect();
                 assert_eq!(normalize(&a), normalize_naive(&a), "m={m}");
             }
+        }
+        // Ties for the largest count (the lowest index takes the remainder), and counts too
+        // large for the 64-bit quotients.
+        for a in [
+            vec![7u64, 9, 3, 9, 9, 1],
+            vec![1 << 50, 3 << 49, 1 << 50, 12345],
+            vec![u64::MAX / 3, u64::MAX / 3, 1, u64::MAX / 5],
+        ] {
+            assert_eq!(normalize(&a), normalize_naive(&a), "{a:?}");
         }
         // The worst case of the review: one huge count and 65535 ones.
         let mut a = vec![1u64; 65536];
