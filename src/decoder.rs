@@ -1589,13 +1589,59 @@ pub fn decode_file_with_progress(
         second.read_in_place(map);
         let wanted = places.clone();
         second.skip = Some(Arc::new(move |k, _| !wanted.contains_key(&k)));
-        while let Some(t) = second.next_tensor()? {
-            if let Some(&at) = places.get(&t.ordinal) {
-                set.write_at(model_h, at, &t.data)?;
+        write_in_place(&mut set, model_h, &mut |send| {
+            while let Some(t) = second.next_tensor()? {
+                if let Some(&at) = places.get(&t.ordinal) {
+                    send(at, t.data)?;
+                }
             }
-        }
+            Ok(())
+        })?;
     }
     set.commit()
+}
+
+/// Hands a decoded tensor and its offset to the writer.
+type Handover<'a> = dyn FnMut(u64, Vec<u8>) -> Result<()> + 'a;
+
+/// Runs `decode`, which hands each tensor to `send` with its offset in output `h`: on unix a
+/// second thread writes it there (positioned writes on the same file) while the next one is
+/// decoded, at most one tensor waiting; elsewhere it is written at once.
+fn write_in_place(
+    set: &mut OutputSet,
+    h: usize,
+    decode: &mut dyn FnMut(&mut Handover<'_>) -> Result<()>,
+) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileExt;
+        let (file, name) = set.file(h)?;
+        let ctx = || format!("writing {name}");
+        std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<(u64, Vec<u8>)>(0);
+            let writer = scope.spawn(move || -> std::io::Result<()> {
+                for (at, data) in rx {
+                    file.write_all_at(&data, at)?;
+                }
+                Ok(())
+            });
+            let decoded = decode(&mut |at, data| {
+                // A closed channel means the writer stopped on an error, reported below.
+                let _ = tx.send((at, data));
+                Ok(())
+            });
+            drop(tx);
+            let written = writer
+                .join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("the writer thread panicked")));
+            decoded?;
+            written.map_err(|e| Error::io(ctx(), e))
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        decode(&mut |at, data| set.write_at(h, at, &data))
+    }
 }
 
 /// Raw tensors of at least this many bytes are decoded into their place in a file's output.

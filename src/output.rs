@@ -263,6 +263,22 @@ impl OutputSet {
         Ok(buf.found)
     }
 
+    /// Output `h`'s file, flushed, as a second handle (for positioned writes from another
+    /// thread while this set stays as it is), and its destination for messages.
+    pub fn file(&mut self, h: usize) -> Result<(std::fs::File, String)> {
+        let dest = self.files.get(h).map(|f| f.dest.display().to_string()).unwrap_or_default();
+        let w = self
+            .writer(h)
+            .map_err(|e| Error::io(format!("writing {dest}"), e))?;
+        w.flush().map_err(|e| Error::io(format!("writing {dest}"), e))?;
+        let f = w
+            .get_ref()
+            .as_file()
+            .try_clone()
+            .map_err(|e| Error::io(format!("writing {dest}"), e))?;
+        Ok((f, dest))
+    }
+
     /// Writes `data` at byte `offset` of output `h` (the file grows; gaps read as zeros).
     pub fn write_at(&mut self, h: usize, offset: u64, data: &[u8]) -> Result<()> {
         let dest = self.files.get(h).map(|f| f.dest.display().to_string());
