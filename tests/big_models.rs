@@ -186,6 +186,50 @@ fn an_inline_output_is_written_around_its_large_tensors_without_holding_them() {
 }
 
 #[test]
+fn a_bad_tensor_decoded_into_place_leaves_no_output() {
+    use nnc::container::record::Prefix;
+    use nnc::container::{kind, FILE_HEADER_LEN};
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    write_external_model(dir);
+    let packed = dir.join("m.nnc");
+    let lossless = EncodeOptions {
+        lossy: None,
+        ..EncodeOptions::default()
+    };
+    nnc::encode_file(&dir.join("m.onnx"), &packed, &lossless).unwrap();
+    let mut bytes = std::fs::read(&packed).unwrap();
+    // The last TENSOR record (a 1 MiB tensor, decoded in the second pass): its payload's first
+    // byte made an unknown coding, its CRCs made right again.
+    let (mut at, mut last) = (FILE_HEADER_LEN, None);
+    while at + 24 <= bytes.len() {
+        let hl = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
+        let pl = u64::from_le_bytes(bytes[at + 8..at + 16].try_into().unwrap()) as usize;
+        if bytes[at] == kind::TENSOR {
+            last = Some((at, hl, pl));
+        }
+        at += 24 + hl + pl;
+    }
+    let (at, hl, pl) = last.unwrap();
+    let (h, p) = (at + 24, at + 24 + hl);
+    bytes[p] = 0xEE;
+    let prefix = Prefix::build(bytes[at], bytes[at + 1], &bytes[h..p], &bytes[p..p + pl]);
+    bytes[at..at + 24].copy_from_slice(&prefix);
+    let bad = dir.join("bad.nnc");
+    std::fs::write(&bad, &bytes).unwrap();
+    let out = dir.join("out");
+    std::fs::create_dir(&out).unwrap();
+    let err = nnc::decode_file(&bad, &out.join("m.onnx"), DecodeOptions::default(), true)
+        .expect_err("a bad payload decodes");
+    assert!(err.to_string().contains("w15"), "{err}");
+    assert_eq!(
+        std::fs::read_dir(&out).unwrap().count(),
+        0,
+        "an output was left"
+    );
+}
+
+#[test]
 fn the_streaming_encoder_writes_what_the_holding_encoder_writes() {
     let d = tempfile::tempdir().unwrap();
     let dir = d.path();
