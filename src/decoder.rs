@@ -451,7 +451,7 @@ impl<R: Read> Decoder<R> {
             .collect();
         let finish = |(rec, h, ordinal, skip): (Record, TensorHeader, usize, bool)| {
             if skip {
-                Ok(undecoded(rec, h, ordinal))
+                Ok(tensor_of(rec, h, ordinal, Vec::new(), false))
             } else {
                 finish_record(rec, h, ordinal, opts, base)
             }
@@ -843,7 +843,19 @@ fn finish_record(
             ),
         ));
     }
-    Ok(Tensor {
+    Ok(tensor_of(rec, h, ordinal, data, opts.keep_payload))
+}
+
+/// The tensor of a record with its decoded `data` (empty for a record left undecoded), and
+/// its coded payload when `keep_payload`.
+fn tensor_of(
+    rec: Record,
+    h: TensorHeader,
+    ordinal: usize,
+    data: Vec<u8>,
+    keep_payload: bool,
+) -> Tensor {
+    Tensor {
         ordinal,
         offset: rec.offset,
         name: h.name,
@@ -854,12 +866,12 @@ fn finish_record(
         data,
         payload_bytes: rec.payload.len() as u64,
         params: h.params,
-        payload: if opts.keep_payload {
+        payload: if keep_payload {
             rec.payload.into_vec()
         } else {
             Vec::new()
         },
-    })
+    }
 }
 
 /// The canonical length of the skipped record `ordinal`, if it was skipped.
@@ -894,23 +906,6 @@ fn untouched_zeros(len: usize, at: u64) -> Result<Vec<u8>> {
             return Err(fail());
         }
         Ok(Vec::from_raw_parts(p, len, len))
-    }
-}
-
-/// A record's tensor without its payload decoded (empty `data`).
-fn undecoded(rec: Record, h: TensorHeader, ordinal: usize) -> Tensor {
-    Tensor {
-        ordinal,
-        offset: rec.offset,
-        name: h.name,
-        data_type: h.data_type,
-        dims: h.dims,
-        storage: h.storage,
-        coding: h.coding,
-        data: Vec::new(),
-        payload_bytes: rec.payload.len() as u64,
-        params: h.params,
-        payload: Vec::new(),
     }
 }
 

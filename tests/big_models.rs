@@ -68,6 +68,18 @@ fn write_external_model(dir: &Path) -> Vec<u8> {
     bin
 }
 
+/// `dir/m.nnc`, the lossless encode of `write_external_model(dir)`.
+fn packed_external_model(dir: &Path) -> std::path::PathBuf {
+    write_external_model(dir);
+    let packed = dir.join("m.nnc");
+    let lossless = EncodeOptions {
+        lossy: None,
+        ..EncodeOptions::default()
+    };
+    nnc::encode_file(&dir.join("m.onnx"), &packed, &lossless).unwrap();
+    packed
+}
+
 fn single_thread(max_alloc: u64) -> DecodeOptions {
     DecodeOptions {
         parallel: false,
@@ -153,13 +165,7 @@ fn decoding_to_files_holds_one_tensor_and_max_alloc_bounds_what_is_held() {
 fn an_inline_output_is_written_around_its_large_tensors_without_holding_them() {
     let d = tempfile::tempdir().unwrap();
     let dir = d.path();
-    write_external_model(dir);
-    let packed = dir.join("m.nnc");
-    let lossless = EncodeOptions {
-        lossy: None,
-        ..EncodeOptions::default()
-    };
-    nnc::encode_file(&dir.join("m.onnx"), &packed, &lossless).unwrap();
+    let packed = packed_external_model(dir);
     let bytes = std::fs::read(&packed).unwrap();
     let want = nnc::decode_to_bytes(bytes.as_slice(), single_thread(u64::MAX)).unwrap();
     let out = dir.join("out");
@@ -191,13 +197,7 @@ fn a_bad_tensor_decoded_into_place_leaves_no_output() {
     use nnc::container::{kind, FILE_HEADER_LEN};
     let d = tempfile::tempdir().unwrap();
     let dir = d.path();
-    write_external_model(dir);
-    let packed = dir.join("m.nnc");
-    let lossless = EncodeOptions {
-        lossy: None,
-        ..EncodeOptions::default()
-    };
-    nnc::encode_file(&dir.join("m.onnx"), &packed, &lossless).unwrap();
+    let packed = packed_external_model(dir);
     let mut bytes = std::fs::read(&packed).unwrap();
     // The last TENSOR record (a 1 MiB tensor, decoded in the second pass): its payload's first
     // byte made an unknown coding, its CRCs made right again.
