@@ -651,11 +651,7 @@ impl<R: Read> Decoder<R> {
         let mut held_bytes = self.decoded;
         let mut hole_bytes = 0u64;
         while let Some(t) = self.next_tensor()? {
-            let hole = self
-                .skipped
-                .last()
-                .filter(|s| s.0 == t.ordinal)
-                .map(|s| s.1);
+            let hole = hole_len(&self.skipped, t.ordinal);
             if let (Some(g), Coding::Quantized) = (grids.as_deref_mut(), t.coding) {
                 g.push((t.name.clone(), t.dims.clone(), t.params.clone()));
             }
@@ -663,7 +659,7 @@ impl<R: Read> Decoder<R> {
                 Some(target) => sink(target, t)?,
                 None => {
                     held_bytes = held_bytes.saturating_add(t.data.len() as u64);
-                    hole_bytes = hole_bytes.saturating_add(hole.unwrap_or(0));
+                    hole_bytes = hole_bytes.saturating_add(hole.unwrap_or(0) as u64);
                     if self
                         .inline_max
                         .is_some_and(|m| held_bytes.saturating_add(hole_bytes) > m)

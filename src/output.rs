@@ -267,15 +267,10 @@ impl OutputSet {
     /// thread while this set stays as it is), and its destination for messages.
     pub fn file(&mut self, h: usize) -> Result<(std::fs::File, String)> {
         let dest = self.files.get(h).map(|f| f.dest.display().to_string()).unwrap_or_default();
-        let w = self
-            .writer(h)
-            .map_err(|e| Error::io(format!("writing {dest}"), e))?;
-        w.flush().map_err(|e| Error::io(format!("writing {dest}"), e))?;
-        let f = w
-            .get_ref()
-            .as_file()
-            .try_clone()
-            .map_err(|e| Error::io(format!("writing {dest}"), e))?;
+        let ctx = |e| Error::io(format!("writing {dest}"), e);
+        let w = self.writer(h).map_err(ctx)?;
+        w.flush().map_err(ctx)?;
+        let f = w.get_ref().as_file().try_clone().map_err(ctx)?;
         Ok((f, dest))
     }
 
