@@ -53,22 +53,58 @@ fn main() {
         "memcpy (ceiling)", "", "", memcpy_mbs, 1.0
     );
     // The default encoder's weights: a step per output channel, rows whose levels spread
-    // differently, each row a segment, so that class modes (spec §7.3.3) code them.
+    // differently, each row a segment, so that class modes (spec §7.3.2, §7.3.6) code them:
+    // in mode 7 (wide) and mode 4, with rows of several lengths (rounds of 32 symbols that
+    // straddle rows give their lanes different classes).
     let spreads = [1.0, 2.0, 4.0, 8.0, 16.0];
-    let mixed: Vec<i64> = (0..256)
-        .flat_map(|r| levels(n / 256, spreads[r % spreads.len()], r as u64))
-        .collect();
-    let cases = [
-        ("laplace b=0.5", levels(n, 0.5, 7), false, 0),
-        ("laplace b=4", levels(n, 4.0, 7), false, 0),
-        ("laplace b=20", levels(n, 20.0, 7), false, 0),
-        ("laplace b=4 per-channel", levels(n, 4.0, 7), true, 0),
-        ("rows b=1..16 per-channel, classes", mixed, true, n / 256),
+    let mixed = |row: usize| -> Vec<i64> {
+        (0..n / row)
+            .flat_map(|r| levels(row, spreads[r % spreads.len()], r as u64))
+            .collect()
+    };
+    let mut cases = vec![
+        (
+            "laplace b=0.5".to_string(),
+            levels(n, 0.5, 7),
+            false,
+            0,
+            true,
+        ),
+        ("laplace b=4".to_string(), levels(n, 4.0, 7), false, 0, true),
+        (
+            "laplace b=20".to_string(),
+            levels(n, 20.0, 7),
+            false,
+            0,
+            true,
+        ),
+        (
+            "laplace b=4 per-channel".to_string(),
+            levels(n, 4.0, 7),
+            true,
+            0,
+            true,
+        ),
     ];
-    for (label, lv, per_channel, segment) in cases {
-        let dims = vec![256u64, (n / 256) as u64];
+    for row in [n / 256, 576, 144, 100, 64, 48, 27, 9] {
+        for wide in [true, false] {
+            let label = format!("rows of {row} b=1..16 per-channel, classes");
+            cases.push((label, mixed(row), true, row, wide));
+        }
+    }
+    // `cargo bench --bench decode -- TEXT` runs only the cases whose label contains TEXT.
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    for (label, lv, per_channel, segment, wide) in cases {
+        if filter.as_ref().is_some_and(|f| !label.contains(f.as_str())) {
+            continue;
+        }
+        let rows = n.checked_div(segment).unwrap_or(256);
+        let n = lv.len();
+        let dims = vec![rows as u64, (n / rows) as u64];
         let steps = if per_channel {
-            (0..256).map(|i| 1e-3 * (1.0 + i as f32 / 256.0)).collect()
+            (0..rows)
+                .map(|i| 1e-3 * (1.0 + i as f32 / rows as f32))
+                .collect()
         } else {
             vec![1e-3]
         };
@@ -76,9 +112,10 @@ fn main() {
             kind: Kind::Midtread,
             steps,
         };
-        let payload = quant::encode_payload(&lv, &params, nnc::entropy::DEFAULT_CHUNK, segment)
-            .expect("encode");
-        // Stream mode (after the symbol width): 4/5 class modes, 6 the 32-lane layout.
+        let payload =
+            quant::encode_payload_with(&lv, &params, nnc::entropy::DEFAULT_CHUNK, segment, wide)
+                .expect("encode");
+        // Stream mode (after the symbol width): 4/5 class modes, 6 and 7 the 32-lane layout.
         let label = format!("{label} (mode {})", payload[1]);
         let h = TensorHeader {
             data_type: 1,

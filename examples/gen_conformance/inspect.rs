@@ -36,7 +36,7 @@ pub enum Body {
         model: FreqModel,
         chunks: Chunks,
     },
-    /// Mode 4 (spec §7.3.2).
+    /// Mode 4 (spec §7.3.2), and mode 7 (§7.3.6, its chunks wide as in `Wide`).
     Classes {
         kc_pos: usize,
         /// Position of each class's model kind byte.
@@ -214,14 +214,18 @@ pub fn parse_stream(p: &[u8], at: usize, count: usize, width: usize, alphabet: u
                 end,
             )
         }
-        4 => {
+        4 | 7 => {
             let (kc_pos, kinds, next) = read_models(p, pos(&c), alphabet);
             let mut c = cur(p, next);
             let seg_pos = pos(&c);
             let seg = c.varint("segment").unwrap();
             let nseg = count.div_ceil(seg as usize);
             let class_stream = parse_stream(p, pos(&c), nseg, 1, kinds.len() as u64);
-            let (chunks, end) = read_chunks(p, class_stream.end, count);
+            let (chunks, end) = if mode == 7 {
+                read_chunks_of(p, class_stream.end, count, 2, 128)
+            } else {
+                read_chunks(p, class_stream.end, count)
+            };
             (
                 Body::Classes {
                     kc_pos,

@@ -37,6 +37,9 @@ pub struct Plan {
     pub models: Vec<ClassModel>,
     /// Estimated bytes of models and payload (without the class assignment).
     pub estimate: usize,
+    /// Bits of the coded symbols under the class models (the payload without its chunk
+    /// framing).
+    pub bits: f64,
 }
 
 /// The histogram of each class's symbols: `(symbol, count)` ascending, as `histogram` gives.
@@ -136,8 +139,9 @@ fn assignment_histograms(
 }
 
 /// Models for the class histograms `hists`; `None` if a model cannot be built.
-fn models_for(hists: &[Vec<(u32, u64)>]) -> Option<(Vec<ClassModel>, usize)> {
+fn models_for(hists: &[Vec<(u32, u64)>]) -> Option<(Vec<ClassModel>, usize, f64)> {
     let mut est = 0usize;
+    let mut bits = 0.0;
     let mut models = Vec::with_capacity(hists.len());
     for real in hists {
         let mut h = real.clone();
@@ -156,9 +160,10 @@ fn models_for(hists: &[Vec<(u32, u64)>]) -> Option<(Vec<ClassModel>, usize)> {
             })
             .sum();
         est += m.compact_len() + 1 + (cost / 8.0) as usize;
+        bits += cost;
         models.push((m, codes));
     }
-    Some((models, est))
+    Some((models, est, bits))
 }
 
 /// Segment classes: segments ranked by mean symbol and cut into 2, 4, 8 or 16 equal-count
@@ -188,7 +193,7 @@ pub fn plan_segments(
         v
     };
     // (models, estimate, segment classes, symbol classes if already built)
-    type Best = (Vec<ClassModel>, usize, Vec<u8>, Option<Vec<u8>>);
+    type Best = (Vec<ClassModel>, usize, Vec<u8>, Option<Vec<u8>>, f64);
     let mut best: Option<Best> = None;
     for k in [2usize, 4, 8, 16] {
         if segs.len() < 2 * k {
@@ -200,21 +205,22 @@ pub fn plan_segments(
         }
         let (hists, class_of) =
             assignment_histograms(counts.as_ref(), symbols, &seg_class, k, class_of_symbol);
-        let Some((models, est)) = models_for(&hists) else {
+        let Some((models, est, bits)) = models_for(&hists) else {
             continue;
         };
         let est = est + 8 + segs.len() * k.trailing_zeros() as usize / 8;
         if est < best.as_ref().map_or(single_estimate, |b| b.1) {
-            best = Some((models, est, seg_class, class_of));
+            best = Some((models, est, seg_class, class_of, bits));
         }
     }
-    best.map(|(models, estimate, seg_class, class_of)| {
+    best.map(|(models, estimate, seg_class, class_of, bits)| {
         let class_of = class_of.unwrap_or_else(|| class_of_symbol(&seg_class));
         (
             Plan {
                 class_of,
                 models,
                 estimate,
+                bits,
             },
             seg_class,
         )
@@ -257,26 +263,27 @@ pub fn plan_context(symbols: &[u32], ctx: &[u8], single_estimate: usize) -> Opti
     let class_of_symbol =
         |map: &[u8]| -> Vec<u8> { ctx.iter().map(|&c| map[c as usize]).collect() };
     // (models, estimate, context map, symbol classes if already built, K)
-    type Best = (Vec<ClassModel>, usize, [u8; 256], Option<Vec<u8>>, usize);
+    type Best = (Vec<ClassModel>, usize, [u8; 256], Option<Vec<u8>>, usize, f64);
     let mut best: Option<Best> = None;
     for k in [4usize, 8, 16] {
         let map = context_classes(ctx, k);
         let (hists, class_of) =
             assignment_histograms(counts.as_ref(), symbols, &map, k, class_of_symbol);
-        let Some((models, est)) = models_for(&hists) else {
+        let Some((models, est, bits)) = models_for(&hists) else {
             continue;
         };
         if est + 4 < best.as_ref().map_or(single_estimate, |b| b.1) {
-            best = Some((models, est + 4, map, class_of, k));
+            best = Some((models, est + 4, map, class_of, k, bits));
         }
     }
-    best.map(|(models, estimate, map, class_of, k)| {
+    best.map(|(models, estimate, map, class_of, k, bits)| {
         let class_of = class_of.unwrap_or_else(|| class_of_symbol(&map));
         (
             Plan {
                 class_of,
                 models,
                 estimate,
+                bits,
             },
             k,
         )
@@ -294,7 +301,7 @@ fn write_models(p: &Plan, out: &mut Vec<u8>) {
 
 /// Writes `varint chunk`, the chunk table and the words, each symbol coded with the model of
 /// its class.
-fn write_chunks(symbols: &[u32], p: &Plan, chunk: usize, out: &mut Vec<u8>) -> Result<()> {
+pub fn write_chunks(symbols: &[u32], p: &Plan, chunk: usize, out: &mut Vec<u8>) -> Result<()> {
     let mut cms = Vec::with_capacity(p.models.len());
     let mut index = Vec::with_capacity(p.models.len());
     for (m, _) in &p.models {
@@ -305,12 +312,7 @@ fn write_chunks(symbols: &[u32], p: &Plan, chunk: usize, out: &mut Vec<u8>) -> R
                 }
             })?,
         );
-        let max = *m.symbols.last().unwrap_or(&0) as usize;
-        let mut t = vec![0u32; max + 1];
-        for (i, &s) in m.symbols.iter().enumerate() {
-            t[s as usize] = i as u32;
-        }
-        index.push(t);
+        index.push(symbol_indices(m));
     }
     put_varint(out, chunk as u64);
     let mut all_words = Vec::new();
@@ -343,14 +345,14 @@ fn write_chunks(symbols: &[u32], p: &Plan, chunk: usize, out: &mut Vec<u8>) -> R
     Ok(())
 }
 
-/// Segment-class stream body (after mode byte 4): `varint K`, K models, `varint segment`,
-/// the class of each segment as a nested symbol stream (not itself mode 4), then the chunks.
-pub fn encode_segments(
-    symbols: &[u32],
+/// The head of a segment-class stream body (after mode byte 4 or 7): `varint K`, K models,
+/// `varint segment`, the class of each segment as a nested symbol stream (not itself in a
+/// class mode). The chunks follow: [`write_chunks`] (mode 4) or [`write_wide_chunks`]
+/// (mode 7).
+pub fn write_segment_head(
     p: &Plan,
     seg_class: &[u8],
     segment: usize,
-    chunk: usize,
     out: &mut Vec<u8>,
 ) -> Result<()> {
     write_models(p, out);
@@ -365,8 +367,38 @@ pub fn encode_segments(
             wide: false,
         },
         out,
-    )?;
-    write_chunks(symbols, p, chunk, out)
+    )
+}
+
+/// Writes `varint chunk`, the wide chunk table and the wide chunks of mode 7 (spec §7.3.6):
+/// every symbol coded with the model of its class, 32 lanes per chunk as in mode 6.
+pub fn write_wide_chunks(symbols: &[u32], p: &Plan, chunk: usize, out: &mut Vec<u8>) {
+    use rayon::prelude::*;
+    let cdfs: Vec<Vec<u32>> = p.models.iter().map(|m| super::wide::cumulative(&m.0)).collect();
+    let index: Vec<Vec<u32>> = p.models.iter().map(|m| symbol_indices(&m.0)).collect();
+    let chunks: Vec<Vec<u8>> = symbols
+        .par_chunks(chunk)
+        .zip(p.class_of.par_chunks(chunk))
+        .map(|(c, cls)| {
+            super::wide::encode_chunk_with(c.len(), |t| {
+                let k = cls[t] as usize;
+                let i = index[k].get(c[t] as usize).copied().unwrap_or(0) as usize;
+                (p.models[k].0.freqs[i], cdfs[k][i])
+            })
+        })
+        .collect();
+    put_varint(out, chunk as u64);
+    super::wide::write_chunks(&chunks, out);
+}
+
+/// Index of each symbol in `m` (dense, by symbol value).
+fn symbol_indices(m: &FreqModel) -> Vec<u32> {
+    let max = *m.symbols.last().unwrap_or(&0) as usize;
+    let mut t = vec![0u32; max + 1];
+    for (i, &s) in m.symbols.iter().enumerate() {
+        t[s as usize] = i as u32;
+    }
+    t
 }
 
 /// Context-class stream body (after mode byte 5): `varint K`, K models, then the chunks.
@@ -375,17 +407,17 @@ pub fn encode_context(symbols: &[u32], p: &Plan, chunk: usize, out: &mut Vec<u8>
     write_chunks(symbols, p, chunk, out)
 }
 
-/// Reads `varint K` and K models; returns decode tables and mapped values per class.
+/// Reads `varint K` and K models; returns the models and mapped values per class.
 fn read_models<T: Copy>(
     c: &mut Cursor<'_>,
     alphabet: u64,
     map: &impl Fn(u32) -> T,
-) -> Result<(Vec<DecodeTables>, Vec<Vec<T>>)> {
+) -> Result<(Vec<FreqModel>, Vec<Vec<T>>)> {
     let k = c.varint_max(MAX_CLASSES as u64, "class count")?;
     if k < 2 {
         return Err(c.err("class modes need at least 2 classes"));
     }
-    let mut tables = Vec::with_capacity(k);
+    let mut models = Vec::with_capacity(k);
     let mut values = Vec::with_capacity(k);
     for _ in 0..k {
         let at = c.offset();
@@ -401,10 +433,15 @@ fn read_models<T: Copy>(
             }
         };
         values.push(m.symbols.iter().map(|&s| map(s)).collect());
-        // Coarse lookups: the tables of every class stay in the first-level cache.
-        tables.push(DecodeTables::new(&m));
+        models.push(m);
     }
-    Ok((tables, values))
+    Ok((models, values))
+}
+
+/// Coarse decode tables of the class models (modes 4 and 5): the tables of every class stay
+/// in the first-level cache.
+fn coarse_tables(models: &[FreqModel]) -> Vec<DecodeTables> {
+    models.iter().map(DecodeTables::new).collect()
 }
 
 /// Decodes the chunks: symbol i uses the model of class `run(i).0` (already checked < K),
@@ -523,15 +560,16 @@ fn decode_runs<T: Copy>(
     }
 }
 
-/// Decodes a segment-class stream body (after mode byte 4) into `out`.
-pub(crate) fn decode_segments<T: Copy + Send + Sync>(
+/// Decodes a segment-class stream body (after mode byte 4, or 7 with `wide`) into `out`.
+pub(crate) fn decode_segments<T: Copy + Send + Sync + 'static>(
     c: &mut Cursor<'_>,
     alphabet: u64,
     map: &impl Fn(u32) -> T,
     out: Out<'_, T>,
     parallel: bool,
+    wide: bool,
 ) -> Result<()> {
-    let (tables, values) = read_models(c, alphabet, map)?;
+    let (models, values) = read_models(c, alphabet, map)?;
     let segment = c.varint_max(u32::MAX as u64, "segment length")?;
     if segment == 0 {
         return Err(c.err("segment length 0"));
@@ -541,14 +579,21 @@ pub(crate) fn decode_segments<T: Copy + Send + Sync>(
     let mut peek = c.clone();
     if matches!(
         peek.u8("class stream mode")?,
-        super::MODE_ANS_CLASSES | super::MODE_ANS_CONTEXT | super::MODE_ANS_WIDE
+        super::MODE_ANS_CLASSES
+            | super::MODE_ANS_CONTEXT
+            | super::MODE_ANS_WIDE
+            | super::MODE_ANS_WIDE_CLASSES
     ) {
         return Err(c.err(
             "the class stream of a class-mode stream uses classes or the wide layout",
         ));
     }
     let to_u8: fn(u32) -> u8 = |s| s as u8;
-    super::decode_stream(c, 1, tables.len() as u64, to_u8, &mut classes, false)?;
+    super::decode_stream(c, 1, models.len() as u64, to_u8, &mut classes, false)?;
+    if wide {
+        return read_wide_chunks_into(c, &models, &values, &classes, segment, out, parallel);
+    }
+    let tables = coarse_tables(&models);
     read_chunks_into(
         c,
         &tables,
@@ -561,6 +606,47 @@ pub(crate) fn decode_segments<T: Copy + Send + Sync>(
         None,
         false,
         parallel,
+    )
+}
+
+/// Decodes the wide chunks of mode 7 (spec §7.3.6): `varint chunk`, the wide chunk table,
+/// the chunks; symbol `g` of the stream uses the model of class `classes[g / segment]`.
+fn read_wide_chunks_into<T: Copy + Send + Sync + 'static>(
+    c: &mut Cursor<'_>,
+    models: &[FreqModel],
+    values: &[Vec<T>],
+    classes: &[u8],
+    segment: usize,
+    out: Out<'_, T>,
+    parallel: bool,
+) -> Result<()> {
+    let count = out.count();
+    let chunk = c.varint_max(u32::MAX as u64, "chunk length")?;
+    if chunk == 0 {
+        return Err(c.err("chunk length 0"));
+    }
+    let chunks = super::wide::read_chunks(c, count.div_ceil(chunk))?;
+    if count == 0 {
+        return Ok(());
+    }
+    let all: Vec<T> = values.iter().flatten().copied().collect();
+    let tables = super::wide::ClassTables::new(models, count, &all);
+    super::decode_units(
+        out,
+        None,
+        false,
+        chunk,
+        &chunks,
+        |&(w, _)| (w, w),
+        parallel,
+        |u, o, &(w, base), _| {
+            let segs = super::wide::Segments {
+                classes,
+                segment,
+                start: u * chunk,
+            };
+            super::wide::decode_chunk_classes(&tables, segs, w, base, &all, o)
+        },
     )
 }
 
@@ -583,7 +669,8 @@ pub(crate) fn decode_context<T: Copy + Send + Sync>(
     let Some(counts) = counts else {
         return Err(c.err("context-class stream where no context exists"));
     };
-    let (tables, values) = read_models(c, alphabet, map)?;
+    let (models, values) = read_models(c, alphabet, map)?;
+    let tables = coarse_tables(&models);
     let map_ctx = context_classes_of(&counts, tables.len());
     read_chunks_into(
         c,

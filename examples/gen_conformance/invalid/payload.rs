@@ -35,11 +35,11 @@ pub(super) fn payloads(o: &mut Out) {
     );
     pay(
         o,
-        "payload-unknown-stream-mode-7",
+        "payload-unknown-stream-mode-8",
         C,
         &["§7.1", "§12"],
-        "Tensor \"c\": plane 3 in stream mode 7.",
-        &|p| p[0] = 7,
+        "Tensor \"c\": plane 3 in stream mode 8 (unassigned).",
+        &|p| p[0] = 8,
     );
     pay(
         o,
@@ -548,6 +548,84 @@ pub(super) fn classes(o: &mut Out) {
             splice(p, cs.start..cs.end, &v);
         },
     );
+}
+
+/// Spec §7.3.6 on the mode-7 stream of "stream-wide-channel-classes".
+pub(super) fn wide_classes(o: &mut Out) {
+    let base = "stream-wide-channel-classes";
+    let edit = |o: &mut Out,
+                name: &str,
+                what: &str,
+                e: &dyn Fn(&mut Vec<u8>, &super::super::inspect::Stream)| {
+        let mut f = o.file(base);
+        let r = tensor_named(&f, "w");
+        let s = payload_info(&f, r).streams[0].clone();
+        assert_eq!(s.mode, 7, "{base} is not in mode 7");
+        e(&mut f.recs[r].payload, &s);
+        o.add(name, "payload", &["§7.3.6"], base, what, f.bytes());
+    };
+    let class_stream = |s: &super::super::inspect::Stream| match &s.body {
+        Body::Classes { class_stream, .. } => (**class_stream).clone(),
+        _ => panic!("not a class-mode stream"),
+    };
+    edit(
+        o,
+        "payload-wide-classes-class-stream-mode-7",
+        "Mode 7 whose class stream's mode byte is 7 (class streams never nest).",
+        &|p, s| {
+            p[class_stream(s).start] = 7;
+        },
+    );
+    edit(
+        o,
+        "payload-wide-classes-lane-state-low",
+        "Mode 7: lane 31 of the second wide chunk starts in state 0, below 2^16.",
+        &|p, s| {
+            let at = s.chunks().unwrap().chunks[1].words_pos + 4 * 31;
+            p[at..at + 4].copy_from_slice(&0u32.to_le_bytes());
+        },
+    );
+    edit(
+        o,
+        "payload-wide-classes-word-missing",
+        "Mode 7: the first wide chunk lacks its last 16-bit word (word count − 1): a lane \
+         needs a word past the end of its chunk, or the lanes do not end at 2^16.",
+        &|p, s| {
+            let ch = s.chunks().unwrap();
+            let c = &ch.chunks[0];
+            let (cp, n) = (c.count_pos, c.words);
+            assert!(n > 0);
+            let end = c.words_pos + 128 + 2 * n;
+            splice(p, end - 2..end, &[]);
+            assert_eq!(varint(n as u64).len(), varint(n as u64 - 1).len());
+            splice(p, cp..cp + varint(n as u64).len(), &varint(n as u64 - 1));
+        },
+    );
+    edit(
+        o,
+        "payload-wide-classes-swapped",
+        "Mode 7: the class stream's first two segment classes exchanged where they differ \
+         (stored as mode 0 with the same length): the lanes decode with the wrong models and \
+         do not end at 2^16.",
+        &|p, s| {
+            let cs = class_stream(s);
+            let n = 192usize;
+            let mut cls: Vec<u8> = nnc_classes(p, &cs, n);
+            let j = (1..n).find(|&j| cls[j] != cls[0]).unwrap();
+            cls.swap(0, j);
+            let mut v = vec![0u8];
+            v.extend(&cls);
+            splice(p, cs.start..cs.end, &v);
+        },
+    );
+}
+
+/// The decoded class stream of a class-mode stream (`n` segments, alphabet of the classes).
+fn nnc_classes(p: &[u8], cs: &super::super::inspect::Stream, n: usize) -> Vec<u8> {
+    let mut c = nnc::bytes::Cursor::new(&p[cs.start..cs.end], 0, nnc::error::FormatRule::Payload);
+    let mut out = vec![0u8; n];
+    nnc::entropy::decode_stream(&mut c, 1, 16, |s| s as u8, &mut out, false).unwrap();
+    out
 }
 
 /// Spec §7.5 and §7.6 payloads.

@@ -109,6 +109,38 @@ pub(super) fn stream_classes() -> Case {
     .facts(&["coding:quantized", "mode:4"])
 }
 
+/// Wide channel classes (mode 7, spec §7.3.6): 192 output channels of 683 levels whose
+/// spread depends on the channel, chunk option 4096, so three wide chunks of 65536, 65536
+/// and 64 symbols; segments (683) straddle rounds of 32 and chunk boundaries.
+pub(super) fn stream_wide_classes() -> Case {
+    let mut rng = Rng::new(19);
+    let mut w = Vec::new();
+    for ch in 0..192 {
+        let sigma = 0.01 * (1 + ch % 8 * 3) as f64;
+        w.extend(rng.weights(683, sigma));
+    }
+    let l = quant(Family::Midtread, StepRule::Fixed(0.01));
+    let opts = EncodeOptions {
+        lossless: LosslessOptions {
+            chunk: 4096,
+            wide: true,
+            ..LosslessOptions::default()
+        },
+        ..lossless()
+    };
+    case(
+        "stream-wide-channel-classes",
+        "A quantized 192x683 weight whose channels differ in spread: the level stream uses \
+         mode 7 (wide channel classes, spec §7.3.6), segments of 683 symbols, in three wide \
+         chunks of 65536, 65536 and 64 symbols (encoder option chunk = 4096).",
+        model(weights_graph("g", vec![floats("w", &[192, 683], &w)])),
+    )
+    .opts(opts)
+    .lossy(l)
+    .sections(&["§7.3.6"])
+    .facts(&["coding:quantized", "mode:7", "chunks:3"])
+}
+
 pub(super) fn stream_context() -> Case {
     // ±2^e·(1 + m/8) with e even: each sign-and-exponent byte has its own exponent LSB and
     // (mostly) its own mantissa, so the plane below it is nearly determined by it.

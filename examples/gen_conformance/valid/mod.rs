@@ -154,6 +154,7 @@ pub fn cases() -> Vec<Case> {
         stream_exact(),
         stream_compact(),
         stream_classes(),
+        stream_wide_classes(),
         stream_context(),
         stream_wide(),
         chunks_many(),
