@@ -557,10 +557,45 @@ pub(crate) fn decode_stream_out<T: Copy + Send + Sync + 'static>(
     }
 }
 
+/// `n` broken copies of `bytes` for tests: every `cut`-th one cut off at a position, the
+/// others with one bit flipped, positions and bits drawn from `seed`.
+#[cfg(test)]
+pub(crate) fn hostile_variants(bytes: &[u8], seed: u64, n: usize, cut: usize) -> Vec<Vec<u8>> {
+    let mut x = seed;
+    (0..n)
+        .map(|k| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let mut bad = bytes.to_vec();
+            let at = (x >> 33) as usize % bad.len();
+            if k % cut == 0 {
+                bad.truncate(at);
+            } else {
+                bad[at] ^= 1 << ((x >> 60) % 8);
+            }
+            bad
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::error::FormatRule;
+
+    /// Decodes `bad` (a stream of `n` symbols, `width` and `alphabet`) serial and parallel:
+    /// the same error, or the same symbols (the output of a failed decode is unspecified).
+    fn same_serial_and_parallel(bad: &[u8], n: usize, width: usize, alphabet: u64) {
+        let mut outs = Vec::new();
+        for parallel in [false, true] {
+            let mut c = Cursor::new(bad, 0, FormatRule::Payload);
+            let mut out = vec![0u32; n];
+            let r = decode_stream(&mut c, width, alphabet, |s| s, &mut out, parallel);
+            outs.push((format!("{r:?}"), r.is_ok().then_some(out)));
+        }
+        assert!(outs[0] == outs[1], "{} vs {}", outs[0].0, outs[1].0);
+    }
 
     fn round_trip(symbols: &[u32], width: usize, chunk: usize) -> usize {
         round_trip_seg(symbols, width, chunk, 0)
@@ -628,26 +663,8 @@ mod tests {
         // Hostile bytes: flipped bytes and truncations anywhere give an error or some
         // symbols, never a panic, and the same result serial and parallel (the output of a
         // failed decode is unspecified).
-        let mut x = 77u64;
-        for k in 0..300 {
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            let mut bad = buf.clone();
-            let at = (x >> 33) as usize % bad.len();
-            if k % 3 == 0 {
-                bad.truncate(at);
-            } else {
-                bad[at] ^= 1 << ((x >> 60) % 8);
-            }
-            let mut outs = Vec::new();
-            for parallel in [false, true] {
-                let mut c = Cursor::new(&bad, 0, FormatRule::Payload);
-                let mut out = vec![0u32; long.len()];
-                let r = decode_stream(&mut c, 1, 256, |s| s, &mut out, parallel);
-                outs.push((format!("{r:?}"), r.is_ok().then_some(out)));
-            }
-            assert!(outs[0] == outs[1], "{} vs {}", outs[0].0, outs[1].0);
+        for bad in hostile_variants(&buf, 77, 300, 3) {
+            same_serial_and_parallel(&bad, long.len(), 1, 256);
         }
     }
 
@@ -745,26 +762,8 @@ mod tests {
                     .unwrap();
                 assert!(outf.iter().zip(&syms).all(|(&a, &b)| a == b as f32 - 3.5));
             }
-            let mut x = segment as u64;
-            for k in 0..40 {
-                x = x
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                let mut bad = buf.clone();
-                let at = (x >> 33) as usize % bad.len();
-                if k % 4 == 0 {
-                    bad.truncate(at);
-                } else {
-                    bad[at] ^= 1 << ((x >> 60) % 8);
-                }
-                let mut outs = Vec::new();
-                for parallel in [false, true] {
-                    let mut c = Cursor::new(&bad, 0, FormatRule::Payload);
-                    let mut out = vec![0u32; n];
-                    let r = decode_stream(&mut c, 2, 1 << 16, |s| s, &mut out, parallel);
-                    outs.push((format!("{r:?}"), r.is_ok().then_some(out)));
-                }
-                assert!(outs[0] == outs[1], "{} vs {}", outs[0].0, outs[1].0);
+            for bad in hostile_variants(&buf, segment as u64, 40, 4) {
+                same_serial_and_parallel(&bad, n, 2, 1 << 16);
             }
         }
     }

@@ -96,16 +96,10 @@ impl WideTables {
     /// Tables for decoding `symbols` symbols with this model.
     pub fn for_len<T: Copy + 'static>(model: &FreqModel, symbols: usize, values: &[T]) -> Self {
         let n = model.freqs.len();
-        let mut fc = Vec::with_capacity(n);
-        let mut c = 0u32;
-        for &f in &model.freqs {
-            fc.push(f | c << 16);
-            c += f;
-        }
         let mut t = WideTables {
             sym8: Vec::new(),
             sym16: Vec::new(),
-            fc,
+            fc: packed_fc(model).collect(),
             vals: Vec::new(),
             slot: Vec::new(),
             small: DecodeTables::new(model),
@@ -155,6 +149,15 @@ impl WideTables {
         let e = self.fc[i];
         (e & 0xFFFF, e >> 16, i)
     }
+}
+
+/// `f | c << 16` of each symbol index of `model` (frequency and cumulative frequency).
+fn packed_fc(model: &FreqModel) -> impl Iterator<Item = u32> + '_ {
+    model.freqs.iter().scan(0u32, |c, &f| {
+        let e = f | *c << 16;
+        *c += f;
+        Some(e)
+    })
 }
 
 /// The values as native-endian 4-byte patterns, for the types a fused decoder may write
@@ -349,11 +352,7 @@ impl ClassTables {
         };
         for m in models {
             t.off.push(t.fc.len() as u32);
-            let mut c = 0u32;
-            for &f in &m.freqs {
-                t.fc.push(f | c << 16);
-                c += f;
-            }
+            t.fc.extend(packed_fc(m));
         }
         if let Some(bits) = value_bits(values).filter(|b| b.len() == t.fc.len()) {
             t.vals = bits;
@@ -544,18 +543,7 @@ mod tests {
             let mut out = vec![0u64; n];
             decode_chunk_classes(&tw, segs, &bytes, 0, &wide_values, &mut out).unwrap();
             assert!(out.iter().zip(&syms).all(|(&a, &b)| a == (b as u64) << 33));
-            let mut x = segment as u64;
-            for k in 0..30 {
-                x = x
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                let mut bad = bytes.clone();
-                let at = (x >> 33) as usize % bad.len();
-                if k % 3 == 0 {
-                    bad.truncate(at);
-                } else {
-                    bad[at] ^= 1 << ((x >> 60) % 8);
-                }
+            for bad in crate::entropy::hostile_variants(&bytes, segment as u64, 30, 3) {
                 assert_eq!(decode(&bad, true), decode(&bad, false));
             }
         }

@@ -32,6 +32,24 @@ const fn perm_table() -> [[u32; 8]; 256] {
     t
 }
 
+/// What the gathers of a round read: the slot table (`sym8`, or `sym16` when `sym8` is
+/// empty), `f | c << 16` per symbol index (`fc`) and, for a fused decoder, the values (`vals`).
+#[derive(Clone, Copy)]
+struct Gather<'a> {
+    sym8: &'a [u8],
+    sym16: &'a [u16],
+    fc: &'a [u32],
+    vals: &'a [u32],
+}
+
+/// The lanes' classes of a mode-7 chunk: per lane, its slot index is offset by `class · 2^16`
+/// and its symbol index by `off[class]`.
+#[derive(Clone, Copy)]
+struct ClassLanes<'a> {
+    segs: Segments<'a>,
+    off: &'a [u32],
+}
+
 /// Decodes whole rounds of 32 symbols from the start of `out` while the chunk has at least
 /// `ROUND_BYTES` bytes left; returns the number of symbols written (a multiple of 32, 0
 /// without AVX2 or without slot tables). `st` is left where the portable loop continues.
@@ -54,16 +72,82 @@ pub fn decode_rounds<T: Copy + 'static>(
         // 4-byte type (`is_word`).
         return unsafe { rounds_packed(t, st, out) };
     }
-    // SAFETY: AVX2 was detected at run time just above, which is the only requirement of
-    // calling a `#[target_feature(enable = "avx2")]` function. The slot table that `sym8`
-    // selects has the length checked above; the memory accesses inside are justified where
-    // they happen.
+    let g = Gather {
+        sym8: &t.sym8,
+        sym16: &t.sym16,
+        fc: &t.fc,
+        vals: &t.vals,
+    };
+    // SAFETY: AVX2 was detected at run time just above; the slot table has one class of
+    // 2^16 entries (plus padding), checked above, and the invariant of `WideTables` holds.
+    unsafe { dispatch(g, None, st, values, out, fused, sym8) }
+}
+
+/// Decodes whole rounds of 32 symbols of a mode-7 chunk (spec §7.3.6) as [`decode_rounds`]
+/// does, each lane with the tables of its own segment's class. `values` holds every class's
+/// values, class after class, as [`ClassTables`] indexes them.
+pub fn decode_class_rounds<T: Copy + 'static>(
+    t: &ClassTables,
+    segs: Segments<'_>,
+    st: &mut WideState<'_>,
+    values: &[T],
+    out: &mut [T],
+) -> usize {
+    let k = t.off.len();
+    let sym8 = t.sym8.len() == (k << 16) + 3;
+    if !sym8 && t.sym16.len() != (k << 16) + 1 {
+        return 0;
+    }
+    if !std::arch::is_x86_feature_detected!("avx2") {
+        return 0;
+    }
+    // The gathers rely on every class of the chunk's segments being below `k`.
+    let seg = segs.segment;
+    if seg == 0 {
+        return 0;
+    }
+    let first = segs.start / seg;
+    let last = (segs.start + out.len()).div_ceil(seg).min(segs.classes.len());
+    if segs.classes[first.min(last)..last]
+        .iter()
+        .any(|&c| c as usize >= k)
+    {
+        return 0;
+    }
+    let fused = t.vals.len() == t.fc.len() && is_word::<T>();
+    let g = Gather {
+        sym8: &t.sym8,
+        sym16: &t.sym16,
+        fc: &t.fc,
+        vals: &t.vals,
+    };
+    let lanes = ClassLanes { segs, off: &t.off };
+    // SAFETY: AVX2 was detected at run time just above; the slot table holds `k` classes of
+    // 2^16 entries (plus padding) and every class of the chunk is below `k` (both checked
+    // above), and the invariant of `ClassTables` holds.
+    unsafe { dispatch(g, Some(lanes), st, values, out, fused, sym8) }
+}
+
+/// Calls [`rounds`] with the constants `FUSED` and `SYM8` of `fused` and `sym8`.
+///
+/// # Safety
+/// As [`rounds`].
+unsafe fn dispatch<T: Copy>(
+    g: Gather<'_>,
+    lanes: Option<ClassLanes<'_>>,
+    st: &mut WideState<'_>,
+    values: &[T],
+    out: &mut [T],
+    fused: bool,
+    sym8: bool,
+) -> usize {
+    // SAFETY: the caller's contract.
     unsafe {
         match (fused, sym8) {
-            (true, true) => rounds::<T, true, true>(t, st, values, out),
-            (true, false) => rounds::<T, true, false>(t, st, values, out),
-            (false, true) => rounds::<T, false, true>(t, st, values, out),
-            (false, false) => rounds::<T, false, false>(t, st, values, out),
+            (true, true) => rounds::<T, true, true>(g, lanes, st, values, out),
+            (true, false) => rounds::<T, true, false>(g, lanes, st, values, out),
+            (false, true) => rounds::<T, false, true>(g, lanes, st, values, out),
+            (false, false) => rounds::<T, false, false>(g, lanes, st, values, out),
         }
     }
 }
@@ -76,13 +160,75 @@ fn is_word<T: 'static>() -> bool {
     t == TypeId::of::<[u8; 4]>() || t == TypeId::of::<u32>() || t == TypeId::of::<f32>()
 }
 
-/// With `FUSED`, the values are gathered from `t.vals` and stored straight into `out`
-/// (requires `is_word::<T>()` and `t.vals.len() == t.fc.len()`); otherwise the symbol
-/// indices are mapped through `values`. `SYM8` selects the slot table (`sym8`, of
-/// 2^16 + 3 bytes, else `sym16`, of 2^16 + 1 entries: checked by the caller).
+/// The 32 lane states of `st` as four registers of eight.
 #[target_feature(enable = "avx2")]
-fn rounds<T: Copy, const FUSED: bool, const SYM8: bool>(
-    t: &WideTables,
+fn load_states(st: &WideState<'_>) -> [std::arch::x86_64::__m256i; 4] {
+    use std::arch::x86_64::*;
+    let mut x = [_mm256_setzero_si256(); 4];
+    for (g, v) in x.iter_mut().enumerate() {
+        // SAFETY: `st.x` has 32 u32; lanes 8g..8g+8 are in bounds for g < 4; unaligned load.
+        *v = unsafe { _mm256_loadu_si256(st.x.as_ptr().add(8 * g) as *const __m256i) };
+    }
+    x
+}
+
+/// Stores the four registers of lane states back into `st`, with the read position `pos`.
+#[target_feature(enable = "avx2")]
+fn store_states(st: &mut WideState<'_>, x: &[std::arch::x86_64::__m256i; 4], pos: usize) {
+    use std::arch::x86_64::*;
+    for (g, v) in x.iter().enumerate() {
+        // SAFETY: as in `load_states`.
+        unsafe { _mm256_storeu_si256(st.x.as_mut_ptr().add(8 * g) as *mut __m256i, *v) };
+    }
+    st.pos = pos;
+}
+
+/// The update of eight lanes after their lookup, `x ← (x >> 16)·f + bias` (`bias = q − c`),
+/// then the renormalization: the lanes that fall below 2^16 take the next 16-bit words at
+/// `pos`, in lane order; `pos` advances past them.
+///
+/// # Safety
+/// 16 bytes at `pos` must be inside `bytes`.
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn advance(
+    x: std::arch::x86_64::__m256i,
+    f: std::arch::x86_64::__m256i,
+    bias: std::arch::x86_64::__m256i,
+    bytes: &[u8],
+    pos: &mut usize,
+) -> std::arch::x86_64::__m256i {
+    use std::arch::x86_64::*;
+    let xn = _mm256_add_epi32(_mm256_mullo_epi32(_mm256_srli_epi32::<16>(x), f), bias);
+    let need = _mm256_cmpeq_epi32(_mm256_srli_epi32::<16>(xn), _mm256_setzero_si256());
+    let m = _mm256_movemask_ps(_mm256_castsi256_ps(need)) as usize;
+    // SAFETY: 16 bytes at `pos` are in bounds (the caller's contract).
+    let w = unsafe { _mm_loadu_si128(bytes.as_ptr().add(*pos) as *const __m128i) };
+    // SAFETY: `m < 256`, and each row of PERM is 8 u32 (32 bytes); unaligned load.
+    let p = unsafe { _mm256_loadu_si256(PERM[m].as_ptr() as *const __m256i) };
+    let w = _mm256_permutevar8x32_epi32(_mm256_cvtepu16_epi32(w), p);
+    let xr = _mm256_or_si256(_mm256_slli_epi32::<16>(xn), w);
+    *pos += 2 * m.count_ones() as usize;
+    _mm256_blendv_epi8(xn, xr, need)
+}
+
+/// The loop of [`decode_rounds`] and [`decode_class_rounds`]. With `FUSED`, the values are
+/// gathered from `g.vals` and stored straight into `out`; otherwise the symbol indices are
+/// mapped through `values`. `SYM8` selects the slot table. With `lanes` (mode 7), each lane's
+/// slot index is offset by its class times 2^16 and its symbol index by its class's `off`:
+/// one class for all 32 when the round lies in one segment (the common case: segments are
+/// output channels of dozens to thousands of weights), else lane by lane.
+///
+/// # Safety
+/// AVX2 is available. With `FUSED`, `T` is a 4-byte type for which every bit pattern is
+/// valid (`is_word`) and `g.vals` is as long as `g.fc`. The slot table that `SYM8` selects
+/// holds `K` classes of 2^16 entries plus padding (3 bytes for `sym8`, one entry for `sym16`),
+/// `K = 1` without `lanes`, else `lanes.off.len()`, and every class of the segments the
+/// chunk covers is below `K`; every slot entry plus its class's offset is below `g.fc.len()`.
+#[target_feature(enable = "avx2")]
+unsafe fn rounds<T: Copy, const FUSED: bool, const SYM8: bool>(
+    g: Gather<'_>,
+    lanes: Option<ClassLanes<'_>>,
     st: &mut WideState<'_>,
     values: &[T],
     out: &mut [T],
@@ -92,59 +238,84 @@ fn rounds<T: Copy, const FUSED: bool, const SYM8: bool>(
     let mut pos = st.pos;
     let mut done = 0usize;
     let mut idx = [0u32; LANES];
+    let (mut slot_off, mut sym_off) = ([0u32; LANES], [0u32; LANES]);
     let low = _mm256_set1_epi32(0xFFFF);
     let sym_mask = _mm256_set1_epi32(if SYM8 { 0xFF } else { 0xFFFF });
     let zero = _mm256_setzero_si256();
-    let mut x = [zero; 4];
-    for (g, v) in x.iter_mut().enumerate() {
-        // SAFETY: `st.x` has 32 u32; lanes 8g..8g+8 are in bounds for g < 4; unaligned load.
-        *v = unsafe { _mm256_loadu_si256(st.x.as_ptr().add(8 * g) as *const __m256i) };
-    }
+    let mut x = load_states(st);
+    // Per group of eight lanes, the slot and symbol-index offsets of their classes.
+    let (mut so, mut yo) = ([zero; 4], [zero; 4]);
+    // With classes: the segment of the round's first symbol and where it ends.
+    let (mut s, mut end) = lanes.map_or((0, usize::MAX), |l| {
+        let s = l.segs.start / l.segs.segment;
+        (s, (s + 1) * l.segs.segment)
+    });
     while done + LANES <= out.len() && pos + ROUND_BYTES <= bytes.len() {
-        for (g, xg) in x.iter_mut().enumerate() {
+        if let Some(l) = lanes {
+            let (seg, g0) = (l.segs.segment, l.segs.start + done);
+            while g0 >= end {
+                s += 1;
+                end += seg;
+            }
+            if g0 + LANES <= end {
+                let k = l.segs.classes[s] as usize;
+                so = [_mm256_set1_epi32((k << 16) as i32); 4];
+                yo = [_mm256_set1_epi32(l.off[k] as i32); 4];
+            } else {
+                let (mut s1, mut e1) = (s, end);
+                for j in 0..LANES {
+                    while g0 + j >= e1 {
+                        s1 += 1;
+                        e1 += seg;
+                    }
+                    let k = l.segs.classes[s1] as usize;
+                    slot_off[j] = (k << 16) as u32;
+                    sym_off[j] = l.off[k];
+                }
+                for q in 0..4 {
+                    // SAFETY: both arrays hold 32 u32 and 8q + 8 <= 32; unaligned loads.
+                    unsafe {
+                        so[q] = _mm256_loadu_si256(slot_off.as_ptr().add(8 * q) as *const __m256i);
+                        yo[q] = _mm256_loadu_si256(sym_off.as_ptr().add(8 * q) as *const __m256i);
+                    }
+                }
+            }
+        }
+        for (j, xg) in x.iter_mut().enumerate() {
             let q = _mm256_and_si256(*xg, low);
-            // SAFETY: every lane of `q` is below 2^16, and the 4-byte reads at `sym8 + q`
-            // (2^16 + 3 bytes) or `sym16 + 2q` (2^16 + 1 entries of 2 bytes) stay inside.
-            let s = unsafe {
+            let qk = _mm256_add_epi32(q, so[j]);
+            // SAFETY: every lane of `qk` is `class · 2^16 + q` with the class below `K` and
+            // `q < 2^16` (the contract), so the 4-byte reads at `sym8 + qk` (K · 2^16 + 3
+            // bytes) or `sym16 + 2qk` (K · 2^16 + 1 entries of 2 bytes) stay inside.
+            let sym = unsafe {
                 if SYM8 {
-                    _mm256_i32gather_epi32::<1>(t.sym8.as_ptr() as *const i32, q)
+                    _mm256_i32gather_epi32::<1>(g.sym8.as_ptr() as *const i32, qk)
                 } else {
-                    _mm256_i32gather_epi32::<2>(t.sym16.as_ptr() as *const i32, q)
+                    _mm256_i32gather_epi32::<2>(g.sym16.as_ptr() as *const i32, qk)
                 }
             };
-            let s = _mm256_and_si256(s, sym_mask);
-            // SAFETY: every slot entry is below `fc.len()` (the invariant of `WideTables`).
-            let e = unsafe { _mm256_i32gather_epi32::<4>(t.fc.as_ptr() as *const i32, s) };
+            let sym = _mm256_add_epi32(_mm256_and_si256(sym, sym_mask), yo[j]);
+            // SAFETY: every slot entry plus its class's offset is below `fc.len()` (the
+            // contract).
+            let e = unsafe { _mm256_i32gather_epi32::<4>(g.fc.as_ptr() as *const i32, sym) };
             if FUSED {
-                // SAFETY: `vals` is as long as `fc` (checked by the caller) and `s` is below
-                // that. The round writes `out[done..done + 32]`, in bounds by the loop
-                // condition; the 32 bytes at `out + done + 8g` are 8 values of `T`, a 4-byte
-                // type for which every bit pattern is valid (`is_word`).
+                // SAFETY: `vals` is as long as `fc` and `sym` is below that. The round writes
+                // `out[done..done + 32]`, in bounds by the loop condition; the 32 bytes at
+                // `out + done + 8j` are 8 values of `T`, a 4-byte type for which every bit
+                // pattern is valid (the contract).
                 unsafe {
-                    let v = _mm256_i32gather_epi32::<4>(t.vals.as_ptr() as *const i32, s);
-                    _mm256_storeu_si256(out.as_mut_ptr().add(done + 8 * g) as *mut __m256i, v);
+                    let v = _mm256_i32gather_epi32::<4>(g.vals.as_ptr() as *const i32, sym);
+                    _mm256_storeu_si256(out.as_mut_ptr().add(done + 8 * j) as *mut __m256i, v);
                 }
             } else {
-                // SAFETY: `idx` has 32 u32 and 8g + 8 <= 32.
-                unsafe { _mm256_storeu_si256(idx.as_mut_ptr().add(8 * g) as *mut __m256i, s) };
+                // SAFETY: `idx` has 32 u32 and 8j + 8 <= 32.
+                unsafe { _mm256_storeu_si256(idx.as_mut_ptr().add(8 * j) as *mut __m256i, sym) };
             }
             let f = _mm256_and_si256(e, low);
-            let c = _mm256_srli_epi32::<16>(e);
-            let xn = _mm256_add_epi32(
-                _mm256_mullo_epi32(_mm256_srli_epi32::<16>(*xg), f),
-                _mm256_sub_epi32(q, c),
-            );
-            let need = _mm256_cmpeq_epi32(_mm256_srli_epi32::<16>(xn), zero);
-            let m = _mm256_movemask_ps(_mm256_castsi256_ps(need)) as usize;
+            let bias = _mm256_sub_epi32(q, _mm256_srli_epi32::<16>(e));
             // SAFETY: at the start of the round `pos + 64 <= bytes.len()`, and each of the
             // four groups advances `pos` by at most 16, so 16 bytes at `pos` are in bounds.
-            let w = unsafe { _mm_loadu_si128(bytes.as_ptr().add(pos) as *const __m128i) };
-            // SAFETY: `m < 256`, and each row of PERM is 8 u32 (32 bytes); unaligned load.
-            let p = unsafe { _mm256_loadu_si256(PERM[m].as_ptr() as *const __m256i) };
-            let w = _mm256_permutevar8x32_epi32(_mm256_cvtepu16_epi32(w), p);
-            let xr = _mm256_or_si256(_mm256_slli_epi32::<16>(xn), w);
-            *xg = _mm256_blendv_epi8(xn, xr, need);
-            pos += 2 * m.count_ones() as usize;
+            *xg = unsafe { advance(*xg, f, bias, bytes, &mut pos) };
         }
         if !FUSED {
             for (o, &i) in out[done..done + LANES].iter_mut().zip(&idx) {
@@ -153,11 +324,7 @@ fn rounds<T: Copy, const FUSED: bool, const SYM8: bool>(
         }
         done += LANES;
     }
-    for (g, v) in x.iter().enumerate() {
-        // SAFETY: as for the load above.
-        unsafe { _mm256_storeu_si256(st.x.as_mut_ptr().add(8 * g) as *mut __m256i, *v) };
-    }
-    st.pos = pos;
+    store_states(st, &x, pos);
     done
 }
 
@@ -170,12 +337,7 @@ fn rounds_packed<T: Copy>(t: &WideTables, st: &mut WideState<'_>, out: &mut [T])
     let mut pos = st.pos;
     let mut done = 0usize;
     let low = _mm256_set1_epi32(0xFFFF);
-    let zero = _mm256_setzero_si256();
-    let mut x = [zero; 4];
-    for (g, v) in x.iter_mut().enumerate() {
-        // SAFETY: `st.x` has 32 u32; lanes 8g..8g+8 are in bounds for g < 4; unaligned load.
-        *v = unsafe { _mm256_loadu_si256(st.x.as_ptr().add(8 * g) as *const __m256i) };
-    }
+    let mut x = load_states(st);
     let slot = t.slot.as_ptr() as *const i64;
     while done + LANES <= out.len() && pos + ROUND_BYTES <= bytes.len() {
         for (g, xg) in x.iter_mut().enumerate() {
@@ -204,193 +366,12 @@ fn rounds_packed<T: Copy>(t: &WideTables, st: &mut WideState<'_>, out: &mut [T])
             unsafe { _mm256_storeu_si256(out.as_mut_ptr().add(done + 8 * g) as *mut __m256i, v) };
             let f = _mm256_and_si256(e, low);
             let bias = _mm256_srli_epi32::<16>(e);
-            let xn = _mm256_add_epi32(_mm256_mullo_epi32(_mm256_srli_epi32::<16>(*xg), f), bias);
-            let need = _mm256_cmpeq_epi32(_mm256_srli_epi32::<16>(xn), zero);
-            let m = _mm256_movemask_ps(_mm256_castsi256_ps(need)) as usize;
             // SAFETY: at the start of the round `pos + 64 <= bytes.len()`, and each of the
             // four groups advances `pos` by at most 16, so 16 bytes at `pos` are in bounds.
-            let w = unsafe { _mm_loadu_si128(bytes.as_ptr().add(pos) as *const __m128i) };
-            // SAFETY: `m < 256`, and each row of PERM is 8 u32 (32 bytes); unaligned load.
-            let p = unsafe { _mm256_loadu_si256(PERM[m].as_ptr() as *const __m256i) };
-            let w = _mm256_permutevar8x32_epi32(_mm256_cvtepu16_epi32(w), p);
-            let xr = _mm256_or_si256(_mm256_slli_epi32::<16>(xn), w);
-            *xg = _mm256_blendv_epi8(xn, xr, need);
-            pos += 2 * m.count_ones() as usize;
+            *xg = unsafe { advance(*xg, f, bias, bytes, &mut pos) };
         }
         done += LANES;
     }
-    for (g, v) in x.iter().enumerate() {
-        // SAFETY: as for the load above.
-        unsafe { _mm256_storeu_si256(st.x.as_mut_ptr().add(8 * g) as *mut __m256i, *v) };
-    }
-    st.pos = pos;
-    done
-}
-
-/// Decodes whole rounds of 32 symbols of a mode-7 chunk (spec §7.3.6) from the start of
-/// `out` while the chunk has at least `ROUND_BYTES` bytes left, each lane with the tables of
-/// its own segment's class; returns the number of symbols written (a multiple of 32, 0
-/// without AVX2 or without slot tables). `values` holds every class's values, class after
-/// class, as [`ClassTables`] indexes them.
-pub fn decode_class_rounds<T: Copy + 'static>(
-    t: &ClassTables,
-    segs: Segments<'_>,
-    st: &mut WideState<'_>,
-    values: &[T],
-    out: &mut [T],
-) -> usize {
-    let k = t.off.len();
-    let sym8 = t.sym8.len() == (k << 16) + 3;
-    if !sym8 && t.sym16.len() != (k << 16) + 1 {
-        return 0;
-    }
-    if !std::arch::is_x86_feature_detected!("avx2") {
-        return 0;
-    }
-    // The gathers rely on every class of the chunk's segments being below `k`.
-    let seg = segs.segment;
-    let first = segs.start / seg;
-    let last = (segs.start + out.len()).div_ceil(seg).min(segs.classes.len());
-    if seg == 0 || segs.classes[first.min(last)..last].iter().any(|&c| c as usize >= k) {
-        return 0;
-    }
-    let fused = t.vals.len() == t.fc.len() && is_word::<T>();
-    // SAFETY: AVX2 was detected at run time just above; the slot table that `sym8` selects
-    // holds `k` classes and every class of the chunk is below `k` (both checked above). The memory accesses inside are justified where they
-    // happen.
-    unsafe {
-        match (fused, sym8) {
-            (true, true) => class_rounds::<T, true, true>(t, segs, st, values, out),
-            (true, false) => class_rounds::<T, true, false>(t, segs, st, values, out),
-            (false, true) => class_rounds::<T, false, true>(t, segs, st, values, out),
-            (false, false) => class_rounds::<T, false, false>(t, segs, st, values, out),
-        }
-    }
-}
-
-/// The loop of [`decode_class_rounds`]. Per round, the class of each lane: one class for all
-/// 32 when the round lies in one segment (the common case: segments are output channels of
-/// dozens to thousands of weights), else lane by lane. Each lane's slot index is offset by
-/// `class · 2^16` and its symbol index by `off[class]`.
-#[target_feature(enable = "avx2")]
-fn class_rounds<T: Copy, const FUSED: bool, const SYM8: bool>(
-    t: &ClassTables,
-    segs: Segments<'_>,
-    st: &mut WideState<'_>,
-    values: &[T],
-    out: &mut [T],
-) -> usize {
-    use std::arch::x86_64::*;
-    let bytes = st.bytes;
-    let mut pos = st.pos;
-    let mut done = 0usize;
-    let mut idx = [0u32; LANES];
-    let (mut slot_off, mut sym_off) = ([0u32; LANES], [0u32; LANES]);
-    let low = _mm256_set1_epi32(0xFFFF);
-    let sym_mask = _mm256_set1_epi32(if SYM8 { 0xFF } else { 0xFFFF });
-    let zero = _mm256_setzero_si256();
-    let mut x = [zero; 4];
-    for (g, v) in x.iter_mut().enumerate() {
-        // SAFETY: `st.x` has 32 u32; lanes 8g..8g+8 are in bounds for g < 4; unaligned load.
-        *v = unsafe { _mm256_loadu_si256(st.x.as_ptr().add(8 * g) as *const __m256i) };
-    }
-    let seg = segs.segment;
-    // The segment of the round's first symbol and where it ends (stream positions).
-    let mut s = segs.start / seg;
-    let mut end = (s + 1) * seg;
-    let mut so = [zero; 4];
-    let mut yo = [zero; 4];
-    while done + LANES <= out.len() && pos + ROUND_BYTES <= bytes.len() {
-        let g0 = segs.start + done;
-        while g0 >= end {
-            s += 1;
-            end += seg;
-        }
-        if g0 + LANES <= end {
-            let k = segs.classes[s] as usize;
-            let a = _mm256_set1_epi32((k << 16) as i32);
-            let b = _mm256_set1_epi32(t.off[k] as i32);
-            so = [a; 4];
-            yo = [b; 4];
-        } else {
-            let (mut s1, mut e1) = (s, end);
-            for l in 0..LANES {
-                while g0 + l >= e1 {
-                    s1 += 1;
-                    e1 += seg;
-                }
-                let k = segs.classes[s1] as usize;
-                slot_off[l] = (k << 16) as u32;
-                sym_off[l] = t.off[k];
-            }
-            for g in 0..4 {
-                // SAFETY: both arrays hold 32 u32 and 8g + 8 <= 32; unaligned loads.
-                unsafe {
-                    so[g] = _mm256_loadu_si256(slot_off.as_ptr().add(8 * g) as *const __m256i);
-                    yo[g] = _mm256_loadu_si256(sym_off.as_ptr().add(8 * g) as *const __m256i);
-                }
-            }
-        }
-        for (g, xg) in x.iter_mut().enumerate() {
-            let q = _mm256_and_si256(*xg, low);
-            let qk = _mm256_add_epi32(q, so[g]);
-            // SAFETY: every lane of `qk` is `class · 2^16 + q` with the class below the number
-            // of classes `k` (checked by the caller) and `q < 2^16`, so the 4-byte
-            // reads at `sym8 + qk` (k · 2^16 + 3 bytes) or `sym16 + 2qk` (k · 2^16 + 1 entries)
-            // stay inside.
-            let s = unsafe {
-                if SYM8 {
-                    _mm256_i32gather_epi32::<1>(t.sym8.as_ptr() as *const i32, qk)
-                } else {
-                    _mm256_i32gather_epi32::<2>(t.sym16.as_ptr() as *const i32, qk)
-                }
-            };
-            let s = _mm256_add_epi32(_mm256_and_si256(s, sym_mask), yo[g]);
-            // SAFETY: every slot entry plus its class's `off` is below `fc.len()` (the
-            // invariant of `ClassTables`).
-            let e = unsafe { _mm256_i32gather_epi32::<4>(t.fc.as_ptr() as *const i32, s) };
-            if FUSED {
-                // SAFETY: `vals` is as long as `fc` (checked by the caller) and `s` is below
-                // that. The round writes `out[done..done + 32]`, in bounds by the loop
-                // condition; the 32 bytes at `out + done + 8g` are 8 values of `T`, a 4-byte
-                // type for which every bit pattern is valid (`is_word`).
-                unsafe {
-                    let v = _mm256_i32gather_epi32::<4>(t.vals.as_ptr() as *const i32, s);
-                    _mm256_storeu_si256(out.as_mut_ptr().add(done + 8 * g) as *mut __m256i, v);
-                }
-            } else {
-                // SAFETY: `idx` has 32 u32 and 8g + 8 <= 32.
-                unsafe { _mm256_storeu_si256(idx.as_mut_ptr().add(8 * g) as *mut __m256i, s) };
-            }
-            let f = _mm256_and_si256(e, low);
-            let c = _mm256_srli_epi32::<16>(e);
-            let xn = _mm256_add_epi32(
-                _mm256_mullo_epi32(_mm256_srli_epi32::<16>(*xg), f),
-                _mm256_sub_epi32(q, c),
-            );
-            let need = _mm256_cmpeq_epi32(_mm256_srli_epi32::<16>(xn), zero);
-            let m = _mm256_movemask_ps(_mm256_castsi256_ps(need)) as usize;
-            // SAFETY: at the start of the round `pos + 64 <= bytes.len()`, and each of the
-            // four groups advances `pos` by at most 16, so 16 bytes at `pos` are in bounds.
-            let w = unsafe { _mm_loadu_si128(bytes.as_ptr().add(pos) as *const __m128i) };
-            // SAFETY: `m < 256`, and each row of PERM is 8 u32 (32 bytes); unaligned load.
-            let p = unsafe { _mm256_loadu_si256(PERM[m].as_ptr() as *const __m256i) };
-            let w = _mm256_permutevar8x32_epi32(_mm256_cvtepu16_epi32(w), p);
-            let xr = _mm256_or_si256(_mm256_slli_epi32::<16>(xn), w);
-            *xg = _mm256_blendv_epi8(xn, xr, need);
-            pos += 2 * m.count_ones() as usize;
-        }
-        if !FUSED {
-            for (o, &i) in out[done..done + LANES].iter_mut().zip(&idx) {
-                *o = values[i as usize];
-            }
-        }
-        done += LANES;
-    }
-    for (g, v) in x.iter().enumerate() {
-        // SAFETY: as for the load above.
-        unsafe { _mm256_storeu_si256(st.x.as_mut_ptr().add(8 * g) as *mut __m256i, *v) };
-    }
-    st.pos = pos;
+    store_states(st, &x, pos);
     done
 }

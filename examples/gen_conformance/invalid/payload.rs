@@ -443,6 +443,25 @@ pub(super) fn models_and_chunks(o: &mut Out) {
     o.add("payload-compact-too-many-symbols", "payload", &["§7.2.2", "§7.6.2"], base, "A quantized level stream (alphabet 2^31 - 1) whose compact model has two runs of 65536 symbols.", f.bytes());
 }
 
+/// Adds the invalid vector `name`: the valid vector `base` whose tensor "w" has its payload
+/// edited by `e`, given the payload's first stream (which must be in stream mode `mode`).
+fn edit_w(
+    o: &mut Out,
+    base: &'static str,
+    section: &'static str,
+    mode: u8,
+    name: &str,
+    what: &str,
+    e: &dyn Fn(&mut Vec<u8>, &super::super::inspect::Stream),
+) {
+    let mut f = o.file(base);
+    let r = tensor_named(&f, "w");
+    let s = payload_info(&f, r).streams[0].clone();
+    assert_eq!(s.mode, mode, "{base} is not in mode {mode}");
+    e(&mut f.recs[r].payload, &s);
+    o.add(name, "payload", &[section], base, what, f.bytes());
+}
+
 /// Spec §7.3.2 on the mode-4 stream of "stream-channel-classes".
 pub(super) fn classes(o: &mut Out) {
     let base = "stream-channel-classes";
@@ -450,11 +469,7 @@ pub(super) fn classes(o: &mut Out) {
                 name: &str,
                 what: &str,
                 e: &dyn Fn(&mut Vec<u8>, &super::super::inspect::Stream)| {
-        let mut f = o.file(base);
-        let r = tensor_named(&f, "w");
-        let s = payload_info(&f, r).streams[0].clone();
-        e(&mut f.recs[r].payload, &s);
-        o.add(name, "payload", &["§7.3.2"], base, what, f.bytes());
+        edit_w(o, base, "§7.3.2", 4, name, what, e)
     };
     let parts = |s: &super::super::inspect::Stream| match &s.body {
         Body::Classes {
@@ -557,12 +572,7 @@ pub(super) fn wide_classes(o: &mut Out) {
                 name: &str,
                 what: &str,
                 e: &dyn Fn(&mut Vec<u8>, &super::super::inspect::Stream)| {
-        let mut f = o.file(base);
-        let r = tensor_named(&f, "w");
-        let s = payload_info(&f, r).streams[0].clone();
-        assert_eq!(s.mode, 7, "{base} is not in mode 7");
-        e(&mut f.recs[r].payload, &s);
-        o.add(name, "payload", &["§7.3.6"], base, what, f.bytes());
+        edit_w(o, base, "§7.3.6", 7, name, what, e)
     };
     let class_stream = |s: &super::super::inspect::Stream| match &s.body {
         Body::Classes { class_stream, .. } => (**class_stream).clone(),

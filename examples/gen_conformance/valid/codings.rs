@@ -109,6 +109,19 @@ pub(super) fn stream_classes() -> Case {
     .facts(&["coding:quantized", "mode:4"])
 }
 
+/// Records for every tensor with the wide layouts on and the encoder option chunk = 4096,
+/// so wide chunks are 65536 symbols (16 times the option).
+fn wide_chunks_4096() -> EncodeOptions {
+    EncodeOptions {
+        lossless: LosslessOptions {
+            chunk: 4096,
+            wide: true,
+            ..LosslessOptions::default()
+        },
+        ..lossless()
+    }
+}
+
 /// Wide channel classes (mode 7, spec §7.3.6): 192 output channels of 683 levels whose
 /// spread depends on the channel, chunk option 4096, so three wide chunks of 65536, 65536
 /// and 64 symbols; segments (683) straddle rounds of 32 and chunk boundaries.
@@ -120,14 +133,7 @@ pub(super) fn stream_wide_classes() -> Case {
         w.extend(rng.weights(683, sigma));
     }
     let l = quant(Family::Midtread, StepRule::Fixed(0.01));
-    let opts = EncodeOptions {
-        lossless: LosslessOptions {
-            chunk: 4096,
-            wide: true,
-            ..LosslessOptions::default()
-        },
-        ..lossless()
-    };
+    let opts = wide_chunks_4096();
     case(
         "stream-wide-channel-classes",
         "A quantized 192x683 weight whose channels differ in spread: the level stream uses \
@@ -204,14 +210,7 @@ pub(super) fn stream_wide() -> Case {
     let data: Vec<u8> = (0..140001)
         .map(|_| (rng.gauss(8.0).round() as i64).clamp(-128, 127) as i8 as u8)
         .collect();
-    let opts = EncodeOptions {
-        lossless: LosslessOptions {
-            chunk: 4096,
-            wide: true,
-            ..LosslessOptions::default()
-        },
-        ..lossless()
-    };
+    let opts = wide_chunks_4096();
     case(
         "stream-ans-wide",
         "A 140001-symbol stream in mode 6 (wide rANS, 32 lanes) with the exact or compact \
