@@ -23,7 +23,9 @@ speed hardly depends on the level). Every time is the best of --runs wall-clock 
 
 MB/s count decoded bytes: the ONNX file's size for nnc, zstd and memcpy, the float32 weight
 bytes for NNCodec and ZipNN. Ratios compare times on the same work: zstd -d / nnc decode (above
-1: nnc faster), NNCodec / nnc verify (both decode every float32 tensor and write nothing).
+1: nnc faster), NNCodec / nnc verify (both decode every float32 tensor and write nothing; nnc
+as a process, start-up included, NNCodec in process), NNCodec / nnc in memory (both in
+process; nnc also assembles the whole ONNX model's bytes).
 Every number is measured in this run.
 """
 import argparse
@@ -155,8 +157,9 @@ def fmt(x, spec="", none="n/a"):
 def render(rows):
     L = ["| model | .onnx MB | nnc MB | zstd MB (level) | nnc verify MB/s (2 thr / 1 thr) | "
          "nnc decode to file MB/s (--sync) | nnc in memory MB/s | zstd -d MB/s | memcpy MB/s | "
-         "NNCodec dec MB/s | ZipNN dec MB/s | zstd -d / nnc decode | NNCodec / nnc verify |",
-         "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+         "NNCodec dec MB/s | ZipNN dec MB/s | zstd -d / nnc decode | NNCodec / nnc verify | "
+         "NNCodec / nnc in memory |",
+         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         mb = r["onnx_bytes"] / 1e6
         wmb = r["float_bytes"] / 1e6
@@ -166,7 +169,8 @@ def render(rows):
             f"{mb/r['verify_s']:.0f} / {mb/r['verify_1t_s']:.0f} | {mb/r['decode_s']:.0f} ({mb/r['decode_sync_s']:.0f}) | "
             f"{mb/r['in_memory_s']:.0f} | {mb/r['zstd_s']:.0f} | {mb/r['memcpy_s']:.0f} | "
             f"{fmt(nc and wmb/nc['decode_s'], '.1f')} | {fmt(zn and wmb/zn['decode_s'], '.0f')}{'' if not zn or zn['roundtrip'] else ' (not exact)'} | "
-            f"**{r['zstd_s']/r['decode_s']:.2f}** | **{fmt(nc and nc['decode_s']/r['verify_s'], '.1f')}** |")
+            f"**{r['zstd_s']/r['decode_s']:.2f}** | **{fmt(nc and nc['decode_s']/r['verify_s'], '.1f')}** | "
+            f"**{fmt(nc and nc['decode_s']/r['in_memory_s'], '.1f')}** |")
     failed = [r for r in rows if r.get("nncodec_error")]
     if failed:
         L.append("")
