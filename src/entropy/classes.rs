@@ -23,7 +23,7 @@ use crate::error::{Error, FormatRule, Result};
 pub type ClassModel = (FreqModel, Vec<u8>);
 
 /// One chunk's words and their file offset.
-type ChunkWords<'a> = (&'a [u8], u64);
+type ChunkWords<'a> = super::wide::Chunk<'a>;
 
 /// Most classes a stream may use.
 pub const MAX_CLASSES: usize = 16;
@@ -621,33 +621,20 @@ fn read_wide_chunks_into<T: Copy + Send + Sync + 'static>(
     parallel: bool,
 ) -> Result<()> {
     let count = out.count();
-    let chunk = c.varint_max(u32::MAX as u64, "chunk length")?;
-    if chunk == 0 {
-        return Err(c.err("chunk length 0"));
-    }
-    let chunks = super::wide::read_chunks(c, count.div_ceil(chunk))?;
+    let (chunk, chunks) = super::wide::read_layout(c, count)?;
     if count == 0 {
         return Ok(());
     }
     let all: Vec<T> = values.iter().flatten().copied().collect();
     let tables = super::wide::ClassTables::new(models, count, &all);
-    super::decode_units(
-        out,
-        None,
-        false,
-        chunk,
-        &chunks,
-        |&(w, _)| (w, w),
-        parallel,
-        |u, o, &(w, base), _| {
-            let segs = super::wide::Segments {
-                classes,
-                segment,
-                start: u * chunk,
-            };
-            super::wide::decode_chunk_classes(&tables, segs, w, base, &all, o)
-        },
-    )
+    super::decode_wide(out, chunk, &chunks, parallel, |start, w, base, o| {
+        let segs = super::wide::Segments {
+            classes,
+            segment,
+            start,
+        };
+        super::wide::decode_chunk_classes(&tables, segs, w, base, &all, o)
+    })
 }
 
 /// Decodes a context-class stream body (after mode byte 5) with context bytes `ctx`.

@@ -388,6 +388,27 @@ pub(crate) fn decode_units<T: Copy + Send, C: Sync>(
     Ok(())
 }
 
+/// Decodes the wide chunks of a stream (modes 6 and 7) with [`decode_units`]: `work(start,
+/// bytes, offset, out)` decodes the chunk whose first symbol is symbol `start` of the stream.
+pub(crate) fn decode_wide<T: Copy + Send>(
+    out: Out<'_, T>,
+    chunk: usize,
+    chunks: &[wide::Chunk<'_>],
+    parallel: bool,
+    work: impl Fn(usize, &[u8], u64, &mut [T]) -> Result<()> + Sync,
+) -> Result<()> {
+    decode_units(
+        out,
+        None,
+        false,
+        chunk,
+        chunks,
+        |&(w, _)| (w, w),
+        parallel,
+        |u, o, &(w, base), _| work(u * chunk, w, base, o),
+    )
+}
+
 /// Decodes a stream of `out.len()` symbols below `alphabet`, writing `map(symbol)`.
 /// Chunks are decoded in parallel when `parallel` is set; the result does not depend on it.
 pub fn decode_stream<T: Copy + Send + Sync + 'static>(
@@ -524,27 +545,15 @@ pub(crate) fn decode_stream_out<T: Copy + Send + Sync + 'static>(
                     ))
                 }
             };
-            let chunk = c.varint_max(u32::MAX as u64, "chunk length")?;
-            if chunk == 0 {
-                return Err(c.err("chunk length 0"));
-            }
-            let n_chunks = count.div_ceil(chunk);
-            let chunks = wide::read_chunks(c, n_chunks)?;
+            let (chunk, chunks) = wide::read_layout(c, count)?;
             if count == 0 {
                 return Ok(());
             }
             let values: Vec<T> = model.symbols.iter().map(|&s| map(s)).collect();
             let tables = wide::WideTables::for_len(&model, count, &values);
-            decode_units(
-                out,
-                None,
-                false,
-                chunk,
-                &chunks,
-                |&(w, _)| (w, w),
-                parallel,
-                |_, o, &(w, base), _| wide::decode_chunk(&tables, w, base, &values, o),
-            )
+            decode_wide(out, chunk, &chunks, parallel, |_, w, base, o| {
+                wide::decode_chunk(&tables, w, base, &values, o)
+            })
         }
         MODE_ANS_CLASSES => classes::decode_segments(c, alphabet, &map, out, parallel, false),
         MODE_ANS_WIDE_CLASSES => classes::decode_segments(c, alphabet, &map, out, parallel, true),

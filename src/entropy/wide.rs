@@ -262,9 +262,22 @@ impl<'a> WideState<'a> {
     }
 }
 
+/// A chunk's bytes and their offset in the file.
+pub type Chunk<'a> = (&'a [u8], u64);
+
+/// Reads `varint chunk` (not 0) and the chunk table of a wide stream of `count` symbols
+/// (modes 6 and 7, spec §7.3.5, §7.3.6); returns `chunk` and each chunk's bytes and offset.
+pub fn read_layout<'a>(c: &mut Cursor<'a>, count: usize) -> Result<(usize, Vec<Chunk<'a>>)> {
+    let chunk = c.varint_max(u32::MAX as u64, "chunk length")?;
+    if chunk == 0 {
+        return Err(c.err("chunk length 0"));
+    }
+    Ok((chunk, read_chunks(c, count.div_ceil(chunk))?))
+}
+
 /// Reads the chunk table of mode 6 (spec §7.3.5): for each chunk `varint h` (its 16-bit
 /// words after the states); returns each chunk's bytes (`128 + 2h`) and offset.
-pub fn read_chunks<'a>(c: &mut Cursor<'a>, chunks: usize) -> Result<Vec<(&'a [u8], u64)>> {
+fn read_chunks<'a>(c: &mut Cursor<'a>, chunks: usize) -> Result<Vec<Chunk<'a>>> {
     if chunks > c.remaining() / (1 + STATE_BYTES) {
         return Err(c.err(format!(
             "{chunks} wide chunks claimed, {} bytes remain",
