@@ -152,11 +152,12 @@ impl WideTables {
 }
 
 /// `f | c << 16` of each symbol index of `model` (frequency and cumulative frequency).
-fn packed_fc(model: &FreqModel) -> impl Iterator<Item = u32> + '_ {
-    model.freqs.iter().scan(0u32, |c, &f| {
-        let e = f | *c << 16;
-        *c += f;
-        Some(e)
+fn packed_fc(model: &FreqModel) -> impl ExactSizeIterator<Item = u32> + '_ {
+    let mut c = 0u32;
+    model.freqs.iter().map(move |&f| {
+        let e = f | c << 16;
+        c += f;
+        e
     })
 }
 
