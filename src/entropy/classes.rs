@@ -312,7 +312,7 @@ pub fn write_chunks(symbols: &[u32], p: &Plan, chunk: usize, out: &mut Vec<u8>) 
                 }
             })?,
         );
-        index.push(symbol_indices(m));
+        index.push(super::symbol_index(&m.symbols));
     }
     put_varint(out, chunk as u64);
     let mut all_words = Vec::new();
@@ -320,10 +320,7 @@ pub fn write_chunks(symbols: &[u32], p: &Plan, chunk: usize, out: &mut Vec<u8>) 
         let mut coder = AnsCoder::<u32, u64>::new();
         let items = c.iter().zip(cls).map(|(&s, &k)| {
             let k = k as usize;
-            (
-                index[k].get(s as usize).copied().unwrap_or(0) as usize,
-                &cms[k],
-            )
+            (index[k](s) as usize, &cms[k])
         });
         coder
             .encode_symbols_reverse(items)
@@ -375,30 +372,20 @@ pub fn write_segment_head(
 pub fn write_wide_chunks(symbols: &[u32], p: &Plan, chunk: usize, out: &mut Vec<u8>) {
     use rayon::prelude::*;
     let cdfs: Vec<Vec<u32>> = p.models.iter().map(|m| super::wide::cumulative(&m.0)).collect();
-    let index: Vec<Vec<u32>> = p.models.iter().map(|m| symbol_indices(&m.0)).collect();
+    let index: Vec<_> = p.models.iter().map(|m| super::symbol_index(&m.0.symbols)).collect();
     let chunks: Vec<Vec<u8>> = symbols
         .par_chunks(chunk)
         .zip(p.class_of.par_chunks(chunk))
         .map(|(c, cls)| {
             super::wide::encode_chunk_with(c.len(), |t| {
                 let k = cls[t] as usize;
-                let i = index[k].get(c[t] as usize).copied().unwrap_or(0) as usize;
+                let i = index[k](c[t]) as usize;
                 (p.models[k].0.freqs[i], cdfs[k][i])
             })
         })
         .collect();
     put_varint(out, chunk as u64);
     super::wide::write_chunks(&chunks, out);
-}
-
-/// Index of each symbol in `m` (dense, by symbol value).
-fn symbol_indices(m: &FreqModel) -> Vec<u32> {
-    let max = *m.symbols.last().unwrap_or(&0) as usize;
-    let mut t = vec![0u32; max + 1];
-    for (i, &s) in m.symbols.iter().enumerate() {
-        t[s as usize] = i as u32;
-    }
-    t
 }
 
 /// Context-class stream body (after mode byte 5): `varint K`, K models, then the chunks.

@@ -107,21 +107,7 @@ impl WideTables {
         if symbols < SLOT_TABLE_MIN {
             return t;
         }
-        if n <= 256 {
-            t.sym8 = vec![0u8; TOTAL as usize + 3];
-        } else {
-            t.sym16 = vec![0u16; TOTAL as usize + 1];
-        }
-        let mut c = 0usize;
-        for (i, &f) in model.freqs.iter().enumerate() {
-            let f = f as usize;
-            if n <= 256 {
-                t.sym8[c..c + f].fill(i as u8);
-            } else {
-                t.sym16[c..c + f].fill(i as u16);
-            }
-            c += f;
-        }
+        (t.sym8, t.sym16) = slot_tables(std::slice::from_ref(model));
         if let Some(bits) = value_bits(values).filter(|b| b.len() == n) {
             if symbols >= PACKED_MIN && cfg!(target_arch = "x86_64") {
                 t.slot = Vec::with_capacity(TOTAL as usize);
@@ -149,6 +135,33 @@ impl WideTables {
         let e = self.fc[i];
         (e & 0xFFFF, e >> 16, i)
     }
+}
+
+/// The slot tables of `models` laid end to end (model `k`'s 2^16 entries from `k · 2^16`),
+/// each entry the index of the symbol whose interval holds the slot: `(sym8, [])` when every
+/// model has at most 256 symbols (with 3 bytes of padding, so a 4-byte gather of the last
+/// entry stays inside), else `([], sym16)` (with one entry of padding).
+fn slot_tables(models: &[FreqModel]) -> (Vec<u8>, Vec<u16>) {
+    let span = TOTAL as usize;
+    let narrow = models.iter().all(|m| m.freqs.len() <= 256);
+    let (mut sym8, mut sym16) = if narrow {
+        (vec![0u8; models.len() * span + 3], Vec::new())
+    } else {
+        (Vec::new(), vec![0u16; models.len() * span + 1])
+    };
+    for (k, m) in models.iter().enumerate() {
+        let mut c = k * span;
+        for (i, &f) in m.freqs.iter().enumerate() {
+            let f = f as usize;
+            if narrow {
+                sym8[c..c + f].fill(i as u8);
+            } else {
+                sym16[c..c + f].fill(i as u16);
+            }
+            c += f;
+        }
+    }
+    (sym8, sym16)
 }
 
 /// `f | c << 16` of each symbol index of `model` (frequency and cumulative frequency).
@@ -374,25 +387,7 @@ impl ClassTables {
         if symbols < SLOT_TABLE_MIN {
             return t;
         }
-        let narrow = models.iter().all(|m| m.freqs.len() <= 256);
-        let span = TOTAL as usize;
-        if narrow {
-            t.sym8 = vec![0u8; models.len() * span + 3];
-        } else {
-            t.sym16 = vec![0u16; models.len() * span + 1];
-        }
-        for (k, m) in models.iter().enumerate() {
-            let mut c = k * span;
-            for (i, &f) in m.freqs.iter().enumerate() {
-                let f = f as usize;
-                if narrow {
-                    t.sym8[c..c + f].fill(i as u8);
-                } else {
-                    t.sym16[c..c + f].fill(i as u16);
-                }
-                c += f;
-            }
-        }
+        (t.sym8, t.sym16) = slot_tables(models);
         t
     }
 
