@@ -11,7 +11,7 @@
 //! setting minimising `bits + λ·Σ_o w_o·a[t][o]·m`), with λ bisected and the output weights
 //! `w_o` re-balanced so that no output's budget is spent where another's is binding.
 
-use super::policy::{LossyOptions, StepRule};
+use super::policy::{Family, LossyOptions, SigmaBasis};
 use super::{uniform, zigzag, Kind, MAX_LEVEL};
 
 /// One candidate setting of a tensor.
@@ -198,25 +198,168 @@ pub fn allocate_bits(
     fit
 }
 
-/// Adds the squared error and the level histogram of quantizing `c` to `se` and `hist`.
-#[inline]
-fn measure(
-    c: &[f64],
-    q: impl Fn(f64) -> f64,
-    r: impl Fn(i64) -> f64,
-    se: &mut f64,
-    hist: &mut Vec<u64>,
-) {
-    let m = MAX_LEVEL as f64;
-    for &x in c {
-        let q = q(x).clamp(-m, m) as i64;
-        let y = r(q);
-        *se += (x - y) * (x - y);
-        let z = zigzag(q) as usize;
-        if z >= hist.len() {
-            hist.resize(z + 1, 0);
+/// Level counts by zigzag symbol: a table for the symbols up to TABLE, pairs beyond it (a
+/// channel of nearly equal values far from zero, whose step is floored at 2^-24 of its
+/// magnitude, has levels near 2^24 at every fraction).
+#[derive(Default)]
+struct Counts {
+    table: Vec<u64>,
+    far: Vec<(usize, u64)>,
+}
+
+impl Counts {
+    const TABLE: usize = 1 << 20;
+
+    fn clear(&mut self) {
+        self.table.clear();
+        self.far.clear();
+    }
+
+    /// Makes room in the table for symbols up to `z` (as far as TABLE).
+    fn reach(&mut self, z: usize) {
+        let len = (z + 1).min(Self::TABLE);
+        if len > self.table.len() {
+            self.table.resize(len, 0);
         }
-        hist[z] += 1;
+    }
+
+    #[inline]
+    fn add(&mut self, z: usize, count: u64) {
+        match self.table.get_mut(z) {
+            Some(c) => *c += count,
+            None => self.far.push((z, count)),
+        }
+    }
+
+    /// Order-0 entropy in bits of `n` symbols, and the number of distinct symbols.
+    fn entropy(&mut self, n: f64) -> (f64, usize) {
+        self.far.sort_unstable();
+        let mut merged: Vec<u64> = Vec::new();
+        for (i, &(z, c)) in self.far.iter().enumerate() {
+            if i > 0 && self.far[i - 1].0 == z {
+                *merged.last_mut().unwrap_or(&mut 0) += c;
+            } else {
+                merged.push(c);
+            }
+        }
+        let (mut h, mut distinct) = (0.0, 0usize);
+        for &c in self.table.iter().chain(&merged).filter(|&&c| c > 0) {
+            h -= c as f64 * (c as f64 / n).log2();
+            distinct += 1;
+        }
+        (h, distinct)
+    }
+}
+
+/// A tensor's values as magnitudes sorted within each channel, the negative values' first:
+/// a uniform quantizer's levels are then runs, so a setting is measured a run at a time.
+struct Sorted {
+    mags: Vec<f64>,
+    /// Elements per channel.
+    per: usize,
+    /// Negative values of each channel.
+    negative: Vec<usize>,
+}
+
+impl Sorted {
+    fn of(values: &[f64], per: usize) -> Sorted {
+        let mut mags = Vec::with_capacity(values.len());
+        let mut negative = Vec::with_capacity(values.len() / per.max(1) + 1);
+        for c in values.chunks(per) {
+            let start = mags.len();
+            mags.extend(c.iter().filter(|&&x| x < 0.0).map(|&x| -x));
+            let neg = mags.len() - start;
+            mags.extend(c.iter().filter(|&&x| x >= 0.0 || x.is_nan()).map(|&x| x.abs()));
+            mags[start..start + neg].sort_unstable_by(f64::total_cmp);
+            mags[start + neg..].sort_unstable_by(f64::total_cmp);
+            negative.push(neg);
+        }
+        Sorted {
+            mags,
+            per,
+            negative,
+        }
+    }
+
+    /// Adds the squared error and the level histogram of quantizing channel `ch` with step
+    /// `s` to `se` and `hist`. The quantizers are odd (`q(−x) = −q(x)`, `r(−q) = −r(q)`) and
+    /// monotone, and a magnitude below `(k + c)·s` has a level of at most `k` (`c` is ½ for
+    /// midtread, 0 for midrise, δ for the dead zone): each run of a level is found by
+    /// comparing values with that bound, a little below it so that rounding cannot matter,
+    /// and each run starts with an exact level, so the levels are those of quantizing the
+    /// values one by one.
+    fn measure(
+        &self,
+        ch: usize,
+        (s, c): (f64, f64),
+        q: impl Fn(f64) -> f64,
+        r: impl Fn(i64) -> f64,
+        se: &mut f64,
+        hist: &mut Counts,
+    ) {
+        let m = MAX_LEVEL as f64;
+        let level = |x: f64| q(x).clamp(-m, m) as i64;
+        let start = ch * self.per;
+        let end = (start + self.per).min(self.mags.len());
+        let split = start + self.negative[ch];
+        for (side, sign) in [(&self.mags[start..split], -1i64), (&self.mags[split..end], 1)] {
+            let n = side.len();
+            let (Some(&first), Some(&last)) = (side.first(), side.last()) else {
+                continue;
+            };
+            let (low, top) = (level(first), level(last));
+            // Levels run from low to top: grow the histogram once.
+            hist.reach(zigzag(sign * top).max(zigzag(sign * low)) as usize);
+            let mut acc = 0.0;
+            if 2 * (top - low) as usize >= n {
+                // Fine steps, runs of one or two values: value by value, the level from a
+                // product with 1/s unless that lands within 1e-9 of a bound.
+                let inv = 1.0 / s;
+                for &x in side {
+                    let w = x * inv - c;
+                    // ceil(w), |w| < 2^31 (no level overflows, checked above).
+                    let t = w as i64;
+                    let f = if (t as f64) < w { t + 1 } else { t };
+                    let tol = 1e-9 * (w.abs() + 1.0);
+                    let k = if f as f64 - w > tol && w - (f - 1) as f64 > tol {
+                        f.max(0)
+                    } else {
+                        level(x)
+                    };
+                    let y = r(k);
+                    acc += (x - y) * (x - y);
+                    hist.add(zigzag(sign * k) as usize, 1);
+                }
+                *se += acc;
+                continue;
+            }
+            let mut i = 0;
+            while i < n {
+                let x = side[i];
+                let k = level(x);
+                let y = r(k);
+                // Below `bound` the level is still k (and values equal to x have x's level).
+                let bound = ((k as f64 + c) * s * (1.0 - 1e-9)).max(next_up(x));
+                let mut j = i + 1;
+                acc += (x - y) * (x - y);
+                while j < n && side[j] < bound {
+                    acc += (side[j] - y) * (side[j] - y);
+                    j += 1;
+                }
+                hist.add(zigzag(sign * k) as usize, (j - i) as u64);
+                i = j;
+            }
+            *se += acc;
+        }
+    }
+}
+
+/// The least f64 above a non-negative `x` (NaN and infinity stay as they are).
+fn next_up(x: f64) -> f64 {
+    if x.is_finite() {
+        f64::from_bits(x.to_bits() + 1)
+    } else {
+        x
     }
 }
 
@@ -246,54 +389,58 @@ pub fn curve(
         bits: lossless_bits,
         mse: 0.0,
     }];
+    let kind = match l.family {
+        Family::Midtread => Kind::Midtread,
+        Family::Midrise => Kind::Midrise,
+        Family::DeadZone { delta } => Kind::DeadZone { delta },
+        _ => return Curve { choices },
+    };
     if values.is_empty() {
         return Curve { choices };
     }
+    let basis = SigmaBasis::of(values, dims, l.per_channel);
+    let sorted = Sorted::of(values, basis.per);
+    let mut hist = Counts::default();
     for &f in fractions {
-        let mut own = *l;
-        own.step = StepRule::StdFraction(f);
-        let Some((params, _)) = own.params_for(values, dims) else {
+        let Some(steps) = basis.steps(f, values) else {
             continue;
         };
-        if !matches!(
-            params.kind,
-            Kind::Midtread | Kind::Midrise | Kind::DeadZone { .. }
-        ) {
-            continue;
-        }
-        let per = (values.len() / params.steps.len().max(1)).max(1);
-        let overflow = values.chunks(per).zip(&params.steps).any(|(c, &step)| {
-            let max_abs = c.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-            max_abs / step as f64 >= (MAX_LEVEL - 1) as f64
-        });
+        let overflow = basis
+            .max_abs
+            .iter()
+            .zip(&steps)
+            .any(|(&max_abs, &step)| max_abs / step as f64 >= (MAX_LEVEL - 1) as f64);
         if overflow {
             continue;
         }
         let mut se = 0.0;
-        let mut hist: Vec<u64> = Vec::new();
-        for (c, &step) in values.chunks(per).zip(params.steps.iter().cycle()) {
-            // One monomorphic loop per quantizer: level, reconstruction, histogram.
+        hist.clear();
+        for (c, &step) in steps.iter().enumerate() {
+            // One monomorphic loop per quantizer.
             let s = step as f64;
-            match params.kind {
+            match kind {
                 Kind::DeadZone { delta } => {
                     let d = delta as f64;
-                    measure(
+                    sorted.measure(
                         c,
+                        (s, d),
                         |x| uniform::deadzone(x, s, d),
                         |q| uniform::deadzone_rec(q, s, d),
                         &mut se,
                         &mut hist,
                     )
                 }
-                Kind::Midtread => measure(
+                Kind::Midtread => sorted.measure(
                     c,
+                    (s, 0.5),
                     |x| uniform::midtread(x, s),
                     |q| uniform::midtread_rec(q, s),
                     &mut se,
                     &mut hist,
                 ),
-                Kind::Midrise => measure(
+                Kind::Midrise => sorted.measure(
                     c,
+                    (s, 0.0),
                     |x| uniform::midrise(x, s),
                     |q| uniform::midrise_rec(q, s),
                     &mut se,
@@ -303,16 +450,10 @@ pub fn curve(
             }
         }
         let n = values.len() as f64;
-        let mut h = 0.0;
-        let mut distinct = 0usize;
-        for &c in hist.iter().filter(|&&c| c > 0) {
-            let p = c as f64 / n;
-            h -= c as f64 * p.log2();
-            distinct += 1;
-        }
+        let (h, distinct) = hist.entropy(n);
         choices.push(Choice {
             fraction: Some(f),
-            bits: h + 32.0 * params.steps.len() as f64 + 10.0 * distinct as f64 + RECORD_BITS,
+            bits: h + 32.0 * steps.len() as f64 + 10.0 * distinct as f64 + RECORD_BITS,
             mse: se / n,
         });
     }
@@ -386,6 +527,179 @@ mod tests {
         assert!(a.picks[0] < a.picks[1], "{a:?}");
     }
 
+    /// The curve of quantizing value by value with `params_for` (what `curve` computes a run
+    /// at a time from sorted magnitudes).
+    fn direct_curve(values: &[f64], dims: &[u64], l: &LossyOptions, fractions: &[f32]) -> Curve {
+        let mut choices = Vec::new();
+        for &f in fractions {
+            let mut own = *l;
+            own.step = super::super::policy::StepRule::StdFraction(f);
+            let Some((params, _)) = own.params_for(values, dims) else {
+                continue;
+            };
+            let per = values.len() / params.steps.len();
+            let mut hist = std::collections::BTreeMap::<u32, u64>::new();
+            let mut se = 0.0;
+            for (c, &step) in values.chunks(per).zip(&params.steps) {
+                if c.iter().fold(0.0f64, |m, v| m.max(v.abs())) / step as f64
+                    >= (MAX_LEVEL - 1) as f64
+                {
+                    hist.clear();
+                    break;
+                }
+                for &x in c {
+                    let q = super::super::quantize_value(&params.kind, x, step);
+                    let y = super::super::reconstruct(&params.kind, q, step);
+                    se += (x - y) * (x - y);
+                    *hist.entry(zigzag(q)).or_default() += 1;
+                }
+            }
+            if hist.is_empty() {
+                continue;
+            }
+            let n = values.len() as f64;
+            let (mut h, mut distinct) = (0.0, 0usize);
+            for &c in hist.values() {
+                h -= c as f64 * (c as f64 / n).log2();
+                distinct += 1;
+            }
+            choices.push(Choice {
+                fraction: Some(f),
+                bits: h + 32.0 * params.steps.len() as f64 + 10.0 * distinct as f64 + RECORD_BITS,
+                mse: se / n,
+            });
+        }
+        Curve { choices }
+    }
+
+    #[test]
+    fn runs_of_sorted_magnitudes_give_the_levels_value_by_value() {
+        // Laplace-like values with repeats, zeros of both signs, values on the bounds of
+        // levels (k + c)·Δ of a few steps, a constant channel and a channel of one sign.
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+        };
+        let (rows, cols) = (12usize, 1000usize);
+        let mut values: Vec<f64> = (0..rows * cols)
+            .map(|_| {
+                let u = next();
+                let x = -(next().ln()) * 0.02;
+                if u < 0.45 {
+                    x
+                } else if u < 0.9 {
+                    -x
+                } else if u < 0.93 {
+                    0.0
+                } else if u < 0.95 {
+                    -0.0
+                } else {
+                    0.013
+                }
+            })
+            .collect();
+        values[3 * cols..4 * cols].fill(0.25);
+        for v in &mut values[5 * cols..6 * cols] {
+            *v = v.abs();
+        }
+        let dims = [rows as u64, cols as u64];
+        let fractions = fractions();
+        for family in [
+            Family::Midtread,
+            Family::Midrise,
+            Family::DeadZone { delta: 0.3 },
+            Family::DeadZone { delta: 0.7 },
+        ] {
+            for per_channel in [true, false] {
+                let l = LossyOptions {
+                    family,
+                    per_channel,
+                    ..LossyOptions::default()
+                };
+                let fast = curve(&values, &dims, &l, &fractions, 1e9);
+                let slow = direct_curve(&values, &dims, &l, &fractions);
+                assert_eq!(fast.choices.len(), slow.choices.len() + 1, "{family:?}");
+                for (a, b) in fast.choices[1..].iter().zip(&slow.choices) {
+                    assert_eq!(a.fraction, b.fraction);
+                    // Same levels: the same histogram, so the same bits exactly.
+                    assert_eq!(a.bits, b.bits, "{family:?} {:?}", a.fraction);
+                    assert!(
+                        (a.mse - b.mse).abs() <= 1e-12 * b.mse.max(1e-300),
+                        "{family:?} {a:?} {b:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn runs_end_where_the_quantizer_says() {
+        // Values on the bounds (k + c)·Δ of the levels and a few ulps either side, among
+        // Laplace values; runs of many values (coarse) and of one or two (fine).
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+        };
+        let e = f64::EPSILON;
+        let near = [1.0, 1.0 + e, 1.0 - e / 2.0, 1.0 + 2.0 * e, 1.0 - e, 1.0 + 1e-13, 1.0 - 1e-13];
+        for (kind, c) in [
+            (Kind::Midtread, 0.5),
+            (Kind::Midrise, 0.0),
+            (Kind::DeadZone { delta: 0.3 }, 0.3),
+            (Kind::DeadZone { delta: 0.7 }, 0.7),
+        ] {
+            for (step, spread) in [(0.37f32, 0.05), (0.37, 40000.0)] {
+                let s = step as f64;
+                let mut values: Vec<f64> = (0..3000)
+                    .map(|i| {
+                        let x = -(next().ln()) * spread * s / 40.0;
+                        if i % 2 == 0 {
+                            x
+                        } else {
+                            -x
+                        }
+                    })
+                    .collect();
+                for k in 0..40usize {
+                    for (j, r) in near.iter().enumerate() {
+                        let x = (k as f64 + c) * s * r;
+                        values.push(if j % 2 == 0 { x } else { -x });
+                    }
+                }
+                let sorted = Sorted::of(&values, values.len());
+                let mut counts = Counts::default();
+                let mut se = 0.0;
+                let m = MAX_LEVEL as f64;
+                let q = |x: f64| super::super::quantize_value(&kind, x, step) as f64;
+                let r = |q: i64| super::super::reconstruct(&kind, q, step);
+                sorted.measure(0, (s, c), |x| q(x).clamp(-m, m), r, &mut se, &mut counts);
+                let mut want = std::collections::BTreeMap::<usize, u64>::new();
+                let mut want_se = 0.0;
+                for &x in &values {
+                    let k = super::super::quantize_value(&kind, x, step);
+                    let y = r(k);
+                    want_se += (x - y) * (x - y);
+                    *want.entry(zigzag(k) as usize).or_default() += 1;
+                }
+                let got: std::collections::BTreeMap<usize, u64> = counts
+                    .table
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &c)| c > 0)
+                    .map(|(z, &c)| (z, c))
+                    .collect();
+                assert_eq!(got, want, "{kind:?} spread {spread}");
+                assert!((se - want_se).abs() <= 1e-12 * want_se, "{kind:?} {se} {want_se}");
+            }
+        }
+    }
+
     #[test]
     fn measured_curves_fall_with_the_step() {
         // Laplace values: x = ±ln(u), u from a fixed pseudo-random sequence.
@@ -430,3 +744,4 @@ mod tests {
         assert!(a.bits <= 20_000.0 && a.bits > 15_000.0, "{a:?}");
     }
 }
+

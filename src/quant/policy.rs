@@ -258,10 +258,66 @@ impl Consumers {
     }
 }
 
-/// `f·σ` of the values, but at least `max|x|·2^-24` (see `params_for`).
-fn sigma_step(v: &[f64], f: f32) -> f32 {
-    let max_abs = v.iter().fold(0.0f64, |m, x| m.max(x.abs()));
-    (std_dev(v) * f as f64).max(max_abs * (1.0 / (1u64 << 24) as f64)) as f32
+/// What σ-derived steps (`StepRule::StdFraction`) are computed from: each channel's standard
+/// deviation and largest magnitude, one channel when the tensor takes one step. Read once, it
+/// gives the steps of any fraction (the calibrating encoder tries 57 of them per tensor).
+#[derive(Debug, Clone)]
+pub struct SigmaBasis {
+    /// Elements per channel.
+    pub per: usize,
+    /// Largest magnitude of each channel.
+    pub max_abs: Vec<f64>,
+    sd: Vec<f64>,
+}
+
+impl SigmaBasis {
+    /// The basis of `values` (row-major, shape `dims`): per channel for rank >= 2 with
+    /// channels of at least MIN_CHANNEL elements when `per_channel` is set (a bias or a tiny
+    /// kernel takes one step for the whole tensor).
+    pub fn of(values: &[f64], dims: &[u64], per_channel: bool) -> SigmaBasis {
+        let channels = match dims.first() {
+            Some(&d)
+                if per_channel
+                    && dims.len() >= 2
+                    && d >= 2
+                    && values.len() as u64 / d >= MIN_CHANNEL
+                    && values.len().is_multiple_of(d as usize) =>
+            {
+                d as usize
+            }
+            _ => 1,
+        };
+        let per = (values.len() / channels).max(1);
+        let (sd, max_abs) = values
+            .chunks(per)
+            .map(|c| (std_dev(c), c.iter().fold(0.0f64, |m, x| m.max(x.abs()))))
+            .unzip();
+        SigmaBasis { per, max_abs, sd }
+    }
+
+    /// The steps of fraction `f` (those of `params_for` under `StepRule::StdFraction(f)`):
+    /// `f·σ` of each channel, floored at 2^-24 of its largest magnitude, so that a channel of
+    /// nearly equal values (tiny σ, far from zero) keeps f32-level precision without levels
+    /// beyond the format's range; a constant channel (σ = 0) takes the tensor's `f·σ`.
+    /// `None` when a step is not positive and finite. `values` are those the basis was read
+    /// from.
+    pub fn steps(&self, f: f32, values: &[f64]) -> Option<Vec<f32>> {
+        let floor = 1.0 / (1u64 << 24) as f64;
+        let mut s: Vec<f32> = self
+            .sd
+            .iter()
+            .zip(&self.max_abs)
+            .map(|(sd, m)| (sd * f as f64).max(m * floor) as f32)
+            .collect();
+        let good = |x: &f32| *x > 0.0 && x.is_finite();
+        if s.len() >= 2 && !s.iter().all(good) {
+            let fallback = (std_dev(values) * f as f64) as f32;
+            for x in s.iter_mut().filter(|x| !good(x)) {
+                *x = fallback;
+            }
+        }
+        (!s.is_empty() && s.iter().all(good)).then_some(s)
+    }
 }
 
 /// Mean and standard deviation of values.
@@ -275,7 +331,7 @@ impl LossyOptions {
     /// Parameters for one tensor (values row-major, `dims` its shape), or `None` to keep it
     /// exact (a step of zero, a constant tensor).
     pub fn params_for(&self, values: &[f64], dims: &[u64]) -> Option<(QuantParams, Option<i64>)> {
-        let max_abs = values.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let max_abs = || values.iter().fold(0.0f64, |m, v| m.max(v.abs()));
         let (kind, limit) = match self.family {
             Family::Midtread => (Kind::Midtread, None),
             Family::Midrise => (Kind::Midrise, None),
@@ -283,7 +339,7 @@ impl LossyOptions {
             Family::MuLaw { mu } => {
                 let xmax = match self.step {
                     StepRule::Thesis { min, max, .. } => min.abs().max(max.abs()),
-                    _ => max_abs as f32,
+                    _ => max_abs() as f32,
                 };
                 if xmax <= 0.0 || !xmax.is_finite() {
                     return None;
@@ -293,7 +349,7 @@ impl LossyOptions {
             Family::Minifloat { layout } => {
                 let scale_exp = match self.step {
                     StepRule::Thesis { .. } => 0,
-                    _ => layout.scale_for(max_abs),
+                    _ => layout.scale_for(max_abs()),
                 };
                 // The format allows scale exponents in [-400, 400] (spec §7.6.2).
                 if !(-400..=400).contains(&scale_exp) {
@@ -331,38 +387,10 @@ impl LossyOptions {
                 (vec![step], Some(reach.max(1i64 << (levels_bits - 1))))
             }
             (StepRule::Fixed(s), _) => (vec![s], None),
-            // σ-derived steps, floored at 2^-24 of the largest magnitude: a channel of nearly
-            // equal values (tiny σ, far from zero) keeps f32-level precision without levels
-            // beyond the format's range.
-            (StepRule::StdFraction(f), _) => {
-                // Per channel only for rank >= 2 with channels of at least MIN_CHANNEL elements
-                // (a bias or a tiny kernel takes one step for the whole tensor).
-                let channels = match dims.first() {
-                    Some(&d)
-                        if self.per_channel
-                            && dims.len() >= 2
-                            && d >= 2
-                            && values.len() as u64 / d >= MIN_CHANNEL =>
-                    {
-                        d as usize
-                    }
-                    _ => 1,
-                };
-                if channels < 2 || !values.len().is_multiple_of(channels) {
-                    (vec![sigma_step(values, f)], None)
-                } else {
-                    let per = values.len() / channels;
-                    let mut s: Vec<f32> = values.chunks(per).map(|c| sigma_step(c, f)).collect();
-                    // A constant channel has σ = 0: give it the tensor's step.
-                    let fallback = (std_dev(values) * f as f64) as f32;
-                    for x in &mut s {
-                        if !(*x > 0.0 && x.is_finite()) {
-                            *x = fallback;
-                        }
-                    }
-                    (s, None)
-                }
-            }
+            (StepRule::StdFraction(f), _) => (
+                SigmaBasis::of(values, dims, self.per_channel).steps(f, values)?,
+                None,
+            ),
         };
         if steps.iter().any(|s| !(*s > 0.0 && s.is_finite())) {
             return None;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use ort::session::builder::GraphOptimizationLevel;
-use ort::value::{DynValue, Tensor, TensorElementType, ValueType};
+use ort::value::{DynValue, TensorElementType, TensorRef, ValueType};
 
 use super::array::{Array, Values};
 
@@ -194,57 +194,30 @@ fn first_line(s: &str) -> String {
     l.chars().take(300).collect()
 }
 
+/// The runtime's view of `a`: its values are borrowed, not copied (a probe run feeds every
+/// weight of the model).
 fn to_value(a: &Array) -> Result<ort::session::SessionInputValue<'_>, Unrunnable> {
+    use half::slice::HalfBitsSliceExt;
     let shape = a.shape.clone();
     let err = |e: ort::Error| Unrunnable(format!("input tensor: {e}"));
     Ok(match &a.values {
-        Values::F32(v) => Tensor::from_array((shape, v.as_slice().to_vec()))
-            .map_err(err)?
-            .into_dyn()
-            .into(),
-        Values::F64(v) => Tensor::from_array((shape, v.clone()))
-            .map_err(err)?
-            .into_dyn()
-            .into(),
-        Values::F16(v) => Tensor::from_array((
-            shape,
-            v.iter()
-                .map(|&b| half::f16::from_bits(b))
-                .collect::<Vec<_>>(),
-        ))
-        .map_err(err)?
-        .into_dyn()
-        .into(),
-        Values::Bf16(v) => Tensor::from_array((
-            shape,
-            v.iter()
-                .map(|&b| half::bf16::from_bits(b))
-                .collect::<Vec<_>>(),
-        ))
-        .map_err(err)?
-        .into_dyn()
-        .into(),
-        Values::I64(v) => Tensor::from_array((shape, v.clone()))
-            .map_err(err)?
-            .into_dyn()
-            .into(),
-        Values::I32(v) => Tensor::from_array((shape, v.clone()))
-            .map_err(err)?
-            .into_dyn()
-            .into(),
-        Values::I8(v) => Tensor::from_array((shape, v.clone()))
-            .map_err(err)?
-            .into_dyn()
-            .into(),
-        Values::U8(v) => Tensor::from_array((shape, v.clone()))
-            .map_err(err)?
-            .into_dyn()
-            .into(),
-        Values::Bool(v) => Tensor::from_array((shape, v.clone()))
-            .map_err(err)?
-            .into_dyn()
-            .into(),
+        Values::F32(v) => view(shape, v).map_err(err)?,
+        Values::F64(v) => view(shape, v).map_err(err)?,
+        Values::F16(v) => view(shape, v.reinterpret_cast::<half::f16>()).map_err(err)?,
+        Values::Bf16(v) => view(shape, v.reinterpret_cast::<half::bf16>()).map_err(err)?,
+        Values::I64(v) => view(shape, v).map_err(err)?,
+        Values::I32(v) => view(shape, v).map_err(err)?,
+        Values::I8(v) => view(shape, v).map_err(err)?,
+        Values::U8(v) => view(shape, v).map_err(err)?,
+        Values::Bool(v) => view(shape, v).map_err(err)?,
     })
+}
+
+fn view<T: ort::value::PrimitiveTensorElementType + std::fmt::Debug + Clone + 'static>(
+    shape: Vec<i64>,
+    data: &[T],
+) -> ort::Result<ort::session::SessionInputValue<'_>> {
+    Ok(TensorRef::from_array_view((shape, data))?.into_dyn().into())
 }
 
 fn from_value(name: &str, v: &DynValue) -> Result<Output, Unrunnable> {
