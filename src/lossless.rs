@@ -8,7 +8,7 @@ use crate::error::{Error, FormatRule, Result};
 use crate::onnx::dtype;
 
 /// Encoder settings for lossless coding.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LosslessOptions {
     /// Symbols per rANS chunk.
     pub chunk: usize,

@@ -589,7 +589,10 @@ fn run(cli: Cli) -> nnc::Result<()> {
                 print_report(&r);
             }
             if let Some(f) = &r.fidelity {
-                eprintln!("{}", fidelity_line(f, r.calibration_seconds));
+                eprintln!(
+                    "{}",
+                    fidelity_line(f, r.calibration_seconds, r.runtime_seconds)
+                );
             }
             eprintln!(
                 "{} -> {}: {} -> {} bytes ({:.3}x), {} tensors ({} in the graph), {:.2} s",
@@ -770,7 +773,7 @@ fn encode(
 }
 
 /// "fidelity: target snr=30 on 8 synthetic inputs (onnxruntime 1.23.2, 12.1 s): out 31.2 dB ..."
-fn fidelity_line(f: &nnc::container::fidelity::Fidelity, secs: f64) -> String {
+fn fidelity_line(f: &nnc::container::fidelity::Fidelity, secs: f64, in_runtime: f64) -> String {
     let outs: Vec<String> = f
         .outputs
         .iter()
@@ -783,12 +786,13 @@ fn fidelity_line(f: &nnc::container::fidelity::Fidelity, secs: f64) -> String {
         })
         .collect();
     format!(
-        "fidelity: target {} on {} {} inputs ({}, {:.1} s): {}",
+        "fidelity: target {} on {} {} inputs ({}, {:.1} s, {:.1} s of it in the runtime): {}",
         f.target.describe(),
         f.inputs,
         f.source.name(),
         f.runtime,
         secs,
+        in_runtime,
         outs.join(", ")
     )
 }
@@ -860,6 +864,7 @@ fn report_json(r: &nnc::EncodeReport, in_size: u64, secs: f64) -> serde_json::Va
     let w = weights.max(1) as f64;
     serde_json::json!({
         "input_bytes": in_size, "total_bytes": r.total_bytes, "graph_bytes": r.graph_bytes, "seconds": secs,
+        "calibration_seconds": r.calibration_seconds, "runtime_seconds": r.runtime_seconds,
         "quantized_weights": weights, "entropy_bits_per_weight": ent / w, "coded_bits_per_weight": 8.0 * coded as f64 / w,
         "quantized_payload_bytes": coded, "entropy_bits": ent, "quantized_mse": se / w, "tensors": tensors,
     })

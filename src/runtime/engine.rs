@@ -3,7 +3,9 @@
 //! linked or downloaded at build time; without the library the encoder says so and uses the
 //! weight-domain rule.
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
+use std::time::Instant;
 
 use ort::session::builder::GraphOptimizationLevel;
 use ort::value::{DynValue, TensorElementType, TensorRef, ValueType};
@@ -130,6 +132,21 @@ pub struct Output {
     pub raw: Vec<u8>,
 }
 
+/// Nanoseconds this process has spent in onnxruntime: building sessions and running them,
+/// feeds and outputs included (summed over threads).
+static IN_RUNTIME: AtomicU64 = AtomicU64::new(0);
+
+/// Seconds this process has spent in onnxruntime so far (see `IN_RUNTIME`): the encoder
+/// reports its own work as the rest.
+pub fn runtime_seconds() -> f64 {
+    IN_RUNTIME.load(Ordering::Relaxed) as f64 * 1e-9
+}
+
+/// Adds the time since `t0` to `IN_RUNTIME`.
+fn count_since(t0: Instant) {
+    IN_RUNTIME.fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+}
+
 /// A model ready to run.
 pub struct Session {
     inner: ort::session::Session,
@@ -141,6 +158,13 @@ pub struct Session {
 impl Session {
     /// Builds a session from serialized ONNX bytes with `threads` intra-op threads.
     pub fn from_bytes(model: &[u8], threads: usize) -> Result<Session, Unrunnable> {
+        let t0 = Instant::now();
+        let s = Self::build(model, threads);
+        count_since(t0);
+        s
+    }
+
+    fn build(model: &[u8], threads: usize) -> Result<Session, Unrunnable> {
         let rt = runtime()?;
         let fail =
             |what: &str, e: String| Unrunnable(format!("onnxruntime {what}: {}", first_line(&e)));
@@ -169,6 +193,13 @@ impl Session {
 
     /// Runs the model on named inputs; returns every graph output in order.
     pub fn run(&mut self, feeds: &[(&str, &Array)]) -> Result<Vec<Output>, Unrunnable> {
+        let t0 = Instant::now();
+        let out = self.run_feeds(feeds);
+        count_since(t0);
+        out
+    }
+
+    fn run_feeds(&mut self, feeds: &[(&str, &Array)]) -> Result<Vec<Output>, Unrunnable> {
         let mut values: Vec<(String, ort::session::SessionInputValue<'_>)> =
             Vec::with_capacity(feeds.len());
         for (name, a) in feeds {
