@@ -270,8 +270,8 @@ impl Sorted {
             mags.extend(c.iter().filter(|&&x| x < 0.0).map(|&x| -x));
             let neg = mags.len() - start;
             mags.extend(c.iter().filter(|&&x| x >= 0.0 || x.is_nan()).map(|&x| x.abs()));
-            mags[start..start + neg].sort_unstable_by(f64::total_cmp);
-            mags[start + neg..].sort_unstable_by(f64::total_cmp);
+            sort_magnitudes(&mut mags[start..start + neg]);
+            sort_magnitudes(&mut mags[start + neg..]);
             negative.push(neg);
         }
         Sorted {
@@ -312,25 +312,8 @@ impl Sorted {
             hist.reach(zigzag(sign * top).max(zigzag(sign * low)) as usize);
             let mut acc = 0.0;
             if 2 * (top - low) as usize >= n {
-                // Fine steps, runs of one or two values: value by value, the level from a
-                // product with 1/s unless that lands within 1e-9 of a bound.
-                let inv = 1.0 / s;
-                for &x in side {
-                    let w = x * inv - c;
-                    // ceil(w), |w| < 2^31 (no level overflows, checked above).
-                    let t = w as i64;
-                    let f = if (t as f64) < w { t + 1 } else { t };
-                    let tol = 1e-9 * (w.abs() + 1.0);
-                    let k = if f as f64 - w > tol && w - (f - 1) as f64 > tol {
-                        f.max(0)
-                    } else {
-                        level(x)
-                    };
-                    let y = r(k);
-                    acc += (x - y) * (x - y);
-                    hist.add(zigzag(sign * k) as usize, 1);
-                }
-                *se += acc;
+                // Fine steps, runs of one or two values: value by value.
+                *se += fine(side, sign, (s, c), level, &r, hist);
                 continue;
             }
             let mut i = 0;
@@ -341,17 +324,77 @@ impl Sorted {
                 // Below `bound` the level is still k (and values equal to x have x's level).
                 let bound = ((k as f64 + c) * s * (1.0 - 1e-9)).max(next_up(x));
                 let mut j = i + 1;
-                acc += (x - y) * (x - y);
                 while j < n && side[j] < bound {
-                    acc += (side[j] - y) * (side[j] - y);
                     j += 1;
                 }
+                acc += squared_error(&side[i..j], y);
                 hist.add(zigzag(sign * k) as usize, (j - i) as u64);
                 i = j;
             }
             *se += acc;
         }
     }
+}
+
+/// Sorts non-negative values (and NaNs without sign, last) ascending: as their bit patterns,
+/// which order them the same way, compared as integers.
+fn sort_magnitudes(v: &mut [f64]) {
+    let mut bits: Vec<u64> = v.iter().map(|x| x.to_bits()).collect();
+    bits.sort_unstable();
+    for (x, b) in v.iter_mut().zip(bits) {
+        *x = f64::from_bits(b);
+    }
+}
+
+/// `measure` for fine steps, value by value: the level from a product with 1/s unless that
+/// lands within 1e-9 of a bound (then from `level`). Returns the squared error. (Its own
+/// function so that its loop keeps its values in registers.)
+#[inline(never)]
+fn fine(
+    side: &[f64],
+    sign: i64,
+    (s, c): (f64, f64),
+    level: impl Fn(f64) -> i64,
+    r: impl Fn(i64) -> f64,
+    hist: &mut Counts,
+) -> f64 {
+    let inv = 1.0 / s;
+    // Two sums: one would wait on each addition.
+    let (mut a, mut b) = (0.0f64, 0.0f64);
+    for (i, &x) in side.iter().enumerate() {
+        let w = x * inv - c;
+        // ceil(w), |w| < 2^31 (no level overflows, checked by the caller).
+        let t = w as i64;
+        let f = if (t as f64) < w { t + 1 } else { t };
+        let tol = 1e-9 * (w.abs() + 1.0);
+        let k = if f as f64 - w > tol && w - (f - 1) as f64 > tol {
+            f.max(0)
+        } else {
+            level(x)
+        };
+        let y = r(k);
+        let e = (x - y) * (x - y);
+        if i & 1 == 0 {
+            a += e;
+        } else {
+            b += e;
+        }
+        hist.add(zigzag(sign * k) as usize, 1);
+    }
+    a + b
+}
+
+/// `Σ (x − y)²` over `xs`, in four partial sums (one sum would wait on each addition).
+fn squared_error(xs: &[f64], y: f64) -> f64 {
+    let mut acc = [0.0f64; 4];
+    let mut quads = xs.chunks_exact(4);
+    for q in &mut quads {
+        for (a, &x) in acc.iter_mut().zip(q) {
+            *a += (x - y) * (x - y);
+        }
+    }
+    let tail: f64 = quads.remainder().iter().map(|&x| (x - y) * (x - y)).sum();
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
 }
 
 /// The least f64 above a non-negative `x` (NaN and infinity stay as they are).
