@@ -42,6 +42,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
+from bench_common import corpus_models, emit  # noqa: E402
 from bench_tensors import float32_tensors  # noqa: E402
 
 NNC = os.path.join(ROOT, "target", "release", "nnc")
@@ -196,21 +197,14 @@ def main():
         subprocess.run(["bash", os.path.join(HERE, "peers", "install-nncodec.sh"), a.venv], check=True)
     work = tempfile.mkdtemp(prefix="nnc-bench-decode-", dir=a.work)
     try:
-        models = sorted(os.path.join(a.models, m) for m in os.listdir(a.models) if m.endswith(".onnx"))
-        if a.only:
-            models = [m for m in models if any(o in os.path.basename(m) for o in a.only)]
+        models = corpus_models(a.models, a.only)
         if not a.no_big:
             print("[bench] generating the 600 MB synthetic model", file=sys.stderr)
             models.append(big_model(work))
         rows = [measure(m, work, a) for m in models]
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    text = render(rows)
-    print(text)
-    if a.out:
-        open(a.out, "w").write(text + "\n")
-    if a.json:
-        json.dump(rows, open(a.json, "w"), indent=1)
+    emit(render(rows), rows, a.out, a.json)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+from bench_common import corpus_models, emit  # noqa: E402
+
 NNC = os.path.join(ROOT, "target", "release", "nnc")
 FLOAT_TYPES = {"float", "float16", "double", "bfloat16"}
 ONE_CORE = ["taskset", "-c", "0"]
@@ -128,18 +131,11 @@ def main():
     subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
     work = tempfile.mkdtemp(prefix="nnc-bench-encode-", dir=a.work)
     try:
-        models = sorted(os.path.join(a.models, m) for m in os.listdir(a.models) if m.endswith(".onnx"))
-        if a.only:
-            models = [m for m in models if any(o in os.path.basename(m) for o in a.only)]
+        models = corpus_models(a.models, a.only)
         rows = [measure(m, work, a) for m in models]
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    text = render(rows)
-    print(text)
-    if a.out:
-        open(a.out, "w").write(text + "\n")
-    if a.json:
-        json.dump(rows, open(a.json, "w"), indent=1)
+    emit(render(rows), rows, a.out, a.json)
 
 
 if __name__ == "__main__":

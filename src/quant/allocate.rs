@@ -570,6 +570,16 @@ mod tests {
         assert!(a.picks[0] < a.picks[1], "{a:?}");
     }
 
+    /// Uniform values in (0, 1) from a xorshift sequence seeded with `state`.
+    fn uniform(mut state: u64) -> impl FnMut() -> f64 {
+        move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+        }
+    }
+
     /// The curve of quantizing value by value with `params_for` (what `curve` computes a run
     /// at a time from sorted magnitudes).
     fn direct_curve(values: &[f64], dims: &[u64], l: &LossyOptions, fractions: &[f32]) -> Curve {
@@ -617,15 +627,9 @@ mod tests {
 
     #[test]
     fn runs_of_sorted_magnitudes_give_the_levels_value_by_value() {
-        // Laplace-like values with repeats, zeros of both signs, values on the bounds of
-        // levels (k + c)·Δ of a few steps, a constant channel and a channel of one sign.
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-        };
+        // Laplace-like values with repeats, zeros of both signs, a constant channel and a
+        // channel of one sign.
+        let mut next = uniform(0x9e37_79b9_7f4a_7c15);
         let (rows, cols) = (12usize, 1000usize);
         let mut values: Vec<f64> = (0..rows * cols)
             .map(|_| {
@@ -682,13 +686,7 @@ mod tests {
     fn runs_end_where_the_quantizer_says() {
         // Values on the bounds (k + c)·Δ of the levels and a few ulps either side, among
         // Laplace values; runs of many values (coarse) and of one or two (fine).
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-        };
+        let mut next = uniform(0x2545_f491_4f6c_dd1d);
         let e = f64::EPSILON;
         let near = [1.0, 1.0 + e, 1.0 - e / 2.0, 1.0 + 2.0 * e, 1.0 - e, 1.0 + 1e-13, 1.0 - 1e-13];
         for (kind, c) in [
@@ -746,14 +744,10 @@ mod tests {
     #[test]
     fn measured_curves_fall_with_the_step() {
         // Laplace values: x = ±ln(u), u from a fixed pseudo-random sequence.
-        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = uniform(0x2545_f491_4f6c_dd1d);
         let values: Vec<f64> = (1..=65536)
             .map(|i| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                let u = ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
-                let x = -(u.ln()) * 0.01;
+                let x = -(next().ln()) * 0.01;
                 if i % 2 == 0 {
                     x
                 } else {
