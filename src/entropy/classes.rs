@@ -371,7 +371,7 @@ pub fn write_segment_head(
 /// every symbol coded with the model of its class, 32 lanes per chunk as in mode 6.
 pub fn write_wide_chunks(symbols: &[u32], p: &Plan, chunk: usize, out: &mut Vec<u8>) {
     use rayon::prelude::*;
-    let cdfs: Vec<Vec<u32>> = p.models.iter().map(|m| super::wide::cumulative(&m.0)).collect();
+    let enc: Vec<_> = p.models.iter().map(|m| super::wide::enc_symbols(&m.0)).collect();
     let index: Vec<_> = p.models.iter().map(|m| super::symbol_index(&m.0.symbols)).collect();
     let chunks: Vec<Vec<u8>> = symbols
         .par_chunks(chunk)
@@ -379,8 +379,7 @@ pub fn write_wide_chunks(symbols: &[u32], p: &Plan, chunk: usize, out: &mut Vec<
         .map(|(c, cls)| {
             super::wide::encode_chunk_with(c.len(), |t| {
                 let k = cls[t] as usize;
-                let i = index[k](c[t]) as usize;
-                (p.models[k].0.freqs[i], cdfs[k][i])
+                enc[k][index[k](c[t]) as usize]
             })
         })
         .collect();

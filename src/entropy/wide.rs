@@ -20,40 +20,71 @@ pub const STATE_BYTES: usize = 4 * LANES;
 /// Encodes `indices` (each < model size) as one wide chunk: the 32 initial states (u32 LE,
 /// lane 0 first), then the 16-bit words (LE) in the order the decoder reads them.
 pub fn encode_chunk(model: &FreqModel, indices: &[u32]) -> Vec<u8> {
-    let cdf = cumulative(model);
-    encode_chunk_with(indices.len(), |t| {
-        let s = indices[t] as usize;
-        (model.freqs[s], cdf[s])
-    })
+    let syms = enc_symbols(model);
+    encode_chunk_with(indices.len(), |t| syms[indices[t] as usize])
 }
 
-/// The cumulative frequency of each symbol index of `model`.
-pub fn cumulative(model: &FreqModel) -> Vec<u32> {
-    let mut cdf = Vec::with_capacity(model.freqs.len());
+/// What the encoder needs of one symbol: its frequency `f`, cumulative frequency `c`, and
+/// `rcp = ⌊(2^64 − 1)/f⌋ + 1`, with which `⌊x/f⌋ = ⌊x·rcp / 2^64⌋` for every 32-bit state
+/// `x` and `f ≥ 2` (the product overshoots `x/f` by less than `2^-32`, less than the `1/f`
+/// that separates `x/f` from the next integer): a multiplication instead of a division.
+#[derive(Debug, Clone, Copy)]
+pub struct EncSym {
+    f: u32,
+    c: u32,
+    rcp: u64,
+}
+
+impl EncSym {
+    /// The symbol of frequency `f` (at most 2^16) and cumulative frequency `c`.
+    pub fn new(f: u32, c: u32) -> EncSym {
+        let rcp = if f > 1 { u64::MAX / f as u64 + 1 } else { 0 };
+        EncSym { f, c, rcp }
+    }
+
+    /// `(x / f, x % f)`.
+    #[inline(always)]
+    fn div_rem(&self, x: u32) -> (u32, u32) {
+        if self.f <= 1 {
+            return (x, 0);
+        }
+        let q = ((x as u128 * self.rcp as u128) >> 64) as u32;
+        (q, x - q * self.f)
+    }
+}
+
+/// The encoder's view of every symbol index of `model`.
+pub fn enc_symbols(model: &FreqModel) -> Vec<EncSym> {
+    let mut out = Vec::with_capacity(model.freqs.len());
     let mut acc = 0u32;
     for &f in &model.freqs {
-        cdf.push(acc);
+        out.push(EncSym::new(f, acc));
         acc += f;
     }
-    cdf
+    out
 }
 
-/// Encodes a chunk of `len` symbols whose symbol `t` has frequency and cumulative
-/// frequency `fc(t)` (under its own model: mode 7 changes model with the class).
-pub fn encode_chunk_with(len: usize, fc: impl Fn(usize) -> (u32, u32)) -> Vec<u8> {
+/// Encodes a chunk of `len` symbols whose symbol `t` is coded as `sym(t)` (under its own
+/// model: mode 7 changes model with the class).
+pub fn encode_chunk_with(len: usize, sym: impl Fn(usize) -> EncSym) -> Vec<u8> {
     let mut x = [L; LANES];
-    let mut words: Vec<u16> = Vec::with_capacity(len / 2 + 16);
+    // At most one word per symbol, written without a branch (whether a lane renormalizes is
+    // as good as random: a branch on it mispredicts about every other symbol).
+    let mut words = vec![0u16; len];
+    let mut n = 0;
     for i in (0..len).rev() {
         let lane = &mut x[i % LANES];
-        let (f, c) = fc(i);
+        let s = sym(i);
         // x < 2^(32-PRECISION) * f after renormalization, so the result fits 32 bits.
-        let x_max = ((L >> PRECISION) << 16) as u64 * f as u64;
-        if *lane as u64 >= x_max {
-            words.push(*lane as u16);
-            *lane >>= 16;
-        }
-        *lane = ((*lane / f) << PRECISION) + (*lane % f) + c;
+        let x_max = ((L >> PRECISION) << 16) as u64 * s.f as u64;
+        let out = (*lane as u64 >= x_max) as u32;
+        words[n] = *lane as u16;
+        n += out as usize;
+        *lane >>= 16 * out;
+        let (q, r) = s.div_rem(*lane);
+        *lane = (q << PRECISION) + r + s.c;
     }
+    words.truncate(n);
     let mut out = Vec::with_capacity(STATE_BYTES + 2 * words.len());
     for s in x {
         out.extend_from_slice(&s.to_le_bytes());
@@ -488,6 +519,25 @@ pub fn decode_chunk_portable<T: Copy>(
 mod tests {
     use super::*;
 
+    #[test]
+    fn reciprocal_division_is_exact() {
+        let mut x = 0x1234_5678u32;
+        for f in [1u32, 2, 3, 5, 7, 255, 256, 257, 4095, 4096, 40503, 65535, 65536] {
+            let s = EncSym::new(f, 0);
+            let mut probe = vec![0, 1, f - 1, f, f + 1, u32::MAX, u32::MAX - 1, u32::MAX / f * f];
+            probe.extend((1..200u32).map(|k| k.wrapping_mul(f).wrapping_sub(1)));
+            for _ in 0..20000 {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                probe.push(x);
+            }
+            for &x in &probe {
+                assert_eq!(s.div_rem(x), (x / f, x % f), "x={x} f={f}");
+            }
+        }
+    }
+
     /// Mode 7 chunks: the AVX2 path (lanes of one round in different classes included) and
     /// the portable loop decode the same symbols, and fail or succeed alike on broken bytes.
     #[test]
@@ -516,11 +566,10 @@ mod tests {
                 })
                 .collect();
             let index = |k: usize, s: u32| models[k].symbols.binary_search(&s).unwrap();
-            let cdfs: Vec<Vec<u32>> = models.iter().map(cumulative).collect();
+            let enc: Vec<Vec<EncSym>> = models.iter().map(enc_symbols).collect();
             let bytes = encode_chunk_with(n, |t| {
                 let k = classes[t / segment] as usize;
-                let i = index(k, syms[t]);
-                (models[k].freqs[i], cdfs[k][i])
+                enc[k][index(k, syms[t])]
             });
             let values: Vec<u32> = models.iter().flat_map(|m| m.symbols.clone()).collect();
             let t = ClassTables::new(&models, n, &values);
