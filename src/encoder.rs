@@ -179,27 +179,27 @@ pub struct Prepared {
     consumers: Consumers,
     /// The decoder limits the file must satisfy.
     limits: Limits,
-    /// The last graph compressed without a base, and its frame: the calibrating encoder codes
-    /// the model several times, mostly with the same graph (zstd level 19 took a fifth of the
-    /// CPU of a default encode of a model of 327 graph tensors).
-    last_frame: std::sync::Mutex<Option<(Vec<u8>, Vec<u8>)>>,
-    /// Lossless payloads of tensors by walk index, for one set of lossless options: a tensor
-    /// kept exact is coded the same way at every check of the calibrating encoder (zstd at
-    /// level 19 and byte planes took a fifth of a default encode's CPU on a small model).
-    exact: std::sync::Mutex<ExactCache>,
+    /// What the calibrating encoder's codings of the model share.
+    cache: std::sync::Mutex<Cache>,
 }
 
-/// See `Prepared::exact`.
+/// What one coding of a model leaves for the next: the calibrating encoder codes the model
+/// several times, mostly with the same graph and the same tensors kept exact (on a model of
+/// 327 graph tensors, zstd at level 19 of the graph took a fifth of a default encode's CPU, and
+/// the lossless coding of the exact tensors another fifth). Off for a single encode, which
+/// codes everything once.
 #[derive(Default)]
-struct ExactCache {
-    /// Set by the calibrating encoder (a single encode codes each tensor once).
+struct Cache {
     on: bool,
+    /// The last graph compressed without a base, and its frame.
+    frame: Option<(Vec<u8>, Vec<u8>)>,
+    /// Lossless payloads of tensors by walk index, for `options`.
     options: Option<LosslessOptions>,
     payloads: HashMap<usize, (Coding, Vec<u8>)>,
     bytes: usize,
 }
 
-impl ExactCache {
+impl Cache {
     /// Bytes of payloads held at most (a tensor that would pass it is coded each time).
     const BUDGET: usize = 64 << 20;
 }
@@ -234,49 +234,66 @@ impl Prepared {
             lifted,
             consumers,
             limits,
-            last_frame: std::sync::Mutex::new(None),
-            exact: std::sync::Mutex::new(ExactCache::default()),
+            cache: std::sync::Mutex::new(Cache::default()),
         })
     }
 
-    /// Keeps the lossless payloads `exact_payload` codes (up to a budget) for the model's
-    /// next codings: the calibrating encoder codes it several times.
-    pub fn cache_exact_payloads(&self) {
-        if let Ok(mut c) = self.exact.lock() {
+    /// Keeps what one coding of the model can leave for the next (`Cache`): the calibrating
+    /// encoder codes it several times.
+    pub fn cache_codings(&self) {
+        if let Ok(mut c) = self.cache.lock() {
             c.on = true;
         }
     }
 
     /// Tensor `i`'s data coded losslessly with `opts` (`lossless::encode`), from the cache
     /// when it was coded before with the same options.
-    pub fn exact_payload(&self, i: usize, opts: &LosslessOptions) -> Result<(Coding, Vec<u8>)> {
+    fn exact_payload(&self, i: usize, opts: &LosslessOptions) -> Result<(Coding, Vec<u8>)> {
         let t = &self.lifted[i];
-        if let Ok(c) = self.exact.lock() {
-            if !c.on {
-                drop(c);
-                return lossless::encode(t.data_type, &t.data, opts);
-            }
-            if c.options.as_ref() == Some(opts) {
-                if let Some(hit) = c.payloads.get(&i) {
-                    return Ok(hit.clone());
+        let hit = self.cache.lock().ok().and_then(|c| {
+            (c.options.as_ref() == Some(opts))
+                .then(|| c.payloads.get(&i).cloned())
+                .flatten()
+        });
+        if let Some(hit) = hit {
+            return Ok(hit);
+        }
+        let coded = lossless::encode(t.data_type, &t.data, opts)?;
+        if let Ok(mut c) = self.cache.lock() {
+            if c.on {
+                if c.options.as_ref() != Some(opts) {
+                    c.options = Some(*opts);
+                    c.payloads.clear();
+                    c.bytes = 0;
+                }
+                if c.bytes + coded.1.len() <= Cache::BUDGET {
+                    c.bytes += coded.1.len();
+                    c.payloads.insert(i, coded.clone());
                 }
             }
         }
-        let coded = lossless::encode(t.data_type, &t.data, opts)?;
-        if let Ok(mut c) = self.exact.lock() {
-            if c.options.as_ref() != Some(opts) {
-                *c = ExactCache {
-                    on: true,
-                    options: Some(*opts),
-                    ..ExactCache::default()
-                };
-            }
-            if c.bytes + coded.1.len() <= ExactCache::BUDGET {
-                c.bytes += coded.1.len();
-                c.payloads.insert(i, coded.clone());
+        Ok(coded)
+    }
+
+    /// zstd of `graph` at `level`, from the cache when the last graph compressed was the same.
+    fn graph_frame(&self, graph: &[u8], level: i32) -> Result<Vec<u8>> {
+        let hit = self.cache.lock().ok().and_then(|c| {
+            c.frame
+                .as_ref()
+                .filter(|(g, _)| g.as_slice() == graph)
+                .map(|(_, f)| f.clone())
+        });
+        if let Some(f) = hit {
+            return Ok(f);
+        }
+        let f = zstd::bulk::compress(graph, level)
+            .map_err(|e| Error::io("zstd compression of the graph", e))?;
+        if let Ok(mut c) = self.cache.lock() {
+            if c.on {
+                c.frame = Some((graph.to_vec(), f.clone()));
             }
         }
-        Ok(coded)
+        Ok(f)
     }
 
     /// The model with its slots' data lifted out.
@@ -472,26 +489,7 @@ impl Prepared {
         };
         let frame = match base {
             Some(b) => crate::base::compress_graph(graph, b.dictionary(), level)?,
-            None => {
-                let cached = match self.last_frame.lock() {
-                    Ok(last) => last
-                        .as_ref()
-                        .filter(|(g, _)| g.as_slice() == graph)
-                        .map(|(_, f)| f.clone()),
-                    Err(_) => None,
-                };
-                match cached {
-                    Some(f) => f,
-                    None => {
-                        let f = zstd::bulk::compress(graph, level)
-                            .map_err(|e| Error::io("zstd compression of the graph", e))?;
-                        if let Ok(mut last) = self.last_frame.lock() {
-                            *last = Some((graph.to_vec(), f.clone()));
-                        }
-                        f
-                    }
-                }
-            }
+            None => self.graph_frame(graph, level)?,
         };
         let read = Sizes::after_graph(graph.len() as u64, frame.len(), base).read;
         check_graph(model, graph, read, &self.limits)?;

@@ -234,14 +234,11 @@ impl Counts {
     /// Order-0 entropy in bits of `n` symbols, and the number of distinct symbols.
     fn entropy(&mut self, n: f64) -> (f64, usize) {
         self.far.sort_unstable();
-        let mut merged: Vec<u64> = Vec::new();
-        for (i, &(z, c)) in self.far.iter().enumerate() {
-            if i > 0 && self.far[i - 1].0 == z {
-                *merged.last_mut().unwrap_or(&mut 0) += c;
-            } else {
-                merged.push(c);
-            }
-        }
+        let merged: Vec<u64> = self
+            .far
+            .chunk_by(|a, b| a.0 == b.0)
+            .map(|g| g.iter().map(|&(_, c)| c).sum())
+            .collect();
         let (mut h, mut distinct) = (0.0, 0usize);
         for &c in self.table.iter().chain(&merged).filter(|&&c| c > 0) {
             h -= c as f64 * (c as f64 / n).log2();

@@ -122,7 +122,7 @@ pub fn calibrate(
         ));
     }
     let rt = runtime()?;
-    prepared.cache_exact_payloads();
+    prepared.cache_codings();
     let lifted = &prepared.lifted;
     let n = lifted.len();
     let depth = prepared.max_depth();
