@@ -248,8 +248,11 @@ impl OutputSet {
         let dest = self.files.get(h).map(|f| f.dest.display().to_string());
         let ctx = || format!("writing {}", dest.clone().unwrap_or_default());
         let w = self.writer(h).map_err(|e| Error::io(ctx(), e))?;
+        // WriteBuf is the only buffer: the file's own is emptied first and bypassed (a copy
+        // through it would touch its pages too).
+        w.flush().map_err(|e| Error::io(ctx(), e))?;
         let mut buf = WriteBuf {
-            w,
+            w: w.get_mut(),
             buf: Vec::with_capacity(WRITE_BUF),
             err: None,
             holes,
@@ -385,7 +388,7 @@ impl Write for AtomicWriter {
 }
 
 /// Bytes `WriteBuf` gathers before writing them.
-const WRITE_BUF: usize = 1 << 20;
+const WRITE_BUF: usize = 256 << 10;
 
 /// A `BufMut` that passes what prost serializes on to a writer a buffer at a time. The first
 /// write error is kept (`BufMut` cannot fail) and ends the writing.

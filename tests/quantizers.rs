@@ -2177,7 +2177,12 @@ fn policy_model() -> (ModelProto, Vec<(&'static str, bool, bool)>) {
     constant.attribute.push(AttributeProto {
         name: Some("value".into()),
         r#type: Some(4), // TENSOR
-        t: Some(raw_tensor("", FLOAT, &[64, 32], store(&f(2048, 9), FLOAT))),
+        t: Some(Box::new(raw_tensor(
+            "",
+            FLOAT,
+            &[64, 32],
+            store(&f(2048, 9), FLOAT),
+        ))),
         ..Default::default()
     });
     let nodes = vec![

@@ -121,7 +121,7 @@ fn attr(name: &str, ty: AttributeType) -> AttributeProto {
 
 pub fn attr_t(name: &str, t: TensorProto) -> AttributeProto {
     AttributeProto {
-        t: Some(t),
+        t: Some(Box::new(t)),
         ..attr(name, AttributeType::Tensor)
     }
 }
@@ -135,7 +135,7 @@ pub fn attr_tensors(name: &str, ts: Vec<TensorProto>) -> AttributeProto {
 
 pub fn attr_g(name: &str, g: GraphProto) -> AttributeProto {
     AttributeProto {
-        g: Some(g),
+        g: Some(Box::new(g)),
         ..attr(name, AttributeType::Graph)
     }
 }
@@ -170,7 +170,7 @@ pub fn attr_int(name: &str, v: i64) -> AttributeProto {
 
 pub fn attr_sparse(name: &str, s: SparseTensorProto) -> AttributeProto {
     AttributeProto {
-        sparse_tensor: Some(s),
+        sparse_tensor: Some(Box::new(s)),
         ..attr(name, AttributeType::SparseTensor)
     }
 }

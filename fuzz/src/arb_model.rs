@@ -566,7 +566,7 @@ impl Gen<'_, '_> {
         let out = self.name()?.unwrap_or_default();
         let a = match self.u.int_in_range(0..=4)? {
             0 | 1 => AttributeProto {
-                t: Some(self.tensor()?),
+                t: Some(Box::new(self.tensor()?)),
                 ..Self::attr("value", AttributeType::Tensor)
             },
             2 => {
@@ -660,9 +660,9 @@ impl Gen<'_, '_> {
         }
         if depth < 3 && maybe(self.u, 1, 3)? {
             let mut then_b = Self::attr("then_branch", AttributeType::Graph);
-            then_b.g = Some(self.graph(depth + 1)?);
+            then_b.g = Some(Box::new(self.graph(depth + 1)?));
             let mut else_b = Self::attr("else_branch", AttributeType::Graph);
-            else_b.g = Some(self.graph(depth + 1)?);
+            else_b.g = Some(Box::new(self.graph(depth + 1)?));
             g.node.push(NodeProto {
                 op_type: Some("If".into()),
                 input: vec!["cond".into()],
@@ -705,7 +705,7 @@ impl Gen<'_, '_> {
                 domain: Some("com.custom".into()),
                 node: nodes,
                 attribute_proto: vec![AttributeProto {
-                    t: Some(self.tensor()?),
+                    t: Some(Box::new(self.tensor()?)),
                     ..Self::attr("alpha", AttributeType::Tensor)
                 }],
                 ..Default::default()

@@ -176,10 +176,10 @@ pub fn model(big: bool) -> ModelProto {
     let mut vi = attr("value_ints", AttributeType::Ints);
     vi.ints = vec![0, 1, -1, 7];
     let mut vt = attr("value", AttributeType::Tensor);
-    vt.t = Some(TensorProto {
+    vt.t = Some(Box::new(TensorProto {
         float_data: vec![1.0, 2.0, 3.0, 4.0],
         ..tensor("", dtype::FLOAT, &[2, 2])
-    });
+    }));
     let then_branch = GraphProto {
         name: Some("then".into()),
         initializer: vec![raw(
@@ -196,19 +196,19 @@ pub fn model(big: bool) -> ModelProto {
         ..Default::default()
     };
     let mut else_const = attr("value", AttributeType::Tensor);
-    else_const.t = Some(TensorProto {
+    else_const.t = Some(Box::new(TensorProto {
         float_data: vec![0.0; 8],
         ..tensor("", dtype::FLOAT, &[1, 8])
-    });
+    }));
     let else_branch = GraphProto {
         name: Some("else".into()),
         node: vec![constant("else.y", else_const)],
         ..Default::default()
     };
     let mut then_attr = attr("then_branch", AttributeType::Graph);
-    then_attr.g = Some(then_branch);
+    then_attr.g = Some(Box::new(then_branch));
     let mut else_attr = attr("else_branch", AttributeType::Graph);
-    else_attr.g = Some(else_branch);
+    else_attr.g = Some(Box::new(else_branch));
     let mut if_node = node("If", &["cond"], &["z"]);
     if_node.attribute = vec![then_attr, else_attr];
     let graph = GraphProto {
@@ -248,10 +248,10 @@ pub fn model(big: bool) -> ModelProto {
         ..Default::default()
     };
     let mut fconst = attr("value", AttributeType::Tensor);
-    fconst.t = Some(TensorProto {
+    fconst.t = Some(Box::new(TensorProto {
         float_data: vec![0.25; 3],
         ..tensor("", dtype::FLOAT, &[3])
-    });
+    }));
     let function = FunctionProto {
         name: Some("Scale".into()),
         domain: Some("com.example".into()),

@@ -387,14 +387,14 @@ pub fn attr(name: &str, ty: AttributeType) -> AttributeProto {
 
 pub fn attr_t(name: &str, t: TensorProto) -> AttributeProto {
     AttributeProto {
-        t: Some(t),
+        t: Some(Box::new(t)),
         ..attr(name, AttributeType::Tensor)
     }
 }
 
 pub fn attr_g(name: &str, g: GraphProto) -> AttributeProto {
     AttributeProto {
-        g: Some(g),
+        g: Some(Box::new(g)),
         ..attr(name, AttributeType::Graph)
     }
 }
@@ -862,7 +862,7 @@ pub fn constant_nodes(rng: &mut Rng) -> Vec<NodeProto> {
     let mut vf_empty = attr("value_floats", AttributeType::Floats);
     vf_empty.floats = Vec::new();
     let mut sp = attr("sparse_value", AttributeType::SparseTensor);
-    sp.sparse_tensor = Some(sparse("", &[4, 4], vec![9.0, -9.0], vec![0, 15]));
+    sp.sparse_tensor = Some(Box::new(sparse("", &[4, 4], vec![9.0, -9.0], vec![0, 15])));
     let mut with_domain = constant(
         "c_domain",
         attr_t(

@@ -8,7 +8,13 @@ fn main() {
     let dir = root.join("src/onnx");
     let fds = protox::compile([dir.join("onnx-ml.proto")], [&dir]).expect("compile onnx-ml.proto");
     let out = tempdir();
+    // The large optional messages of an attribute are boxed: inline they made every
+    // AttributeProto 1640 bytes (a graph of small Constant nodes took a megabyte to parse).
     prost_build::Config::new()
+        .boxed(".onnx.AttributeProto.t")
+        .boxed(".onnx.AttributeProto.g")
+        .boxed(".onnx.AttributeProto.sparse_tensor")
+        .boxed(".onnx.AttributeProto.tp")
         .out_dir(&out)
         .compile_fds(fds)
         .expect("generate prost code");
