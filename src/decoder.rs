@@ -257,7 +257,7 @@ impl<R: Read + Seek> Decoder<BufReader<R>> {
         if let Some(records) = self.records.as_mut() {
             records.set_mapped(crate::container::reader::Mapped {
                 map,
-                skip: crate::container::mapped::skip::<BufReader<R>>,
+                skip: crate::container::mapped::skip_buffered::<R>,
             });
         }
     }

@@ -14,8 +14,10 @@ use std::sync::{Arc, Mutex, Weak};
 
 use memmap2::Mmap;
 
-/// Payloads at least this long are read in place when the input is mapped.
-pub const MAPPED_MIN: u64 = 4 << 20;
+/// Payloads at least this long are read in place when the input is mapped. Shorter ones
+/// are copied out of the reader's buffer; longer ones would be copied into fresh memory (a
+/// page fault per 4 KiB, dearer than reading the mapping's page-cache pages in place).
+pub const MAPPED_MIN: u64 = 16 << 10;
 
 /// Bytes hashed or decoded between two releases.
 pub const WINDOW: usize = 8 << 20;
@@ -132,4 +134,14 @@ pub(crate) fn open(path: &Path) -> crate::Result<(std::fs::File, std::io::Result
 pub(crate) fn skip<S: Seek>(r: &mut S, n: u64) -> std::io::Result<()> {
     let n = i64::try_from(n).map_err(|_| std::io::ErrorKind::InvalidInput)?;
     r.seek(SeekFrom::Current(n)).map(|_| ())
+}
+
+/// [`skip`] for a buffered reader, keeping what it has buffered beyond the payload (the next
+/// records' bytes) instead of reading them again.
+pub(crate) fn skip_buffered<R: std::io::Read + Seek>(
+    r: &mut std::io::BufReader<R>,
+    n: u64,
+) -> std::io::Result<()> {
+    let n = i64::try_from(n).map_err(|_| std::io::ErrorKind::InvalidInput)?;
+    r.seek_relative(n)
 }

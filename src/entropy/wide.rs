@@ -141,7 +141,7 @@ impl WideTables {
         (t.sym8, t.sym16) = slot_tables(std::slice::from_ref(model));
         if let Some(bits) = value_bits(values).filter(|b| b.len() == n) {
             if symbols >= PACKED_MIN && cfg!(target_arch = "x86_64") {
-                t.slot = Vec::with_capacity(TOTAL as usize);
+                t.slot = spare_empty(|s| &mut s.slot, TOTAL as usize);
                 for ((&f, &e), &v) in model.freqs.iter().zip(&t.fc).zip(&bits) {
                     let packed = f as u64 | (v as u64) << 32;
                     t.slot.extend((0..f as u64).map(|k| packed | k << 16));
@@ -176,9 +176,9 @@ fn slot_tables(models: &[FreqModel]) -> (Vec<u8>, Vec<u16>) {
     let span = TOTAL as usize;
     let narrow = models.iter().all(|m| m.freqs.len() <= 256);
     let (mut sym8, mut sym16) = if narrow {
-        (vec![0u8; models.len() * span + 3], Vec::new())
+        (spare_zeroed(|s| &mut s.sym8, models.len() * span + 3), Vec::new())
     } else {
-        (Vec::new(), vec![0u16; models.len() * span + 1])
+        (Vec::new(), spare_zeroed(|s| &mut s.sym16, models.len() * span + 1))
     };
     for (k, m) in models.iter().enumerate() {
         let mut c = k * span;
@@ -193,6 +193,70 @@ fn slot_tables(models: &[FreqModel]) -> (Vec<u8>, Vec<u16>) {
         }
     }
     (sym8, sym16)
+}
+
+/// The slot tables' buffers of the tables last dropped on this thread, for the next ones:
+/// a tensor's tables are 64 KiB to 640 KiB, and fresh memory costs a page fault per 4 KiB
+/// (on small models these faults had been a tenth of the decoding time).
+#[derive(Default)]
+struct Spare {
+    sym8: Vec<u8>,
+    sym16: Vec<u16>,
+    slot: Vec<u64>,
+}
+
+thread_local! {
+    static SPARE: std::cell::RefCell<Spare> = std::cell::RefCell::new(Spare::default());
+}
+
+/// Buffers larger than this are not kept.
+const SPARE_MAX_BYTES: usize = 4 << 20;
+
+/// A vector of `len` zeros, in this thread's spare buffer when there is one.
+fn spare_zeroed<T: Copy + Default>(pick: fn(&mut Spare) -> &mut Vec<T>, len: usize) -> Vec<T> {
+    let mut v = SPARE.with(|s| std::mem::take(pick(&mut s.borrow_mut())));
+    v.clear();
+    v.resize(len, T::default());
+    v
+}
+
+/// An empty vector with room for `len`, in this thread's spare buffer when there is one.
+fn spare_empty<T>(pick: fn(&mut Spare) -> &mut Vec<T>, len: usize) -> Vec<T> {
+    let mut v = SPARE.with(|s| std::mem::take(pick(&mut s.borrow_mut())));
+    v.clear();
+    v.reserve(len);
+    v
+}
+
+/// Keeps `v` as this thread's spare buffer when it is larger than the one kept.
+fn keep_spare<T>(pick: fn(&mut Spare) -> &mut Vec<T>, v: &mut Vec<T>) {
+    if v.capacity() == 0 || v.capacity() * std::mem::size_of::<T>() > SPARE_MAX_BYTES {
+        return;
+    }
+    // A thread being torn down has no spare to keep it in: the vector is simply freed.
+    let _ = SPARE.try_with(|s| {
+        if let Ok(mut s) = s.try_borrow_mut() {
+            let kept = pick(&mut s);
+            if v.capacity() > kept.capacity() {
+                std::mem::swap(kept, v);
+            }
+        }
+    });
+}
+
+impl Drop for WideTables {
+    fn drop(&mut self) {
+        keep_spare(|s| &mut s.sym8, &mut self.sym8);
+        keep_spare(|s| &mut s.sym16, &mut self.sym16);
+        keep_spare(|s| &mut s.slot, &mut self.slot);
+    }
+}
+
+impl Drop for ClassTables {
+    fn drop(&mut self) {
+        keep_spare(|s| &mut s.sym8, &mut self.sym8);
+        keep_spare(|s| &mut s.sym16, &mut self.sym16);
+    }
 }
 
 /// `f | c << 16` of each symbol index of `model` (frequency and cumulative frequency).
