@@ -180,6 +180,7 @@ def render(rows):
 
 
 def main():
+    global NNC
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", default=os.path.join(os.environ.get("NNC_CORPUS", os.path.expanduser("~/.cache/nnc-corpus")), "models"))
     ap.add_argument("--only", nargs="*")
@@ -187,11 +188,13 @@ def main():
     ap.add_argument("--no-nncodec-big", action="store_true", help="skip NNCodec on the 600 MB model (it takes minutes)")
     ap.add_argument("--no-big", action="store_true", help="skip the 600 MB synthetic model")
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--nnc", default=NNC, help="the nnc binary (default: this tree's release build)")
     ap.add_argument("--venv", default=os.path.expanduser("~/.cache/nnc-peers/nncodec-venv"))
     ap.add_argument("--work", default=None, help="scratch directory (default: a temporary one)")
     ap.add_argument("--out")
     ap.add_argument("--json")
     a = ap.parse_args()
+    NNC = a.nnc
     subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
     if not a.no_nncodec and not os.path.exists(os.path.join(a.venv, "bin", "python")):
         subprocess.run(["bash", os.path.join(HERE, "peers", "install-nncodec.sh"), a.venv], check=True)
