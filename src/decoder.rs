@@ -1636,8 +1636,8 @@ fn write_in_place(
 }
 
 /// The input's read buffer. Reads larger than it (most payloads) go straight into their own
-/// vectors; a larger buffer would only cost pages touched once (a page fault each: on small
-/// files these were a fifth of the decoding time).
+/// vectors; a larger buffer would only cost pages touched once, a page fault each (with
+/// 1 MiB, reading the first record of the 0.6 MB direction classifier took 0.7-2 ms of 7-8).
 const READ_BUF: usize = 64 << 10;
 
 /// Raw tensors of at least this many bytes are decoded into their place in a file's output.

@@ -696,6 +696,17 @@ def task_ocr_det(pair, pool="eval", count=None, model_name=""):
 
 # --------------------------------------------------------------------------- yolo
 
+def paste_faces(canvas, faces, rng, count, size):
+    """Pastes rng.integers(*count) LFW faces (grey, [0, 1]) at rng.integers(*size) pixels square
+    and random places into the top-left 512x512 of canvas (RGB uint8), in place."""
+    for _ in range(int(rng.integers(*count))):
+        f = faces[int(rng.integers(0, len(faces)))]
+        px = int(rng.integers(*size))
+        t = np.asarray(Image.fromarray((f * 255).astype(np.uint8)).resize((px, px), Image.BILINEAR))
+        y, x = int(rng.integers(0, 512 - px)), int(rng.integers(0, 512 - px))
+        canvas[y:y + px, x:x + px] = t[..., None]
+
+
 def yolo_images(pool="eval", count=None):
     import warnings
     warnings.filterwarnings("ignore")
@@ -734,12 +745,7 @@ def yolo_images(pool="eval", count=None):
         for j in range(40):
             back = backs[j % len(backs)]
             canvas = np.asarray(Image.fromarray(back).resize((512, 512), Image.BILINEAR)).copy()
-            for _ in range(int(rng.integers(3, 7))):
-                f = faces[int(rng.integers(0, len(faces)))]
-                px = int(rng.integers(64, 170))
-                t = np.asarray(Image.fromarray((f * 255).astype(np.uint8)).resize((px, px), Image.BILINEAR))
-                y, x = int(rng.integers(0, 512 - px)), int(rng.integers(0, 512 - px))
-                canvas[y:y + px, x:x + px] = t[..., None]
+            paste_faces(canvas, faces, rng, (3, 7), (64, 170))
             imgs.append(("lfw_collage_eval%d" % j, canvas))
     except Exception:  # noqa: BLE001
         pass
@@ -788,12 +794,7 @@ def yolo_calib_images(count=None):
         backs = [as_rgb_u8(getattr(sd, n)()) for n in ("brick", "grass", "gravel")]
         for j in range(max(3, (count or 0) - len(imgs))):
             canvas = backs[j % len(backs)].copy()
-            for _ in range(int(rng.integers(2, 6))):
-                f = faces[int(rng.integers(0, len(faces)))]
-                px = int(rng.integers(48, 160))
-                t = np.asarray(Image.fromarray((f * 255).astype(np.uint8)).resize((px, px), Image.BILINEAR))
-                y, x = int(rng.integers(0, 512 - px)), int(rng.integers(0, 512 - px))
-                canvas[y:y + px, x:x + px] = t[..., None]
+            paste_faces(canvas, faces, rng, (2, 6), (48, 160))
             imgs.append(("lfw_collage%d" % j, canvas))
     except Exception:  # noqa: BLE001
         pass

@@ -197,7 +197,7 @@ fn slot_tables(models: &[FreqModel]) -> (Vec<u8>, Vec<u16>) {
 
 /// The slot tables' buffers of the tables last dropped on this thread, for the next ones:
 /// a tensor's tables are 64 KiB to 640 KiB, and fresh memory costs a page fault per 4 KiB
-/// (on small models these faults had been a tenth of the decoding time).
+/// (building them had taken 37 % of the page faults of `nnc verify` on PP-OCRv4 det).
 #[derive(Default)]
 struct Spare {
     sym8: Vec<u8>,
