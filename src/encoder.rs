@@ -56,6 +56,11 @@ pub struct EncodeOptions {
     /// the fidelity target.
     #[doc(hidden)]
     pub base_no_grid: bool,
+    /// Per tensor (walk index), new data (little-endian, the tensor's type and size) that is
+    /// coded exactly in place of the tensor's own: the biases the calibrating encoder
+    /// corrects for the shift its quantized weights cause (`runtime::bias`).
+    #[doc(hidden)]
+    pub replaced: Option<std::sync::Arc<HashMap<usize, Vec<u8>>>>,
 }
 
 /// A per-tensor override of the step rule (see `EncodeOptions::tensor_rules`).
@@ -341,6 +346,28 @@ impl Prepared {
             .as_ref()
             .and_then(|r| r.get(i).copied())
             .unwrap_or(TensorRule::Policy);
+        if let Some(data) = opts.replaced.as_ref().and_then(|r| r.get(&i)) {
+            // New data, coded exactly (the lossless coding of the tensor's own data, cached
+            // by walk index, does not apply).
+            let t = Lifted {
+                name: t.name.clone(),
+                data_type: t.data_type,
+                dims: t.dims.clone(),
+                elements: t.elements,
+                storage: t.storage,
+                data: crate::onnx::lift::Data::Owned(data.clone()),
+                in_graph: t.in_graph,
+            };
+            let exact = EncodeOptions {
+                lossy: None,
+                tensor_rules: None,
+                ..opts.clone()
+            };
+            return code_tensor(&t, &exact, &self.consumers, early, TensorRule::Exact, None, || {
+                lossless::encode(t.data_type, &t.data, &opts.lossless)
+            })
+            .map_err(|e| e.with_tensor(&t.name));
+        }
         if opts.base.as_deref().is_some_and(|b| unchanged(t, b)) {
             // A tensor the base holds as it is costs a reference: it stays exact, and a full
             // encode with the same steps keeps it exact too (spec §14.3).

@@ -180,6 +180,11 @@ struct TargetArgs {
     /// without running the model.
     #[arg(long)]
     weight_domain: bool,
+    /// With --calibrate: keep the biases as they are (by default the bias after each
+    /// quantized layer is corrected for the mean shift of the layer's outputs on the
+    /// calibration inputs).
+    #[arg(long)]
+    no_bias_correction: bool,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -253,6 +258,7 @@ impl TargetArgs {
             input_shapes,
             synthetic_inputs: self.calibration_inputs,
             progress: !self.quiet,
+            bias_correction: !self.no_bias_correction,
             ..Default::default()
         })
     }

@@ -90,6 +90,7 @@ pub fn options(u: &mut Unstructured<'_>) -> Result<EncodeOptions> {
             tensor_rules: None,
             base: None,
             base_no_grid: false,
+            replaced: None,
         });
     }
     let family = match u.int_in_range(0..=4)? {
@@ -191,6 +192,7 @@ pub fn options(u: &mut Unstructured<'_>) -> Result<EncodeOptions> {
         records_only,
         base: None,
         base_no_grid: false,
+        replaced: None,
         // Per-tensor steps as the calibrating encoder sets them (any count: tensors past
         // the end follow the policy).
         tensor_rules: if maybe(u, 1, 3)? {

@@ -10,6 +10,7 @@ use prost::Message;
 use rayon::prelude::*;
 
 use super::array::{Array, Values};
+use super::bias::Correction;
 use super::engine::{runtime, Session, Unrunnable};
 use super::inputs;
 use super::runs::{self, CalibrationError};
@@ -17,7 +18,7 @@ use super::search::{
     power, search_agreement, search_bits, search_distortion, search_size, snr_of, squared_error,
     Checker, Measured,
 };
-use crate::container::fidelity::{Fidelity, OutputFidelity, Target};
+use crate::container::fidelity::{Fidelity, InputSource, OutputFidelity, Target};
 use crate::encoder::{CodedModel, EncodeOptions, Prepared, TensorRule};
 use crate::onnx::dtype;
 use crate::onnx::probe;
@@ -41,6 +42,9 @@ pub struct CalibrationOptions {
     pub progress: bool,
     /// Step (fraction of σ) for quantizable tensors whose effect could not be measured.
     pub unmeasured_fraction: f32,
+    /// Correct the biases after quantized layers for the mean shift of their outputs
+    /// (`bias`), with supplied calibration inputs only.
+    pub bias_correction: bool,
 }
 
 impl Default for CalibrationOptions {
@@ -53,6 +57,7 @@ impl Default for CalibrationOptions {
             threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
             progress: false,
             unmeasured_fraction: 1.0 / 32.0,
+            bias_correction: true,
         }
     }
 }
@@ -423,7 +428,46 @@ pub fn calibrate(
         }
         rules
     };
+    // Bias correction: with supplied inputs, and not against a base (whose tensors would
+    // no longer be the ones a full encode gives).
+    let correction = if cal.bias_correction
+        && runs.source == InputSource::Supplied
+        && opts.base.is_none()
+    {
+        let weights: Vec<usize> = measured.iter().map(|&k| fed[k]).collect();
+        match Correction::measure(full, lifted, &weights, &runs, cal.threads) {
+            Ok(c) => c,
+            Err(e) => {
+                notes.push(format!("bias correction left out: {}", e.0));
+                None
+            }
+        }
+    } else {
+        None
+    };
+    if let Some(c) = &correction {
+        notes.push(format!(
+            "bias correction: {} layers' biases corrected for the mean shift of their outputs",
+            c.len()
+        ));
+    }
+    stages.mark("bias correction means");
+    let weight_values: HashMap<usize, &[f64]> = fed
+        .iter()
+        .zip(&values)
+        .map(|(&i, v)| (i, v.as_slice()))
+        .collect();
+    let replace = |rules: &[TensorRule]| -> Option<std::sync::Arc<HashMap<usize, Vec<u8>>>> {
+        let c = correction.as_ref()?;
+        Some(std::sync::Arc::new(c.replacements(
+            rules,
+            lifted,
+            &weight_values,
+            &lossy,
+        )))
+    };
     let mut check = Checker {
+        replace: &replace,
         prepared,
         opts,
         runs: &runs,
@@ -592,7 +636,7 @@ fn weight_array(dims: &[u64], data_type: i32, v: &[f64]) -> Array {
 }
 
 /// The reconstruction of `values` quantized at fraction `f` of σ, and its mean squared error.
-fn reconstruction(
+pub(super) fn reconstruction(
     values: &[f64],
     dims: &[u64],
     l: &LossyOptions,

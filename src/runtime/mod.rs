@@ -3,6 +3,7 @@
 //! encoder that measures each weight's effect on the outputs and allocates steps to a target
 //! ([`calibrate`]). The decoder never uses this module.
 pub mod array;
+pub mod bias;
 pub mod calibrate;
 pub mod engine;
 pub mod inputs;

@@ -28,7 +28,13 @@ impl Measured {
     }
 }
 
+/// New data for some tensors given the rules (`EncodeOptions::replaced`).
+pub type Replace<'a> =
+    dyn Fn(&[TensorRule]) -> Option<Arc<std::collections::HashMap<usize, Vec<u8>>>> + 'a;
+
 pub struct Checker<'a> {
+    /// Tensors coded with other data under each setting (corrected biases).
+    pub replace: &'a Replace<'a>,
     pub targeted: &'a [usize],
     pub prepared: &'a Prepared,
     pub opts: &'a EncodeOptions,
@@ -44,6 +50,7 @@ impl Checker<'_> {
     /// Codes with `rules`, decodes the result and runs it.
     pub fn check(&mut self, rules: Vec<TensorRule>) -> Result<(CodedModel, Measured), Failure> {
         let mut opts = self.opts.clone();
+        opts.replaced = (self.replace)(&rules);
         opts.tensor_rules = Some(Arc::new(rules));
         let coded = self.prepared.code(&opts)?;
         let (bytes, _) = coded.write(self.prepared, Vec::new(), None)?;
