@@ -287,6 +287,8 @@ fn calibration_options_are_checked() {
             vec!["--input-shape", "input=1,x"],
             "dimensions must be integers",
         ),
+        // A budget below the coarsest allocation: an error, not a file over budget.
+        (vec!["--size", "20000"], "no allocation fits in 20000 bytes"),
     ] {
         let o = nnc()
             .arg("encode")

@@ -466,6 +466,24 @@ pub fn calibrate(
             &lossy,
         )))
     };
+    // The FIDELITY record the file will carry, its values still unknown: every check writes
+    // it, so that the bytes a check measures are the bytes of the file (a size budget).
+    let record = Fidelity {
+        target: cal.target,
+        source: runs.source,
+        inputs: runs.inputs as u32,
+        runtime: rt.version.clone(),
+        outputs: reference
+            .outputs
+            .iter()
+            .take(own)
+            .map(|name| OutputFidelity {
+                name: name.clone(),
+                snr_db: f64::NAN,
+                agreement: f64::NAN,
+            })
+            .collect(),
+    };
     let mut check = Checker {
         replace: &replace,
         prepared,
@@ -476,6 +494,7 @@ pub fn calibrate(
         targeted: &targeted,
         threads: cal.threads,
         added_outputs: &logits,
+        record: &record,
     };
     let quantized_weights: u64 = candidates.iter().map(|&i| lifted[i].elements).sum();
     let (coded, result) = match cal.target {
@@ -546,13 +565,7 @@ pub fn calibrate(
             }
         })
         .collect();
-    let fidelity = Fidelity {
-        target: cal.target,
-        source: runs.source,
-        inputs: runs.inputs as u32,
-        runtime: rt.version.clone(),
-        outputs,
-    };
+    let fidelity = Fidelity { outputs, ..record };
     Ok(Outcome {
         coded,
         fidelity,

@@ -44,6 +44,9 @@ pub struct Checker<'a> {
     pub threads: usize,
     /// Tensors of the main graph added as outputs (as in the reference session).
     pub added_outputs: &'a [String],
+    /// The FIDELITY record of the file, written by every check so that `Measured::bytes` is
+    /// the file's size (its values do not change its length).
+    pub record: &'a crate::container::fidelity::Fidelity,
 }
 
 impl Checker<'_> {
@@ -53,7 +56,7 @@ impl Checker<'_> {
         opts.replaced = (self.replace)(&rules);
         opts.tensor_rules = Some(Arc::new(rules));
         let coded = self.prepared.code(&opts)?;
-        let (bytes, _) = coded.write(self.prepared, Vec::new(), None)?;
+        let (bytes, _) = coded.write(self.prepared, Vec::new(), Some(self.record))?;
         let size = bytes.len() as u64;
         // Decoded as a model (external tensors inlined), the logits added as outputs, and
         // serialized once for the runtime.
@@ -215,7 +218,11 @@ pub fn search_agreement(
         .ok_or_else(|| Failure::Unrunnable("no allocation could be checked".into()))
 }
 
-/// The least distortion whose file fits in `bytes`.
+/// The least distortion whose file fits in `bytes`; never a file over it. The file is the
+/// quantized bits plus the rest (graph, headers, corrected biases), learned from each coding:
+/// the bit budget moves by each miss, kept strictly between the largest budget known to fit
+/// and the smallest known not to (bisected when the step would leave that bracket). When no
+/// allocation fits, not even the coarsest, a clear error says by how much.
 pub fn search_size(
     check: &mut Checker<'_>,
     curves: &[Curve],
@@ -223,34 +230,60 @@ pub fn search_size(
     rules_of: &Rules<'_>,
     bytes: f64,
 ) -> Result<(CodedModel, Measured), Failure> {
-    // The file is the quantized bits plus the rest; the rest is learned from one coding.
     let outputs = sens.first().map_or(1, |s| s.len());
     let budget = vec![1.0; outputs];
     let mut bits = 8.0 * bytes;
+    // The largest bit budget known to fit, and the smallest known not to.
+    let (mut fits, mut over_at) = (f64::NEG_INFINITY, f64::INFINITY);
     let mut best: Option<(CodedModel, Measured)> = None;
-    let mut smallest: Option<(CodedModel, Measured)> = None;
-    for _ in 0..5 {
+    let mut smallest = u64::MAX;
+    for round in 0..12 {
         let a = allocate::allocate_bits(curves, sens, &budget, bits.max(0.0));
         let (coded, m) = check.check(rules_of(&a))?;
         let over = m.bytes as f64 - bytes;
+        smallest = smallest.min(m.bytes);
         if over <= 0.0 {
+            fits = fits.max(bits);
             let better = best.as_ref().is_none_or(|(_, b)| {
                 m.distortion.iter().sum::<f64>() < b.distortion.iter().sum::<f64>()
             });
-            let close = -over < 0.005 * bytes;
             if better {
                 best = Some((coded, m));
             }
-            if close {
+            // Within 0.5 % of the budget, or enough checks once something fits.
+            if -over < 0.005 * bytes || round >= 5 {
                 break;
             }
-        } else if smallest.as_ref().is_none_or(|(_, s)| m.bytes < s.bytes) {
-            smallest = Some((coded, m));
+        } else {
+            over_at = over_at.min(bits);
+            if bits <= 0.0 {
+                break; // the coarsest allocation is over
+            }
         }
-        bits -= 8.0 * over;
+        let mut next = bits - 8.0 * over;
+        if next <= fits || next >= over_at {
+            next = if fits.is_finite() && over_at.is_finite() {
+                0.5 * (fits + over_at)
+            } else if over_at.is_finite() {
+                (over_at * 0.5).min(over_at - 8.0 * over)
+            } else {
+                fits * 2.0
+            };
+        }
+        if over_at - fits < 64.0 {
+            break;
+        }
+        bits = next.max(0.0);
     }
-    best.or(smallest)
-        .ok_or_else(|| Failure::Unrunnable("no allocation could be checked".into()))
+    match best {
+        Some(b) => Ok(b),
+        None => Err(Failure::Error(crate::Error::Unsupported {
+            detail: format!(
+                "no allocation fits in {bytes} bytes: the smallest file checked was {smallest} \
+                 bytes"
+            ),
+        })),
+    }
 }
 
 /// The least distortion whose quantized weights take at most `bits` (predicted by the curves).
