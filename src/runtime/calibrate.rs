@@ -206,6 +206,36 @@ pub fn calibrate(
                 )
         })
         .collect();
+    // Bias correction: with supplied inputs, and not against a base (whose tensors would
+    // no longer be the ones a full encode gives). The biases it corrects are probe inputs
+    // too, so that each weight's effect is measured with its bias corrected.
+    let correction = if cal.bias_correction
+        && runs.source == InputSource::Supplied
+        && opts.base.is_none()
+    {
+        let weights: Vec<usize> = (0..n).filter(|&i| feed[i]).collect();
+        match Correction::measure(full, lifted, &weights, &runs, cal.threads) {
+            Ok(c) => c,
+            Err(e) => {
+                notes.push(format!("bias correction left out: {}", e.0));
+                None
+            }
+        }
+    } else {
+        None
+    };
+    if let Some(c) = &correction {
+        notes.push(format!(
+            "bias correction: {} layers' biases corrected for the mean shift of their outputs",
+            c.len()
+        ));
+    }
+    stages.mark("bias correction means");
+    let biases: Vec<usize> = correction.as_ref().map_or(Vec::new(), |c| c.biases());
+    let mut feed = feed;
+    for &b in &biases {
+        feed[b] = true;
+    }
     let mut probe = probe::build(model, lifted, &feed, depth)?;
     probe::add_outputs(&mut probe.model, &logits);
     let fed: Vec<usize> = candidates
@@ -226,12 +256,27 @@ pub fn calibrate(
         .zip(&values)
         .map(|(&i, v)| weight_array(&lifted[i].dims, lifted[i].data_type, v))
         .collect();
-    let names: Vec<String> = fed
+    // The corrected biases fed after the weights: (walk index, position in the feeds).
+    let fed_biases: Vec<(usize, usize)> = biases
+        .iter()
+        .copied()
+        .filter(|&b| probe.inputs[b].is_some())
+        .enumerate()
+        .map(|(p, b)| (b, fed.len() + p))
+        .collect();
+    let mut originals = originals;
+    let mut names: Vec<String> = fed
         .iter()
         .map(|&i| probe.inputs[i].clone().unwrap_or_default())
         .collect();
+    for &(b, _) in &fed_biases {
+        let t = &lifted[b];
+        let v = crate::encoder::float_values(t.data_type, &t.data).unwrap_or_default();
+        originals.push(weight_array(&t.dims, t.data_type, &v));
+        names.push(probe.inputs[b].clone().unwrap_or_default());
+    }
     // The probe's feeds: every weight as it is, or with some replaced.
-    let probe_base = runs.run_all(&mut ps, &feeds_with(&names, &originals, None))?;
+    let probe_base = runs.run_all(&mut ps, &feeds_with(&names, &originals, &[]))?;
     // The sensitivities take one run of every sample per tensor (more for strong ones): where
     // that would be over SENSITIVITY_RUNS sample runs, they are measured on fewer samples (at
     // least two; a count, not a clock, so that the same input gives the same file); the checks
@@ -254,6 +299,7 @@ pub fn calibrate(
     // An output that most weight noise leaves bit-identical is piecewise constant on these
     // inputs (dead activations, a saturated sigmoid): its SNR jumps instead of growing with
     // the noise, so it is reported but not targeted. One run with every tensor at σ/16 tells.
+    // (The biases fed after the weights stay as they are.)
     let noisy: Vec<Array> = fed
         .iter()
         .zip(&values)
@@ -264,6 +310,7 @@ pub fn calibrate(
                 |(r, _)| weight_array(&lifted[i].dims, lifted[i].data_type, &r),
             )
         })
+        .chain(originals[fed.len()..].iter().cloned())
         .collect();
     let noisy_feeds: Vec<(&str, &Array)> = names.iter().map(String::as_str).zip(&noisy).collect();
     let noisy_out = runs.run_all(&mut ps, &noisy_feeds)?;
@@ -339,11 +386,25 @@ pub fn calibrate(
                 break;
             }
             let a = weight_array(&t.dims, t.data_type, &rec);
-            let out = runs.run_first(
-                &mut ps,
-                used,
-                &feeds_with(&names, &originals, Some((k, &a))),
-            )?;
+            // Its biases corrected for the mean shift this error causes.
+            let corrected: Vec<(usize, Array)> = match &correction {
+                Some(c) => {
+                    let delta: Vec<f64> =
+                        rec.iter().zip(&values[k]).map(|(r, x)| r - x).collect();
+                    c.corrected(i, &delta, lifted)
+                        .into_iter()
+                        .filter_map(|(b, v)| {
+                            let &(_, p) = fed_biases.iter().find(|(x, _)| *x == b)?;
+                            let bt = &lifted[b];
+                            Some((p, weight_array(&bt.dims, bt.data_type, &v)))
+                        })
+                        .collect()
+                }
+                None => Vec::new(),
+            };
+            let mut swaps: Vec<(usize, &Array)> = vec![(k, &a)];
+            swaps.extend(corrected.iter().map(|(p, a)| (*p, a)));
+            let out = runs.run_first(&mut ps, used, &feeds_with(&names, &originals, &swaps))?;
             let d: Vec<f64> = targeted
                 .iter()
                 .map(|&j| {
@@ -428,30 +489,6 @@ pub fn calibrate(
         }
         rules
     };
-    // Bias correction: with supplied inputs, and not against a base (whose tensors would
-    // no longer be the ones a full encode gives).
-    let correction = if cal.bias_correction
-        && runs.source == InputSource::Supplied
-        && opts.base.is_none()
-    {
-        let weights: Vec<usize> = measured.iter().map(|&k| fed[k]).collect();
-        match Correction::measure(full, lifted, &weights, &runs, cal.threads) {
-            Ok(c) => c,
-            Err(e) => {
-                notes.push(format!("bias correction left out: {}", e.0));
-                None
-            }
-        }
-    } else {
-        None
-    };
-    if let Some(c) = &correction {
-        notes.push(format!(
-            "bias correction: {} layers' biases corrected for the mean shift of their outputs",
-            c.len()
-        ));
-    }
-    stages.mark("bias correction means");
     let weight_values: HashMap<usize, &[f64]> = fed
         .iter()
         .zip(&values)
@@ -623,19 +660,19 @@ fn progress(on: bool, len: u64, what: &str) -> Option<indicatif::ProgressBar> {
     Some(b)
 }
 
-/// The probe's weight feeds: every weight as it is, or one replaced.
+/// The probe's weight feeds: every weight as it is, or some replaced (position, array).
 fn feeds_with<'a>(
     names: &'a [String],
     originals: &'a [Array],
-    swap: Option<(usize, &'a Array)>,
+    swaps: &[(usize, &'a Array)],
 ) -> Vec<(&'a str, &'a Array)> {
     names
         .iter()
         .zip(originals)
         .enumerate()
-        .map(|(k, (name, a))| match swap {
-            Some((j, b)) if j == k => (name.as_str(), b),
-            _ => (name.as_str(), a),
+        .map(|(k, (name, a))| match swaps.iter().find(|(j, _)| *j == k) {
+            Some((_, b)) => (name.as_str(), *b),
+            None => (name.as_str(), a),
         })
         .collect()
 }
