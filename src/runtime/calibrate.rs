@@ -146,8 +146,14 @@ pub fn calibrate(
     // The reference model (external data inlined) and the calibration runs.
     // The model as read, data back in place: for the signature, the constants, the runs.
     let mut full = probe::build(model, lifted, &vec![false; n], depth)?.model;
-    // The scores before a final Sigmoid are outputs too (after the model's own).
-    let logits = probe::logits(&full);
+    // The scores before a final Sigmoid (and, on supplied inputs, Softmax) are outputs too
+    // (after the model's own).
+    let squashes = if cal.dir.is_some() {
+        probe::SQUASHES_AND_SOFTMAX
+    } else {
+        probe::SQUASHES
+    };
+    let logits = probe::logits(&full, squashes);
     probe::add_outputs(&mut full, &logits);
     let full = &full;
     let reference_bytes = full.encode_to_vec();
@@ -341,7 +347,7 @@ pub fn calibrate(
         }
     }
     // The model's own outputs stay targeted when noise leaves them all unchanged: the scores
-    // before a final Sigmoid do not stand in for them.
+    // before a final squashing do not stand in for them.
     let own = reference.outputs.len() - logits.len();
     if !targeted.iter().any(|&j| float_outputs[j] < own) {
         targeted.extend((0..float_outputs.len()).filter(|&j| float_outputs[j] < own));
@@ -573,7 +579,8 @@ pub fn calibrate(
     for (o, name) in reference.outputs.iter().enumerate().skip(own) {
         if let Some(j) = float_outputs.iter().position(|&x| x == o) {
             notes.push(format!(
-                "also targeted: {name}, the scores before a final Sigmoid: {:.1} dB",
+                "also targeted: {name}, the scores before a final {}: {:.1} dB",
+                squashes.join(" or "),
                 snr_of(result.distortion[j])
             ));
         }
