@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::Instant;
 
+use ort::logging::LogLevel;
 use ort::session::builder::GraphOptimizationLevel;
 use ort::value::{DynValue, TensorElementType, TensorRef, ValueType};
 
@@ -175,6 +176,15 @@ impl Session {
             .with_inter_threads(1)
             .map_err(|e| fail("session", e.to_string()))?
             .with_optimization_level(GraphOptimizationLevel::Level3)
+            .map_err(|e| fail("session", e.to_string()))?
+            // Its errors come back as results (and say what failed where the encoder says
+            // anything); logged too, they would print the runtime's own lines for every trial
+            // shape the input synthesis rejects. NNC_TRACE shows them.
+            .with_log_level(if std::env::var_os("NNC_TRACE").is_some() {
+                LogLevel::Warning
+            } else {
+                LogLevel::Fatal
+            })
             .map_err(|e| fail("session", e.to_string()))?
             .commit_from_memory(model)
             .map_err(|e| fail("cannot load the model", e.to_string()))?;
