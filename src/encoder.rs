@@ -721,6 +721,7 @@ fn tensor_report((placement, quant): &Coded, t: &Lifted) -> TensorReport {
 }
 
 /// Every tensor and the graph, coded.
+#[derive(Clone)]
 pub struct CodedModel {
     graph_len: u64,
     frame: Vec<u8>,
@@ -938,6 +939,7 @@ fn params_saved(flags: u8, params: &QuantParams) -> usize {
 const GRAPH_LEVEL_19_MAX: usize = 16 << 10;
 
 /// Where a tensor's data goes.
+#[derive(Clone)]
 enum Placement {
     /// A TENSOR record: its header and payload.
     Record(TensorHeader, Vec<u8>),

@@ -57,7 +57,20 @@ impl Checker<'_> {
         opts.tensor_rules = Some(Arc::new(rules));
         let coded = self.prepared.code(&opts)?;
         let (bytes, _) = coded.write(self.prepared, Vec::new(), Some(self.record))?;
-        let size = bytes.len() as u64;
+        // Against a base the file is the update (`encode_file_calibrated` makes it from the
+        // coded model); the check decodes the full model.
+        let size = match &opts.base {
+            Some(base) => {
+                let update = coded
+                    .clone()
+                    .against_base(self.prepared, base.clone(), &opts)?;
+                update
+                    .write(self.prepared, Vec::new(), Some(self.record))?
+                    .0
+                    .len() as u64
+            }
+            None => bytes.len() as u64,
+        };
         // Decoded as a model (external tensors inlined), the logits added as outputs, and
         // serialized once for the runtime.
         let (mut model, _) =
@@ -219,10 +232,12 @@ pub fn search_agreement(
 }
 
 /// The least distortion whose file fits in `bytes`; never a file over it. The file is the
-/// quantized bits plus the rest (graph, headers, corrected biases), learned from each coding:
-/// the bit budget moves by each miss, kept strictly between the largest budget known to fit
-/// and the smallest known not to (bisected when the step would leave that bracket). When no
-/// allocation fits, not even the coarsest, a clear error says by how much.
+/// quantized bits plus the rest (graph, headers, corrected biases; against a base, only what
+/// the update does not refer to), learned from each coding: the bit budget moves by each miss
+/// over the bytes per bit of the last two checks, kept strictly between the largest budget
+/// known to fit and the smallest known not to (bisected when the step would leave that
+/// bracket). When no allocation checked fits (the coarsest is over, or 12 checks found none),
+/// an error gives the smallest file reached.
 pub fn search_size(
     check: &mut Checker<'_>,
     curves: &[Curve],
@@ -237,10 +252,13 @@ pub fn search_size(
     let (mut fits, mut over_at) = (f64::NEG_INFINITY, f64::INFINITY);
     let mut best: Option<(CodedModel, Measured)> = None;
     let mut smallest = u64::MAX;
+    let mut per_bit = 0.125;
+    let mut last: Option<(f64, f64)> = None;
     for round in 0..12 {
         let a = allocate::allocate_bits(curves, sens, &budget, bits.max(0.0));
         let (coded, m) = check.check(rules_of(&a))?;
-        let over = m.bytes as f64 - bytes;
+        let m_bytes = m.bytes as f64;
+        let over = m_bytes - bytes;
         smallest = smallest.min(m.bytes);
         if over <= 0.0 {
             fits = fits.max(bits);
@@ -260,7 +278,16 @@ pub fn search_size(
                 break; // the coarsest allocation is over
             }
         }
-        let mut next = bits - 8.0 * over;
+        // Bytes per bit of the allocation, from the last two checks (1/8 until there are
+        // two: against a base, tensors the update refers to cost no bits of the file).
+        if let Some((b0, y0)) = last {
+            let slope = (m_bytes - y0) / (bits - b0);
+            if slope.is_finite() && slope > 0.0 {
+                per_bit = slope.clamp(1.0 / 512.0, 1.0);
+            }
+        }
+        last = Some((bits, m_bytes));
+        let mut next = bits - over / per_bit;
         if next <= fits || next >= over_at {
             next = if fits.is_finite() && over_at.is_finite() {
                 0.5 * (fits + over_at)
@@ -279,7 +306,7 @@ pub fn search_size(
         Some(b) => Ok(b),
         None => Err(Failure::Error(crate::Error::Unsupported {
             detail: format!(
-                "no allocation fits in {bytes} bytes: the smallest file checked was {smallest} \
+                "no allocation checked fits in {bytes} bytes: the smallest file was {smallest} \
                  bytes"
             ),
         })),
