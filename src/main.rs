@@ -158,7 +158,8 @@ struct TargetArgs {
     /// its last axis). The default is the --quality preset's SNR.
     #[arg(long, value_name = "snr=DB|agreement=F")]
     target: Option<String>,
-    /// Size budget: the least output distortion whose file fits in BYTES.
+    /// Size budget: the least output distortion whose file fits in BYTES (with --base, the
+    /// update's size). Never a file over it: an error when no allocation fits.
     #[arg(long, value_name = "BYTES")]
     size: Option<u64>,
     /// Size budget: the least output distortion at B bits per quantized weight.
