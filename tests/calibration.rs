@@ -120,6 +120,7 @@ fn calibrated_snr_holds_on_held_apart_inputs() {
             &["--target", "snr=30", "--calibrate", &cal_arg],
         );
         assert!(err.contains("bias correction: "), "{name}: {err}");
+        assert!(err.contains("dB with any one left out"), "{name}: {err}");
         let f = &inspect_json(&out)["fidelity"];
         assert_eq!(f["input_source"], "supplied", "{f}");
         assert_eq!(f["inputs"], 16, "{f}");

@@ -24,6 +24,8 @@ pub struct Runs {
     pub state: Vec<(String, usize)>,
     /// Calibration inputs in all (a batched run holds several).
     pub inputs: usize,
+    /// Inputs per run (1 unless batched): a batched run's outputs are theirs stacked.
+    pub per_run: Vec<usize>,
     pub source: InputSource,
 }
 
@@ -138,6 +140,7 @@ pub fn calibration_runs(
             samples: sets.into_iter().map(|s| vec![s]).collect(),
             state: Vec::new(),
             inputs,
+            per_run: vec![1; inputs],
             source: InputSource::Supplied,
         });
     }
@@ -181,6 +184,7 @@ pub fn calibration_runs(
         let _ = failed;
         return Ok(Runs {
             inputs: samples.len(),
+            per_run: vec![1; samples.len()],
             samples,
             state,
             source: InputSource::Synthetic,
@@ -301,6 +305,7 @@ pub fn batched(
     }
     Some((
         Runs {
+            per_run: samples.chunks(group).map(<[_]>::len).collect(),
             samples: feeds,
             state: Vec::new(),
             inputs: runs.inputs,

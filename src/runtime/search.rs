@@ -13,6 +13,8 @@ use crate::quant::allocate::{self, Allocation, Curve};
 pub struct Measured {
     /// Per float output: Σ(y − ŷ)² / Σy².
     pub distortion: Vec<f64>,
+    /// Per float output: how much single runs weigh in it.
+    pub spread: Vec<Option<Spread>>,
     /// Which of them are targeted.
     pub targeted: Vec<usize>,
     /// Per float output: decision agreement.
@@ -20,6 +22,43 @@ pub struct Measured {
     /// Per output (all): non-float outputs identical.
     pub other_equal: Vec<bool>,
     pub bytes: u64,
+}
+
+/// How far one output's SNR over the calibration inputs rests on single inputs: the SNR with
+/// each input left out in turn (its lowest and highest, dB) and the lowest SNR of an input
+/// alone. A wide range says that held-out inputs may measure quite another SNR.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Spread {
+    pub inputs: usize,
+    pub leave_one_out: (f64, f64),
+    pub worst_input: f64,
+}
+
+impl Spread {
+    /// From each input's squared error and power (`None` under three inputs or with an input
+    /// whose error is not finite).
+    pub fn of(se: &[f64], power: &[f64]) -> Option<Spread> {
+        if se.len() < 3 || se.len() != power.len() || se.iter().any(|e| !e.is_finite()) {
+            return None;
+        }
+        let (e, p): (f64, f64) = (se.iter().sum(), power.iter().sum());
+        let mut lo = f64::INFINITY;
+        let mut hi = f64::NEG_INFINITY;
+        let mut worst = f64::INFINITY;
+        for (&ei, &pi) in se.iter().zip(power) {
+            let left = snr_of((e - ei).max(0.0) / (p - pi));
+            lo = lo.min(left);
+            hi = hi.max(left);
+            if pi > 0.0 {
+                worst = worst.min(snr_of(ei / pi));
+            }
+        }
+        Some(Spread {
+            inputs: se.len(),
+            leave_one_out: (lo, hi),
+            worst_input: worst,
+        })
+    }
 }
 
 impl Measured {
@@ -50,6 +89,35 @@ pub struct Checker<'a> {
 }
 
 impl Checker<'_> {
+    /// Each calibration input's squared error and power on float output `o` (a batched
+    /// run's outputs split into its inputs' equal parts), and their `Spread`.
+    fn spread(&self, runs: &[Vec<Output>], o: usize) -> Option<Spread> {
+        let (mut se, mut power) = (Vec::new(), Vec::new());
+        for ((a, b), &n) in self.base.iter().zip(runs).zip(&self.runs.per_run) {
+            let (Some(x), Some(y)) = (&a[o].values, &b[o].values) else {
+                return None;
+            };
+            if n == 0 || x.len() != y.len() || x.len() % n != 0 || a[o].shape != b[o].shape {
+                return None;
+            }
+            let part = x.len() / n;
+            for (p, q) in x.chunks(part.max(1)).zip(y.chunks(part.max(1))) {
+                let (mut e, mut w) = (0.0f64, 0.0f64);
+                for (&u, &v) in p.iter().zip(q) {
+                    if u.is_finite() && v.is_finite() {
+                        e += (u as f64 - v as f64).powi(2);
+                        w += (u as f64).powi(2);
+                    } else if !(u == v || (u.is_nan() && v.is_nan())) {
+                        return None;
+                    }
+                }
+                se.push(e);
+                power.push(w);
+            }
+        }
+        Spread::of(&se, &power)
+    }
+
     /// Codes with `rules`, decodes the result and runs it.
     pub fn check(&mut self, rules: Vec<TensorRule>) -> Result<(CodedModel, Measured), Failure> {
         let mut opts = self.opts.clone();
@@ -86,6 +154,7 @@ impl Checker<'_> {
         let runs = self.runs.run_all(&mut s, &[])?;
         let mut distortion = Vec::new();
         let mut agreement = Vec::new();
+        let mut spread = Vec::new();
         for &o in self.float_outputs {
             let se: f64 = self
                 .base
@@ -94,6 +163,7 @@ impl Checker<'_> {
                 .map(|(a, b)| squared_error(&a[o], &b[o]))
                 .sum();
             distortion.push(se / power(self.base, o));
+            spread.push(self.spread(&runs, o));
             let (mut same, mut all) = (0usize, 0usize);
             for (a, b) in self.base.iter().zip(&runs) {
                 let probs = a[o]
@@ -122,6 +192,7 @@ impl Checker<'_> {
             coded,
             Measured {
                 distortion,
+                spread,
                 targeted: self.targeted.to_vec(),
                 agreement,
                 other_equal,
@@ -385,5 +456,27 @@ pub fn snr_of(d: f64) -> f64 {
         f64::INFINITY
     } else {
         -10.0 * d.log10()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spread_shows_an_snr_that_rests_on_one_input() {
+        // Four inputs of equal power, one carrying 97 % of the error.
+        let sp = Spread::of(&[1.0, 1.0, 1.0, 97.0], &[100.0; 4]).unwrap();
+        assert_eq!(sp.inputs, 4);
+        let (lo, hi) = sp.leave_one_out;
+        assert!((lo - snr_of(99.0 / 300.0)).abs() < 1e-9, "{lo}");
+        assert!((hi - snr_of(3.0 / 300.0)).abs() < 1e-9, "{hi}");
+        assert!((sp.worst_input - snr_of(0.97)).abs() < 1e-9);
+        // Alike inputs: leaving one out changes nothing.
+        let even = Spread::of(&[2.0; 5], &[50.0; 5]).unwrap();
+        assert!((even.leave_one_out.0 - even.leave_one_out.1).abs() < 1e-9);
+        // Too few inputs, or an error that is not finite: no spread.
+        assert!(Spread::of(&[1.0, 2.0], &[3.0, 4.0]).is_none());
+        assert!(Spread::of(&[1.0, f64::INFINITY, 1.0], &[1.0; 3]).is_none());
     }
 }
