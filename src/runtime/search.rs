@@ -100,19 +100,15 @@ impl Checker<'_> {
             if n == 0 || x.len() != y.len() || x.len() % n != 0 || a[o].shape != b[o].shape {
                 return None;
             }
-            let part = x.len() / n;
-            for (p, q) in x.chunks(part.max(1)).zip(y.chunks(part.max(1))) {
-                let (mut e, mut w) = (0.0f64, 0.0f64);
-                for (&u, &v) in p.iter().zip(q) {
-                    if u.is_finite() && v.is_finite() {
-                        e += (u as f64 - v as f64).powi(2);
-                        w += (u as f64).powi(2);
-                    } else if !(u == v || (u.is_nan() && v.is_nan())) {
-                        return None;
-                    }
-                }
-                se.push(e);
-                power.push(w);
+            let part = (x.len() / n).max(1);
+            for (p, q) in x.chunks(part).zip(y.chunks(part)) {
+                se.push(values_error(p, q));
+                power.push(
+                    p.iter()
+                        .filter(|u| u.is_finite())
+                        .map(|&u| (u as f64) * (u as f64))
+                        .sum(),
+                );
             }
         }
         Spread::of(&se, &power)
@@ -359,14 +355,10 @@ pub fn search_size(
         }
         last = Some((bits, m_bytes));
         let mut next = bits - over / per_bit;
+        // A miss steps away from the budget just checked, so the step can only leave the
+        // bracket on the side where the bracket is closed: bisect it then.
         if next <= fits || next >= over_at {
-            next = if fits.is_finite() && over_at.is_finite() {
-                0.5 * (fits + over_at)
-            } else if over_at.is_finite() {
-                (over_at * 0.5).min(over_at - 8.0 * over)
-            } else {
-                fits * 2.0
-            };
+            next = 0.5 * (fits + over_at);
         }
         if over_at - fits < 64.0 {
             break;
@@ -411,20 +403,23 @@ pub fn power(runs: &[Vec<Output>], o: usize) -> f64 {
 /// differ.
 pub fn squared_error(a: &Output, b: &Output) -> f64 {
     match (&a.values, &b.values) {
-        (Some(x), Some(y)) if x.len() == y.len() && a.shape == b.shape => {
-            let mut se = 0.0;
-            for (&p, &q) in x.iter().zip(y) {
-                if p.is_finite() && q.is_finite() {
-                    let d = p as f64 - q as f64;
-                    se += d * d;
-                } else if !(p == q || (p.is_nan() && q.is_nan())) {
-                    return f64::INFINITY;
-                }
-            }
-            se
-        }
+        (Some(x), Some(y)) if x.len() == y.len() && a.shape == b.shape => values_error(x, y),
         _ => f64::INFINITY,
     }
+}
+
+/// Σ(p − q)² over two value slices of one length; infinite where non-finite values differ.
+fn values_error(x: &[f32], y: &[f32]) -> f64 {
+    let mut se = 0.0;
+    for (&p, &q) in x.iter().zip(y) {
+        if p.is_finite() && q.is_finite() {
+            let d = p as f64 - q as f64;
+            se += d * d;
+        } else if !(p == q || (p.is_nan() && q.is_nan())) {
+            return f64::INFINITY;
+        }
+    }
+    se
 }
 
 /// Decisions of one output: argmax over the last axis, or for a last axis of 1 (or a
