@@ -61,6 +61,12 @@ pub struct EncodeOptions {
     /// corrects for the shift its quantized weights cause (`runtime::bias`).
     #[doc(hidden)]
     pub replaced: Option<std::sync::Arc<HashMap<usize, Vec<u8>>>>,
+    /// Per tensor (walk index), values on the tensor's own grid whose levels are coded in
+    /// place of its values' nearest ones: the calibrating encoder's error-compensating
+    /// rounding (`runtime::compensate`). The grid (steps) is still the one the tensor's own
+    /// values and rule give, and the error is measured against its own values.
+    #[doc(hidden)]
+    pub compensated: Option<std::sync::Arc<HashMap<usize, Vec<f64>>>>,
 }
 
 /// A per-tensor override of the step rule (see `EncodeOptions::tensor_rules`).
@@ -363,7 +369,7 @@ impl Prepared {
                 tensor_rules: None,
                 ..opts.clone()
             };
-            return code_tensor(&t, &exact, &self.consumers, early, TensorRule::Exact, None, || {
+            return code_tensor(&t, &exact, &self.consumers, early, TensorRule::Exact, Levels::Nearest, || {
                 lossless::encode(t.data_type, &t.data, &opts.lossless)
             })
             .map_err(|e| e.with_tensor(&t.name));
@@ -376,7 +382,7 @@ impl Prepared {
                 tensor_rules: None,
                 ..opts.clone()
             };
-            return code_tensor(t, &exact, &self.consumers, early, TensorRule::Exact, None, || {
+            return code_tensor(t, &exact, &self.consumers, early, TensorRule::Exact, Levels::Nearest, || {
                 self.exact_payload(i, &opts.lossless)
             })
             .map_err(|e| e.with_tensor(&t.name));
@@ -402,7 +408,7 @@ impl Prepared {
                     TensorRule::Exact => TensorRule::Policy,
                     r => r,
                 };
-                let coded = code_tensor(t, opts, &self.consumers, early, on_grid, Some(&grid), || {
+                let coded = code_tensor(t, opts, &self.consumers, early, on_grid, Levels::Grid(&grid), || {
                     self.exact_payload(i, &opts.lossless)
                 })
                     .map_err(|e| e.with_tensor(&t.name))?;
@@ -419,7 +425,11 @@ impl Prepared {
                 }
             }
         }
-        code_tensor(t, opts, &self.consumers, early, rule, None, || {
+        let levels = match opts.compensated.as_ref().and_then(|c| c.get(&i)) {
+            Some(v) => Levels::Given(v),
+            None => Levels::Nearest,
+        };
+        code_tensor(t, opts, &self.consumers, early, rule, levels, || {
             self.exact_payload(i, &opts.lossless)
         })
             .map_err(|e| e.with_tensor(&t.name))
@@ -1001,6 +1011,18 @@ fn quant_candidate(t: &Lifted, l: &LossyOptions, consumers: &Consumers) -> bool 
         && (l.all_tensors || (t.elements >= l.min_elements && consumers.is_weight(&t.name)))
 }
 
+/// Where a quantized tensor's grid and levels come from.
+#[derive(Clone, Copy)]
+enum Levels<'a> {
+    /// The grid of its own values and rule; each value's nearest level.
+    Nearest,
+    /// A base's grid (spec §14.5); each value's nearest level on it.
+    Grid(&'a QuantParams),
+    /// The grid of its own values and rule; the levels of these values on it
+    /// (`EncodeOptions::compensated`).
+    Given(&'a [f64]),
+}
+
 /// Codes one tensor; `may_reside`: it may stay in the graph when that is cheaper.
 fn code_tensor(
     t: &Lifted,
@@ -1008,7 +1030,7 @@ fn code_tensor(
     consumers: &Consumers,
     may_reside: bool,
     rule: TensorRule,
-    grid: Option<&QuantParams>,
+    levels: Levels<'_>,
     exact: impl Fn() -> Result<(Coding, Vec<u8>)>,
 ) -> Result<Coded> {
     if t.in_graph {
@@ -1021,7 +1043,7 @@ fn code_tensor(
     } else if let Some((p, payload, report)) = opts
         .lossy
         .as_ref()
-        .and_then(|l| quantize_tensor(t, l, consumers, opts, rule, grid).transpose())
+        .and_then(|l| quantize_tensor(t, l, consumers, opts, rule, levels).transpose())
         .transpose()?
     {
         quant = Some(report);
@@ -1209,7 +1231,7 @@ fn quantize_tensor(
     consumers: &Consumers,
     opts: &EncodeOptions,
     rule: TensorRule,
-    grid: Option<&QuantParams>,
+    levels: Levels<'_>,
 ) -> Result<Option<(QuantParams, Vec<u8>, QuantReport)>> {
     if !quant_candidate(t, l, consumers) {
         return Ok(None);
@@ -1227,9 +1249,9 @@ fn quantize_tensor(
     if values.is_empty() || values.iter().any(|v| !v.is_finite()) {
         return Ok(None);
     }
-    let Some((params, limit)) = (match grid {
-        Some(g) => Some((g.clone(), None)),
-        None => l.params_for(&values, &t.dims),
+    let Some((params, limit)) = (match levels {
+        Levels::Grid(g) => Some((g.clone(), None)),
+        _ => l.params_for(&values, &t.dims),
     }) else {
         return Ok(None);
     };
@@ -1260,7 +1282,14 @@ fn quantize_tensor(
     let count = values.len();
     let kind = params.kind;
     // The levels are kept as the symbols that code them (spec §7.6.2), four bytes each.
-    let symbols: Vec<u32> = if original.is_some() || l.rdo > 0.0 {
+    let given = match levels {
+        Levels::Given(v) if v.len() == count && original.is_none() => Some(v),
+        _ => None,
+    };
+    let symbols: Vec<u32> = if let Some(v) = given {
+        drop(values);
+        quant::quantize_map(count, |i| v[i], &params, limit, |q| quant::symbol(&kind, q))
+    } else if original.is_some() || l.rdo > 0.0 {
         let mut levels = quant::quantize(&values, &params, limit);
         quant::rdo::refine(&values, &mut levels, &params, l.rdo);
         drop(values);

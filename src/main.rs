@@ -186,6 +186,11 @@ struct TargetArgs {
     /// calibration inputs).
     #[arg(long)]
     no_bias_correction: bool,
+    /// With --calibrate: round every weight to its nearest level (by default the weights of
+    /// convolutions and matrix products are rounded so that their errors cancel on the
+    /// layer's inputs as measured on the calibration inputs).
+    #[arg(long)]
+    no_compensation: bool,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -260,6 +265,7 @@ impl TargetArgs {
             synthetic_inputs: self.calibration_inputs,
             progress: !self.quiet,
             bias_correction: !self.no_bias_correction,
+            compensation: !self.no_compensation,
             ..Default::default()
         })
     }

@@ -3,8 +3,9 @@
 //!
 //! - A calibrated encode (`--calibrate DIR`, 16 real inputs exported by tools/evaluate.py from
 //!   a pool disjoint from its evaluation inputs) meets its stated SNR on the held-apart
-//!   evaluation inputs within 3 dB; its bias correction makes YOLOv8n's file smaller at the
-//!   same target.
+//!   evaluation inputs within 3 dB, with its biases corrected and its convolutions' weights
+//!   rounded with compensation (both on by default with supplied inputs); the bias correction
+//!   makes YOLOv8n's file smaller at the same target.
 //! - An agreement target holds on the calibration inputs (recorded in the FIDELITY record)
 //!   and the decisions on held-apart inputs agree too.
 //! - A size budget is met.
@@ -120,6 +121,7 @@ fn calibrated_snr_holds_on_held_apart_inputs() {
             &["--target", "snr=30", "--calibrate", &cal_arg],
         );
         assert!(err.contains("bias correction: "), "{name}: {err}");
+        assert!(err.contains("compensated rounding: "), "{name}: {err}");
         assert!(err.contains("dB with any one left out"), "{name}: {err}");
         let f = &inspect_json(&out)["fidelity"];
         assert_eq!(f["input_source"], "supplied", "{f}");
@@ -141,9 +143,10 @@ fn calibrated_snr_holds_on_held_apart_inputs() {
         );
         if name == "320n.onnx" {
             // Bias correction (on by default with supplied inputs) removes the mean shift the
-            // quantized weights cause, which the target then spends on coarser steps: without
-            // it the same target took 1101822 bytes (29.6 dB held apart), with it 947185
-            // (30.2 dB).
+            // quantized weights cause, and compensated rounding (too) the part of each layer's
+            // error its inputs see; the target spends both on coarser steps. Without either
+            // the same target took 1101822 bytes (29.6 dB held apart), with the correction
+            // 947185 (30.2 dB), with both 858776 (29.2 dB).
             let plain = tmp.path().join("320n-plain.nnc");
             let err = encode(
                 &model,
@@ -154,17 +157,19 @@ fn calibrated_snr_holds_on_held_apart_inputs() {
                     "--calibrate",
                     &cal_arg,
                     "--no-bias-correction",
+                    "--no-compensation",
                 ],
             );
             assert!(!err.contains("bias correction"), "{err}");
+            assert!(!err.contains("compensated rounding"), "{err}");
             let (with, without) = (
                 std::fs::metadata(&out).unwrap().len(),
                 std::fs::metadata(&plain).unwrap().len(),
             );
-            println!("320n at snr=30: {with} bytes with bias correction, {without} without");
+            println!("320n at snr=30: {with} bytes with bias correction and compensation, {without} without");
             assert!(
                 with * 100 <= without * 95,
-                "bias correction: {with} bytes, without: {without}"
+                "bias correction and compensation: {with} bytes, without: {without}"
             );
         }
     }

@@ -91,6 +91,7 @@ pub fn options(u: &mut Unstructured<'_>) -> Result<EncodeOptions> {
             base: None,
             base_no_grid: false,
             replaced: None,
+            compensated: None,
         });
     }
     let family = match u.int_in_range(0..=4)? {
@@ -193,6 +194,7 @@ pub fn options(u: &mut Unstructured<'_>) -> Result<EncodeOptions> {
         base: None,
         base_no_grid: false,
         replaced: None,
+        compensated: None,
         // Per-tensor steps as the calibrating encoder sets them (any count: tensors past
         // the end follow the policy).
         tensor_rules: if maybe(u, 1, 3)? {

@@ -129,12 +129,14 @@ impl Correction {
     }
 
     /// The corrected biases (walk index → new little-endian data) for weights quantized by
-    /// `rules`; `values` holds the weights' values by walk index.
+    /// `rules`; `values` holds the weights' values by walk index, `rounded` the
+    /// reconstructions of those whose levels are not their nearest ones (`compensate`).
     pub fn replacements(
         &self,
         rules: &[TensorRule],
         lifted: &[Lifted],
         values: &HashMap<usize, &[f64]>,
+        rounded: Option<&HashMap<usize, Vec<f64>>>,
         lossy: &LossyOptions,
     ) -> HashMap<usize, Vec<u8>> {
         let mut weights: Vec<usize> = self.slots.iter().map(|s| s.weight).collect();
@@ -148,8 +150,12 @@ impl Correction {
             let Some(v) = values.get(&w) else {
                 continue;
             };
-            let Some((rec, _)) = reconstruction(v, &lifted[w].dims, lossy, f) else {
-                continue;
+            let rec = match rounded.and_then(|r| r.get(&w)) {
+                Some(r) => r.clone(),
+                None => match reconstruction(v, &lifted[w].dims, lossy, f) {
+                    Some((rec, _)) => rec,
+                    None => continue,
+                },
             };
             let delta: Vec<f64> = rec.iter().zip(v.iter()).map(|(r, x)| r - x).collect();
             for (bias, new) in self.corrected(w, &delta, lifted) {
@@ -376,7 +382,7 @@ fn slots(model: &ModelProto, lifted: &[Lifted], weights: &[usize]) -> Vec<Slot> 
 }
 
 /// How often each name is used: as a node input or a graph output, in `g` and its subgraphs.
-fn count_uses<'a>(g: &'a GraphProto, uses: &mut HashMap<&'a str, usize>) {
+pub(super) fn count_uses<'a>(g: &'a GraphProto, uses: &mut HashMap<&'a str, usize>) {
     for n in &g.node {
         for x in &n.input {
             *uses.entry(x.as_str()).or_default() += 1;

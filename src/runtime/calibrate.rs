@@ -11,6 +11,7 @@ use rayon::prelude::*;
 
 use super::array::{Array, Values};
 use super::bias::Correction;
+use super::compensate::Compensation;
 use super::engine::{runtime, Session, Unrunnable};
 use super::inputs;
 use super::runs::{self, CalibrationError};
@@ -45,6 +46,9 @@ pub struct CalibrationOptions {
     /// Correct the biases after quantized layers for the mean shift of their outputs
     /// (`bias`), with supplied calibration inputs only.
     pub bias_correction: bool,
+    /// Round the weights of layers whose inputs were measured with compensation for each
+    /// other's errors (`compensate`), with supplied calibration inputs only.
+    pub compensation: bool,
 }
 
 impl Default for CalibrationOptions {
@@ -58,6 +62,7 @@ impl Default for CalibrationOptions {
             progress: false,
             unmeasured_fraction: 1.0 / 32.0,
             bias_correction: true,
+            compensation: true,
         }
     }
 }
@@ -237,6 +242,32 @@ pub fn calibrate(
         ));
     }
     stages.mark("bias correction means");
+    // Error-compensating rounding: with supplied inputs and not against a base, as the
+    // correction (the base's grid is not the one it rounds on).
+    let compensation = if cal.compensation
+        && runs.source == InputSource::Supplied
+        && opts.base.is_none()
+        && lossy.rdo == 0.0
+    {
+        let weights: Vec<usize> = (0..n).filter(|&i| feed[i]).collect();
+        match Compensation::measure(full, lifted, &weights, &runs, cal.threads) {
+            Ok(c) => c,
+            Err(e) => {
+                notes.push(format!("compensated rounding left out: {}", e.0));
+                None
+            }
+        }
+    } else {
+        None
+    };
+    if let Some(c) = &compensation {
+        notes.push(format!(
+            "compensated rounding: {} layers' weights rounded for their errors' effect on \
+             their outputs",
+            c.layers()
+        ));
+    }
+    stages.mark("input moments");
     let biases: Vec<usize> = correction.as_ref().map_or(Vec::new(), |c| c.biases());
     let mut feed = feed;
     for &b in &biases {
@@ -476,9 +507,22 @@ pub fn calibrate(
         ));
     }
     let m_curves: Vec<Curve> = measured.iter().map(|&k| curves[k].clone()).collect();
+    // A compensated weight's error reaches the outputs scaled by its layer's gain (measured
+    // with nearest rounding, the sensitivities do not see it).
     let m_sens: Vec<Vec<f64>> = measured
         .iter()
-        .map(|&k| sens[k].clone().unwrap_or_default())
+        .map(|&k| {
+            let g = compensation.as_ref().and_then(|c| c.gain(fed[k])).unwrap_or(1.0);
+            if std::env::var_os("NNC_TRACE").is_some() && g != 1.0 {
+                eprintln!("nnc: trace: {} gain {:.2} dB", lifted[fed[k]].name, 10.0 * g.log10());
+            }
+            sens[k]
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|a| a * g)
+                .collect()
+        })
         .collect();
 
     // Rules from an allocation: measured tensors as allocated, the rest at the fallback step.
@@ -500,12 +544,19 @@ pub fn calibrate(
         .zip(&values)
         .map(|(&i, v)| (i, v.as_slice()))
         .collect();
-    let replace = |rules: &[TensorRule]| -> Option<std::sync::Arc<HashMap<usize, Vec<u8>>>> {
+    let round = |rules: &[TensorRule]| -> Option<std::sync::Arc<HashMap<usize, Vec<f64>>>> {
+        let c = compensation.as_ref()?;
+        Some(std::sync::Arc::new(c.round(rules, lifted, &weight_values, &lossy)))
+    };
+    let replace = |rules: &[TensorRule],
+                   rounded: Option<&HashMap<usize, Vec<f64>>>|
+     -> Option<std::sync::Arc<HashMap<usize, Vec<u8>>>> {
         let c = correction.as_ref()?;
         Some(std::sync::Arc::new(c.replacements(
             rules,
             lifted,
             &weight_values,
+            rounded,
             &lossy,
         )))
     };
@@ -528,6 +579,7 @@ pub fn calibrate(
             .collect(),
     };
     let mut check = Checker {
+        round: &round,
         replace: &replace,
         prepared,
         opts,

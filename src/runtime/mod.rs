@@ -5,6 +5,7 @@
 pub mod array;
 pub mod bias;
 pub mod calibrate;
+pub mod compensate;
 pub mod engine;
 pub mod inputs;
 pub mod runs;

@@ -67,11 +67,21 @@ impl Measured {
     }
 }
 
-/// New data for some tensors given the rules (`EncodeOptions::replaced`).
-pub type Replace<'a> =
-    dyn Fn(&[TensorRule]) -> Option<Arc<std::collections::HashMap<usize, Vec<u8>>>> + 'a;
+/// New data for some tensors given the rules and the compensated roundings
+/// (`EncodeOptions::replaced`).
+pub type Replace<'a> = dyn Fn(
+        &[TensorRule],
+        Option<&std::collections::HashMap<usize, Vec<f64>>>,
+    ) -> Option<Arc<std::collections::HashMap<usize, Vec<u8>>>>
+    + 'a;
+
+/// Compensated roundings of some weights given the rules (`EncodeOptions::compensated`).
+pub type Round<'a> =
+    dyn Fn(&[TensorRule]) -> Option<Arc<std::collections::HashMap<usize, Vec<f64>>>> + 'a;
 
 pub struct Checker<'a> {
+    /// Weights rounded with compensation under each setting.
+    pub round: &'a Round<'a>,
     /// Tensors coded with other data under each setting (corrected biases).
     pub replace: &'a Replace<'a>,
     pub targeted: &'a [usize],
@@ -117,7 +127,8 @@ impl Checker<'_> {
     /// Codes with `rules`, decodes the result and runs it.
     pub fn check(&mut self, rules: Vec<TensorRule>) -> Result<(CodedModel, Measured), Failure> {
         let mut opts = self.opts.clone();
-        opts.replaced = (self.replace)(&rules);
+        opts.compensated = (self.round)(&rules);
+        opts.replaced = (self.replace)(&rules, opts.compensated.as_deref());
         opts.tensor_rules = Some(Arc::new(rules));
         let coded = self.prepared.code(&opts)?;
         let (bytes, _) = coded.write(self.prepared, Vec::new(), Some(self.record))?;
