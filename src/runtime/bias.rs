@@ -17,8 +17,8 @@
 use std::collections::HashMap;
 
 use super::calibrate::reconstruction;
-use super::engine::{Session, Unrunnable};
-use super::runs::Runs;
+use super::engine::Unrunnable;
+use super::runs::{Runs, Tap};
 use crate::encoder::TensorRule;
 use crate::onnx::dtype;
 use crate::onnx::lift::Lifted;
@@ -214,7 +214,7 @@ fn le_bytes(data_type: i32, v: &[f64]) -> Vec<u8> {
     }
 }
 
-fn attr_int(n: &NodeProto, name: &str, default: i64) -> i64 {
+pub(super) fn attr_int(n: &NodeProto, name: &str, default: i64) -> i64 {
     n.attribute
         .iter()
         .find(|a| a.name.as_deref() == Some(name))
@@ -238,14 +238,7 @@ fn slots(model: &ModelProto, lifted: &[Lifted], weights: &[usize]) -> Vec<Slot> 
     let Some(g) = &model.graph else {
         return Vec::new();
     };
-    // Tensors by name: only names the walk has once (subgraphs may reuse a name).
-    let mut by_name: HashMap<&str, Option<usize>> = HashMap::new();
-    for (i, t) in lifted.iter().enumerate() {
-        by_name
-            .entry(t.name.as_str())
-            .and_modify(|e| *e = None)
-            .or_insert(Some(i));
-    }
+    let by_name = by_name(lifted);
     let tensor = |name: &str| by_name.get(name).copied().flatten();
     let is_weight: std::collections::HashSet<usize> = weights.iter().copied().collect();
     // A constant with another use (another node, a subgraph, a graph output) stays as it is.
@@ -381,6 +374,19 @@ fn slots(model: &ModelProto, lifted: &[Lifted], weights: &[usize]) -> Vec<Slot> 
     found
 }
 
+/// Tensors (walk indices) by name: only names the walk has once (subgraphs may reuse a name)
+/// map to `Some`.
+pub(super) fn by_name(lifted: &[Lifted]) -> HashMap<&str, Option<usize>> {
+    let mut by_name: HashMap<&str, Option<usize>> = HashMap::new();
+    for (i, t) in lifted.iter().enumerate() {
+        by_name
+            .entry(t.name.as_str())
+            .and_modify(|e| *e = None)
+            .or_insert(Some(i));
+    }
+    by_name
+}
+
 /// How often each name is used: as a node input or a graph output, in `g` and its subgraphs.
 pub(super) fn count_uses<'a>(g: &'a GraphProto, uses: &mut HashMap<&'a str, usize>) {
     for n in &g.node {
@@ -416,25 +422,8 @@ fn channel_means(
     runs: &Runs,
     threads: usize,
 ) -> Result<Vec<Option<Vec<f64>>>, Unrunnable> {
-    let g = reference.graph.as_ref();
-    let inputs: std::collections::HashSet<&str> = g
-        .map(|g| g.input.iter().filter_map(|v| v.name.as_deref()).collect())
-        .unwrap_or_default();
-    let outputs: Vec<&str> = g
-        .map(|g| g.output.iter().filter_map(|v| v.name.as_deref()).collect())
-        .unwrap_or_default();
-    let mut added: Vec<String> = Vec::new();
-    for s in slots {
-        let a = s.activation.as_str();
-        if !inputs.contains(a) && !outputs.contains(&a) && !added.iter().any(|x| x == a) {
-            added.push(a.to_owned());
-        }
-    }
-    let mut model = reference.clone();
-    crate::onnx::probe::add_outputs(&mut model, &added);
-    use prost::Message;
-    let mut session = Session::from_bytes(&model.encode_to_vec(), threads)?;
-    drop(model);
+    let names: Vec<&str> = slots.iter().map(|s| s.activation.as_str()).collect();
+    let mut tap = Tap::new(reference, &names, threads)?;
     // Per activation name and channel axis: sums and counts per channel.
     type Key = (String, bool);
     let mut sums: HashMap<Key, (Vec<f64>, u64)> = HashMap::new();
@@ -445,32 +434,11 @@ fn channel_means(
         )
     };
     for k in 0..runs.samples.len() {
-        let out = runs.run(&mut session, k, &[])?;
+        let out = runs.run(&mut tap.session, k, &[])?;
         for s in slots {
             let kk = key(s);
-            let (shape, values): (Vec<i64>, Vec<f64>) = if inputs.contains(s.activation.as_str())
-            {
-                // Every step's feed of that input.
-                let mut shape = Vec::new();
-                let mut values = Vec::new();
-                for step in &runs.samples[k] {
-                    if let Some((_, a)) = step.iter().find(|(n, _)| *n == s.activation) {
-                        shape = a.shape.clone();
-                        values.extend(a.values.to_f64().unwrap_or_default());
-                    }
-                }
-                (shape, values)
-            } else {
-                let Some(o) = session.outputs.iter().position(|n| *n == s.activation) else {
-                    continue;
-                };
-                match &out[o].values {
-                    Some(v) => (
-                        out[o].shape.clone(),
-                        v.iter().map(|&x| x as f64).collect(),
-                    ),
-                    None => continue,
-                }
+            let Some((shape, values)) = tap.values(runs, k, &out, &s.activation) else {
+                continue;
             };
             if sums.get(&kk).is_some_and(|(_, n)| *n == u64::MAX) {
                 continue;

@@ -26,8 +26,9 @@ use std::collections::HashMap;
 use nalgebra::DMatrix;
 use rayon::prelude::*;
 
-use super::engine::{Session, Unrunnable};
-use super::runs::Runs;
+use super::bias::attr_int;
+use super::engine::Unrunnable;
+use super::runs::{Runs, Tap};
 use crate::encoder::TensorRule;
 use crate::onnx::lift::Lifted;
 use crate::onnx::proto::{ModelProto, NodeProto};
@@ -173,6 +174,20 @@ impl Compensation {
 }
 
 impl Layer {
+    /// A layer not yet measured (no factors).
+    fn new(weight: usize, activation: String, form: Form, groups: usize, rows: usize, cols: usize) -> Layer {
+        Layer {
+            weight,
+            activation,
+            form,
+            groups,
+            rows,
+            cols,
+            factors: Vec::new(),
+            gain: 1.0,
+        }
+    }
+
     /// Element index of (group, row, column).
     fn index(&self, g: usize, r: usize, c: usize) -> usize {
         match self.form {
@@ -273,10 +288,6 @@ fn attr<'a>(n: &'a NodeProto, name: &str) -> Option<&'a crate::onnx::proto::Attr
     n.attribute.iter().find(|a| a.name.as_deref() == Some(name))
 }
 
-fn attr_int(n: &NodeProto, name: &str, default: i64) -> i64 {
-    attr(n, name).and_then(|a| a.i).unwrap_or(default)
-}
-
 /// A non-negative list attribute of `len` entries, `fill` each when absent.
 fn attr_ints(n: &NodeProto, name: &str, len: usize, fill: usize) -> Option<Vec<usize>> {
     match attr(n, name) {
@@ -332,13 +343,7 @@ fn layers(model: &ModelProto, lifted: &[Lifted], weights: &[usize]) -> Vec<Layer
     let Some(g) = &model.graph else {
         return Vec::new();
     };
-    let mut by_name: HashMap<&str, Option<usize>> = HashMap::new();
-    for (i, t) in lifted.iter().enumerate() {
-        by_name
-            .entry(t.name.as_str())
-            .and_modify(|e| *e = None)
-            .or_insert(Some(i));
-    }
+    let by_name = super::bias::by_name(lifted);
     let weights: std::collections::HashSet<usize> = weights.iter().copied().collect();
     let mut uses: HashMap<&str, usize> = HashMap::new();
     super::bias::count_uses(g, &mut uses);
@@ -383,16 +388,7 @@ fn layers(model: &ModelProto, lifted: &[Lifted], weights: &[usize]) -> Vec<Layer
         if !(2..=MAX_COLUMNS).contains(&cols) || rows == 0 {
             continue;
         }
-        out.push(Layer {
-            weight: i,
-            activation: x.clone(),
-            form,
-            groups,
-            rows,
-            cols,
-            factors: Vec::new(),
-            gain: 1.0,
-        });
+        out.push(Layer::new(i, x.clone(), form, groups, rows, cols));
     }
     out
 }
@@ -408,67 +404,25 @@ fn second_moments(
     runs: &Runs,
     threads: usize,
 ) -> Result<Vec<Option<Moments>>, Unrunnable> {
-    let g = reference.graph.as_ref();
-    let inputs: std::collections::HashSet<&str> = g
-        .map(|g| g.input.iter().filter_map(|v| v.name.as_deref()).collect())
-        .unwrap_or_default();
-    let outputs: Vec<&str> = g
-        .map(|g| g.output.iter().filter_map(|v| v.name.as_deref()).collect())
-        .unwrap_or_default();
-    let mut added: Vec<String> = Vec::new();
-    for l in layers {
-        let a = l.activation.as_str();
-        if !inputs.contains(a) && !outputs.contains(&a) && !added.iter().any(|x| x == a) {
-            added.push(a.to_owned());
-        }
-    }
-    let mut model = reference.clone();
-    crate::onnx::probe::add_outputs(&mut model, &added);
-    use prost::Message;
-    let mut session = Session::from_bytes(&model.encode_to_vec(), threads)?;
-    drop(model);
+    let names: Vec<&str> = layers.iter().map(|l| l.activation.as_str()).collect();
+    let mut tap = Tap::new(reference, &names, threads)?;
     let mut acc: Vec<Option<Moments>> = layers
         .iter()
         .map(|l| Some((vec![DMatrix::zeros(l.cols, l.cols); l.groups], 0)))
         .collect();
     let samples = runs.samples.len().max(1);
     for k in 0..runs.samples.len() {
-        let out = runs.run(&mut session, k, &[])?;
-        let mut fed: HashMap<&str, (Vec<i64>, Vec<f32>)> = HashMap::new();
+        let out = runs.run(&mut tap.session, k, &[])?;
         for (l, h) in layers.iter().zip(acc.iter_mut()) {
             let Some((hs, count)) = h.as_mut() else {
                 continue;
             };
-            let a = l.activation.as_str();
-            let (shape, values): (&[i64], &[f32]) = if inputs.contains(a) {
-                let e = fed.entry(a).or_insert_with(|| {
-                    let mut shape = Vec::new();
-                    let mut values = Vec::new();
-                    for step in &runs.samples[k] {
-                        if let Some((_, x)) = step.iter().find(|(n, _)| n == a) {
-                            shape = x.shape.clone();
-                            let v = x.values.to_f64().unwrap_or_default();
-                            values.extend(v.iter().map(|&y| y as f32));
-                        }
-                    }
-                    (shape, values)
-                });
-                (&e.0, &e.1)
-            } else {
-                let Some(o) = session.outputs.iter().position(|n| n == a) else {
-                    *h = None;
-                    continue;
-                };
-                match &out[o].values {
-                    Some(v) => (&out[o].shape, v),
-                    None => {
-                        *h = None;
-                        continue;
-                    }
-                }
+            let Some((shape, values)) = tap.values(runs, k, &out, &l.activation) else {
+                *h = None;
+                continue;
             };
             let share = MAX_PATCHES.div_ceil(samples);
-            match patches(l, shape, values, share) {
+            match patches(l, &shape, &values, share) {
                 Some(groups) => {
                     *count += groups.first().map_or(0, |p| p.ncols());
                     for (hg, p) in hs.iter_mut().zip(groups) {
@@ -486,7 +440,7 @@ fn second_moments(
 /// Up to `share` input patches of `l` from one activation `values` of `shape` (several
 /// stacked, as a run of several steps gives), per group a matrix of `cols` rows and one
 /// column per patch; `None` when the shape does not fit the layer.
-fn patches(l: &Layer, shape: &[i64], values: &[f32], share: usize) -> Option<Vec<DMatrix<f32>>> {
+fn patches(l: &Layer, shape: &[i64], values: &[f64], share: usize) -> Option<Vec<DMatrix<f32>>> {
     if shape.iter().any(|&d| d <= 0) {
         return None;
     }
@@ -506,8 +460,9 @@ fn patches(l: &Layer, shape: &[i64], values: &[f32], share: usize) -> Option<Vec
             let picked: Vec<usize> = (0..total).step_by(stride).collect();
             let mut m = DMatrix::<f32>::zeros(k, picked.len());
             for (j, &p) in picked.iter().enumerate() {
-                m.column_mut(j)
-                    .copy_from_slice(&values[p * k..(p + 1) * k]);
+                for (x, &v) in m.column_mut(j).iter_mut().zip(&values[p * k..(p + 1) * k]) {
+                    *x = v as f32;
+                }
             }
             Some(vec![m])
         }
@@ -583,7 +538,7 @@ fn patches(l: &Layer, shape: &[i64], values: &[f32], share: usize) -> Option<Vec
                         let mut col = m.column_mut(j);
                         for c in 0..cg {
                             let ch = gi * cg + c;
-                            col[c * taps + t] = values[(b * channels + ch) * plane + off];
+                            col[c * taps + t] = values[(b * channels + ch) * plane + off] as f32;
                         }
                     }
                 }
@@ -598,16 +553,7 @@ mod tests {
     use super::*;
 
     fn dense(groups: usize, rows: usize, cols: usize, form: Form) -> Layer {
-        Layer {
-            weight: 0,
-            activation: String::new(),
-            form,
-            groups,
-            rows,
-            cols,
-            factors: Vec::new(),
-            gain: 1.0,
-        }
+        Layer::new(0, String::new(), form, groups, rows, cols)
     }
 
     #[test]
@@ -693,19 +639,23 @@ mod tests {
         assert!(e_comp < 0.7 * e_near, "compensated {e_comp} vs nearest {e_near}");
     }
 
+    /// A 2x2 kernel's geometry.
+    fn square(group: usize, stride: usize, pads: [usize; 4]) -> Geometry {
+        Geometry {
+            group,
+            kernel: vec![2, 2],
+            strides: vec![stride; 2],
+            dilations: vec![1, 1],
+            pads: Some(pads.to_vec()),
+            same_lower: false,
+        }
+    }
+
     #[test]
     fn convolution_patches_follow_the_weight_layout() {
         // 1 image, 2 channels 3x3, kernel 2x2, stride 1, pad 1 at the start of each axis only.
-        let geo = Geometry {
-            group: 1,
-            kernel: vec![2, 2],
-            strides: vec![1, 1],
-            dilations: vec![1, 1],
-            pads: Some(vec![1, 1, 0, 0]),
-            same_lower: false,
-        };
-        let l = dense(1, 1, 8, Form::Conv(geo));
-        let values: Vec<f32> = (0..18).map(|v| v as f32).collect();
+        let l = dense(1, 1, 8, Form::Conv(square(1, 1, [1, 1, 0, 0])));
+        let values: Vec<f64> = (0..18).map(|v| v as f64).collect();
         let p = patches(&l, &[1, 2, 3, 3], &values, 100).expect("fits");
         assert_eq!(p[0].ncols(), 9);
         // Output (0, 0): taps (−1,−1) (−1,0) (0,−1) (0,0) → only (0,0) inside: channel 0
@@ -716,15 +666,7 @@ mod tests {
         let c: Vec<f32> = p[0].column(8).iter().copied().collect();
         assert_eq!(c, vec![4.0, 5.0, 7.0, 8.0, 13.0, 14.0, 16.0, 17.0]);
         // Two groups of one channel each split the columns.
-        let geo2 = Geometry {
-            group: 2,
-            kernel: vec![2, 2],
-            strides: vec![2, 2],
-            dilations: vec![1, 1],
-            pads: Some(vec![0, 0, 0, 0]),
-            same_lower: false,
-        };
-        let l2 = dense(2, 1, 4, Form::Conv(geo2));
+        let l2 = dense(2, 1, 4, Form::Conv(square(2, 2, [0; 4])));
         let p = patches(&l2, &[1, 2, 3, 3], &values, 100).expect("fits");
         assert_eq!(p.len(), 2);
         let c: Vec<f32> = p[1].column(0).iter().copied().collect();

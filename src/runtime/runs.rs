@@ -3,7 +3,7 @@
 //! of steps whose state outputs feed the next step, so that errors that accumulate through the
 //! recurrence are measured too. Samples of a stateless model whose first axis is a batch axis
 //! run batched.
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::array::{Array, Values};
 use super::engine::{Output, Session, Unrunnable};
@@ -313,4 +313,56 @@ pub fn batched(
         },
         outs,
     ))
+}
+
+/// A session of a model that also returns some tensors of its main graph (the layers' inputs
+/// the calibrating encoder measures): each one a graph input, read from the feeds, or added as
+/// an output.
+pub struct Tap<'m> {
+    pub session: Session,
+    inputs: HashSet<&'m str>,
+}
+
+impl<'m> Tap<'m> {
+    /// A session of `reference` (the model as read) that returns `names` too.
+    pub fn new(reference: &'m ModelProto, names: &[&str], threads: usize) -> Result<Tap<'m>, Unrunnable> {
+        let g = reference.graph.as_ref();
+        let inputs: HashSet<&str> = g
+            .map(|g| g.input.iter().filter_map(|v| v.name.as_deref()).collect())
+            .unwrap_or_default();
+        let outputs: Vec<&str> = g
+            .map(|g| g.output.iter().filter_map(|v| v.name.as_deref()).collect())
+            .unwrap_or_default();
+        let mut added: Vec<String> = Vec::new();
+        for &a in names {
+            if !inputs.contains(a) && !outputs.contains(&a) && !added.iter().any(|x| x == a) {
+                added.push(a.to_owned());
+            }
+        }
+        let mut model = reference.clone();
+        crate::onnx::probe::add_outputs(&mut model, &added);
+        use prost::Message;
+        let session = Session::from_bytes(&model.encode_to_vec(), threads)?;
+        Ok(Tap { session, inputs })
+    }
+
+    /// Tensor `name` in sample `k` of `runs`, whose run gave `out`: its shape and its values
+    /// (a graph input's feeds over the sample's steps, concatenated); `None` for a tensor the
+    /// run does not return as floats.
+    pub fn values(&self, runs: &Runs, k: usize, out: &[Output], name: &str) -> Option<(Vec<i64>, Vec<f64>)> {
+        if self.inputs.contains(name) {
+            let mut shape = Vec::new();
+            let mut values = Vec::new();
+            for step in runs.samples.get(k)? {
+                if let Some((_, a)) = step.iter().find(|(n, _)| n == name) {
+                    shape = a.shape.clone();
+                    values.extend(a.values.to_f64().unwrap_or_default());
+                }
+            }
+            return Some((shape, values));
+        }
+        let o = self.session.outputs.iter().position(|n| n == name)?;
+        let v = out.get(o)?.values.as_ref()?;
+        Some((out[o].shape.clone(), v.iter().map(|&x| x as f64).collect()))
+    }
 }
