@@ -454,7 +454,7 @@ fn channel_means(
                 continue;
             }
             for (j, chunk) in values.chunks(inner).enumerate() {
-                entry.0[j % c] += chunk.iter().sum::<f64>();
+                entry.0[j % c] += chunk.iter().map(|&x| x as f64).sum::<f64>();
             }
             entry.1 += (values.len() / c) as u64;
         }

@@ -440,7 +440,7 @@ fn second_moments(
 /// Up to `share` input patches of `l` from one activation `values` of `shape` (several
 /// stacked, as a run of several steps gives), per group a matrix of `cols` rows and one
 /// column per patch; `None` when the shape does not fit the layer.
-fn patches(l: &Layer, shape: &[i64], values: &[f64], share: usize) -> Option<Vec<DMatrix<f32>>> {
+fn patches(l: &Layer, shape: &[i64], values: &[f32], share: usize) -> Option<Vec<DMatrix<f32>>> {
     if shape.iter().any(|&d| d <= 0) {
         return None;
     }
@@ -460,9 +460,8 @@ fn patches(l: &Layer, shape: &[i64], values: &[f64], share: usize) -> Option<Vec
             let picked: Vec<usize> = (0..total).step_by(stride).collect();
             let mut m = DMatrix::<f32>::zeros(k, picked.len());
             for (j, &p) in picked.iter().enumerate() {
-                for (x, &v) in m.column_mut(j).iter_mut().zip(&values[p * k..(p + 1) * k]) {
-                    *x = v as f32;
-                }
+                m.column_mut(j)
+                    .copy_from_slice(&values[p * k..(p + 1) * k]);
             }
             Some(vec![m])
         }
@@ -538,7 +537,7 @@ fn patches(l: &Layer, shape: &[i64], values: &[f64], share: usize) -> Option<Vec
                         let mut col = m.column_mut(j);
                         for c in 0..cg {
                             let ch = gi * cg + c;
-                            col[c * taps + t] = values[(b * channels + ch) * plane + off] as f32;
+                            col[c * taps + t] = values[(b * channels + ch) * plane + off];
                         }
                     }
                 }
@@ -655,7 +654,7 @@ mod tests {
     fn convolution_patches_follow_the_weight_layout() {
         // 1 image, 2 channels 3x3, kernel 2x2, stride 1, pad 1 at the start of each axis only.
         let l = dense(1, 1, 8, Form::Conv(square(1, 1, [1, 1, 0, 0])));
-        let values: Vec<f64> = (0..18).map(|v| v as f64).collect();
+        let values: Vec<f32> = (0..18).map(|v| v as f32).collect();
         let p = patches(&l, &[1, 2, 3, 3], &values, 100).expect("fits");
         assert_eq!(p[0].ncols(), 9);
         // Output (0, 0): taps (−1,−1) (−1,0) (0,−1) (0,0) → only (0,0) inside: channel 0

@@ -347,22 +347,29 @@ impl<'m> Tap<'m> {
     }
 
     /// Tensor `name` in sample `k` of `runs`, whose run gave `out`: its shape and its values
-    /// (a graph input's feeds over the sample's steps, concatenated); `None` for a tensor the
-    /// run does not return as floats.
-    pub fn values(&self, runs: &Runs, k: usize, out: &[Output], name: &str) -> Option<(Vec<i64>, Vec<f64>)> {
+    /// (a graph input's feeds over the sample's steps, concatenated; an output's values as the
+    /// run returned them, not copied); `None` for a tensor the run does not return as floats.
+    pub fn values<'a>(
+        &self,
+        runs: &Runs,
+        k: usize,
+        out: &'a [Output],
+        name: &str,
+    ) -> Option<(Vec<i64>, std::borrow::Cow<'a, [f32]>)> {
         if self.inputs.contains(name) {
             let mut shape = Vec::new();
             let mut values = Vec::new();
             for step in runs.samples.get(k)? {
                 if let Some((_, a)) = step.iter().find(|(n, _)| n == name) {
                     shape = a.shape.clone();
-                    values.extend(a.values.to_f64().unwrap_or_default());
+                    let v = a.values.to_f64().unwrap_or_default();
+                    values.extend(v.iter().map(|&x| x as f32));
                 }
             }
-            return Some((shape, values));
+            return Some((shape, values.into()));
         }
         let o = self.session.outputs.iter().position(|n| n == name)?;
         let v = out.get(o)?.values.as_ref()?;
-        Some((out[o].shape.clone(), v.iter().map(|&x| x as f64).collect()))
+        Some((out[o].shape.clone(), v.as_slice().into()))
     }
 }
