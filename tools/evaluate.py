@@ -983,8 +983,13 @@ def build_audio(sr, pool="eval"):
 
 def task_vad(pair, model_name, pool="eval", count=None):
     names = {i.name: i for i in pair.so.get_inputs()}
-    rates = [16000] if "16k" in model_name else [16000, 8000]
-    st_shape = [d if isinstance(d, int) else 1 for d in names["state"].shape] if "state" in names else None
+    # Silero's variants: `sr` fed with 16k and 8k (only 16k when the file name says so or there
+    # is no `sr` input); the recurrent state as one `state` input or as `h` and `c` (the
+    # sequence variant, fed one frame at a time), carried from the outputs that follow the
+    # first, in input order.
+    rates = [16000] if "16k" in model_name or "sr" not in names else [16000, 8000]
+    state_names = [n for n in names if n in ("state", "h", "c")]
+    st_shapes = {n: [d if isinstance(d, int) else 1 for d in names[n].shape] for n in state_names}
     out = dict(original={}, candidate={}, agreement={}, details={})
     n_frames_total = 0
     src = None
@@ -993,16 +998,23 @@ def task_vad(pair, model_name, pool="eval", count=None):
         chunk = 512 if sr == 16000 else 256
         ctx_n = 64 if sr == 16000 else 32
         n = len(x) // chunk
-        states = {"o": np.zeros(st_shape, np.float32), "c": np.zeros(st_shape, np.float32)}
+        states = {side: [np.zeros(st_shapes[s], np.float32) for s in state_names] for side in "oc"}
         ctx = np.zeros(ctx_n, np.float32)
         po, pc = np.zeros(n), np.zeros(n)
+
+        def feeds(inp, side):
+            f = {"input": inp}
+            f.update(zip(state_names, states[side]))
+            if "sr" in names:
+                f["sr"] = np.array(sr, np.int64)
+            return f
+
         for i in range(n):
             frame = x[i * chunk:(i + 1) * chunk]
             inp = np.concatenate([ctx, frame])[None].astype(np.float32)
             ctx = frame[-ctx_n:]
-            oo, oc = pair.run({"input": inp, "state": states["o"], "sr": np.array(sr, np.int64)},
-                              {"input": inp, "state": states["c"], "sr": np.array(sr, np.int64)})
-            states["o"], states["c"] = oo[1], oc[1]
+            oo, oc = pair.run(feeds(inp, "o"), feeds(inp, "c"))
+            states["o"], states["c"] = list(oo[1:1 + len(state_names)]), list(oc[1:1 + len(state_names)])
             po[i] = float(np.asarray(oo[0]).reshape(-1)[0])
             pc[i] = float(np.asarray(oc[0]).reshape(-1)[0])
         flab = lab[: n * chunk].reshape(n, chunk).mean(1) > 0.5

