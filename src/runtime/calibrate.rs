@@ -17,7 +17,7 @@ use super::inputs;
 use super::runs::{self, CalibrationError};
 use super::search::{
     power, search_agreement, search_bits, search_distortion, search_size, snr_of, squared_error,
-    Checker, Measured,
+    Checker,
 };
 use crate::container::fidelity::{Fidelity, InputSource, OutputFidelity, Target};
 use crate::encoder::{CodedModel, EncodeOptions, Prepared, TensorRule};
@@ -621,19 +621,7 @@ pub fn calibrate(
     let (coded, result) = match cal.target {
         Target::Snr(db) => {
             let budget = vec![10f64.powf(-db / 10.0); targeted.len()];
-            search_distortion(
-                &mut check,
-                &m_curves,
-                &m_sens,
-                &budget,
-                &rules_of,
-                &|r: &Measured| {
-                    r.targeted()
-                        .zip(&budget)
-                        .map(|(d, b)| d / b)
-                        .fold(0.0, f64::max)
-                },
-            )?
+            search_distortion(&mut check, &m_curves, &m_sens, &budget, &rules_of)?
         }
         Target::Agreement(f) => search_agreement(&mut check, &m_curves, &m_sens, &rules_of, f)?,
         Target::Bytes(b) => search_size(&mut check, &m_curves, &m_sens, &rules_of, b)?,
@@ -656,6 +644,20 @@ pub fn calibrate(
     // How far each targeted output's SNR rests on single calibration runs: a few inputs with
     // far larger errors than the rest (measured on PP-OCRv4 rec's 16 text lines: 21–74 dB
     // each) make the pooled SNR, and a held-out one, swing with them.
+    for &j in &result.floored {
+        let exact = result.distortion[j] == 0.0;
+        notes.push(format!(
+            "output {}: its error did not follow the steps on these inputs (it stayed put while \
+             the steps grew 100 times finer): an error floor, {}; calibrate with real inputs \
+             (--calibrate DIR) for a smaller file",
+            reference.outputs[float_outputs[j]],
+            if exact {
+                "reached only by coding the weights exactly".to_string()
+            } else {
+                format!("{:.1} dB in the end", snr_of(result.distortion[j]))
+            }
+        ));
+    }
     for (j, &o) in float_outputs.iter().enumerate() {
         if !targeted.contains(&j) {
             continue;
