@@ -641,9 +641,6 @@ pub fn calibrate(
     };
     stages.mark("allocation and checks");
     notes.extend(stages.report());
-    // How far each targeted output's SNR rests on single calibration runs: a few inputs with
-    // far larger errors than the rest (measured on PP-OCRv4 rec's 16 text lines: 21–74 dB
-    // each) make the pooled SNR, and a held-out one, swing with them.
     for &j in &result.floored {
         let exact = result.distortion[j] == 0.0;
         notes.push(format!(
@@ -658,6 +655,9 @@ pub fn calibrate(
             }
         ));
     }
+    // How far each targeted output's SNR rests on single calibration runs: a few inputs with
+    // far larger errors than the rest (measured on PP-OCRv4 rec's 16 text lines: 21–74 dB
+    // each) make the pooled SNR, and a held-out one, swing with them.
     for (j, &o) in float_outputs.iter().enumerate() {
         if !targeted.contains(&j) {
             continue;
