@@ -11,6 +11,8 @@
 //! setting minimising `bits + λ·Σ_o w_o·a[t][o]·m`), with λ bisected and the output weights
 //! `w_o` re-balanced so that no output's budget is spent where another's is binding.
 
+use rayon::prelude::*;
+
 use super::policy::{Family, LossyOptions, SigmaBasis};
 use super::{uniform, zigzag, Kind, MAX_LEVEL};
 
@@ -440,65 +442,82 @@ pub fn curve(
     }
     let basis = SigmaBasis::of(values, dims, l.per_channel);
     let sorted = Sorted::of(values, basis.per);
-    let mut hist = Counts::default();
-    for &f in fractions {
-        let Some(steps) = basis.steps(f, values) else {
-            continue;
-        };
-        let overflow = basis
-            .max_abs
-            .iter()
-            .zip(&steps)
-            .any(|(&max_abs, &step)| max_abs / step as f64 >= (MAX_LEVEL - 1) as f64);
-        if overflow {
-            continue;
-        }
-        let mut se = 0.0;
-        hist.clear();
-        for (c, &step) in steps.iter().enumerate() {
-            // One monomorphic loop per quantizer.
-            let s = step as f64;
-            match kind {
-                Kind::DeadZone { delta } => {
-                    let d = delta as f64;
-                    sorted.measure(
-                        c,
-                        (s, d),
-                        |x| uniform::deadzone(x, s, d),
-                        |q| uniform::deadzone_rec(q, s, d),
-                        &mut se,
-                        &mut hist,
-                    )
-                }
-                Kind::Midtread => sorted.measure(
-                    c,
-                    (s, 0.5),
-                    |x| uniform::midtread(x, s),
-                    |q| uniform::midtread_rec(q, s),
-                    &mut se,
-                    &mut hist,
-                ),
-                Kind::Midrise => sorted.measure(
-                    c,
-                    (s, 0.0),
-                    |x| uniform::midrise(x, s),
-                    |q| uniform::midrise_rec(q, s),
-                    &mut se,
-                    &mut hist,
-                ),
-                _ => {}
-            }
-        }
-        let n = values.len() as f64;
-        let (h, distinct) = hist.entropy(n);
-        choices.push(Choice {
-            fraction: Some(f),
-            bits: h + 32.0 * steps.len() as f64 + 10.0 * distinct as f64 + RECORD_BITS,
-            mse: se / n,
-        });
-    }
+    // The fractions are independent: measured in parallel (a large tensor alone would
+    // otherwise keep one core busy while the others wait), each worker with its histogram.
+    let measured: Vec<Option<Choice>> = fractions
+        .par_iter()
+        .map_init(Counts::default, |hist, &f| {
+            measure_fraction(values, &basis, &sorted, kind, f, hist)
+        })
+        .collect();
+    choices.extend(measured.into_iter().flatten());
     Curve { choices }
 }
+
+/// One point of [`curve`]: the levels' bits and the mean squared error of `kind` at step
+/// fraction `f` (`None` where a level would overflow); `hist` is the caller's to reuse.
+fn measure_fraction(
+    values: &[f64],
+    basis: &SigmaBasis,
+    sorted: &Sorted,
+    kind: Kind,
+    f: f32,
+    hist: &mut Counts,
+) -> Option<Choice> {
+    let steps = basis.steps(f, values)?;
+    let overflow = basis
+        .max_abs
+        .iter()
+        .zip(&steps)
+        .any(|(&max_abs, &step)| max_abs / step as f64 >= (MAX_LEVEL - 1) as f64);
+    if overflow {
+        return None;
+    }
+    let mut se = 0.0;
+    hist.clear();
+    for (c, &step) in steps.iter().enumerate() {
+        // One monomorphic loop per quantizer.
+        let s = step as f64;
+        match kind {
+            Kind::DeadZone { delta } => {
+                let d = delta as f64;
+                sorted.measure(
+                    c,
+                    (s, d),
+                    |x| uniform::deadzone(x, s, d),
+                    |q| uniform::deadzone_rec(q, s, d),
+                    &mut se,
+                    hist,
+                )
+            }
+            Kind::Midtread => sorted.measure(
+                c,
+                (s, 0.5),
+                |x| uniform::midtread(x, s),
+                |q| uniform::midtread_rec(q, s),
+                &mut se,
+                hist,
+            ),
+            Kind::Midrise => sorted.measure(
+                c,
+                (s, 0.0),
+                |x| uniform::midrise(x, s),
+                |q| uniform::midrise_rec(q, s),
+                &mut se,
+                hist,
+            ),
+            _ => {}
+        }
+    }
+    let n = values.len() as f64;
+    let (h, distinct) = hist.entropy(n);
+    Some(Choice {
+        fraction: Some(f),
+        bits: h + 32.0 * steps.len() as f64 + 10.0 * distinct as f64 + RECORD_BITS,
+        mse: se / n,
+    })
+}
+
 
 #[cfg(test)]
 mod tests {
