@@ -56,6 +56,10 @@ pub struct EncodeOptions {
     /// the fidelity target.
     #[doc(hidden)]
     pub base_no_grid: bool,
+    /// With a base: the tensors (by name) not to try on the base's grid, the others being
+    /// tried: the calibrating encoder's first fallback when the grid misses the target.
+    #[doc(hidden)]
+    pub base_no_grid_for: Option<std::sync::Arc<std::collections::HashSet<String>>>,
     /// Per tensor (walk index), new data (little-endian, the tensor's type and size) that is
     /// coded exactly in place of the tensor's own: the biases the calibrating encoder
     /// corrects for the shift its quantized weights cause (`runtime::bias`).
@@ -395,7 +399,12 @@ impl Prepared {
         // the target, the calibrating encoder runs again without the grid.
         if let (Some(b), true) = (
             opts.base.as_deref(),
-            opts.lossy.is_some() && !opts.base_no_grid,
+            opts.lossy.is_some()
+                && !opts.base_no_grid
+                && !opts
+                    .base_no_grid_for
+                    .as_ref()
+                    .is_some_and(|set| set.contains(&t.name)),
         ) {
             let place = b
                 .find(&t.name, t.data_type, &t.dims, usize::MAX)
@@ -1457,6 +1466,55 @@ fn target_met(f: &Fidelity) -> bool {
     }
 }
 
+/// The tensors to take off the base's grid when it missed an SNR target: those with the
+/// largest predicted effect on the outputs per element (`Outcome::grid_effects`; coding a
+/// tensor anew costs about in proportion to its elements), until they carry the share of the
+/// error that must go for the target, 1.5 dB beyond it, to be met. `None` for other targets,
+/// or when nothing was predicted.
+#[cfg(feature = "runtime")]
+fn grid_release(o: &crate::runtime::calibrate::Outcome) -> Option<std::collections::HashSet<String>> {
+    use crate::container::fidelity::Target;
+    let Target::Snr(target) = o.fidelity.target else {
+        return None;
+    };
+    let reached = o
+        .fidelity
+        .outputs
+        .iter()
+        .map(|x| x.snr_db)
+        .fold(f64::INFINITY, f64::min);
+    release_for(target, reached, &o.grid_effects)
+}
+
+/// [`grid_release`]'s choice from the target and reached SNR (dB) and the effects (name,
+/// predicted effect, elements); `None` when it would release every tensor (the fallback's
+/// job) or none.
+#[cfg(feature = "runtime")]
+fn release_for(
+    target: f64,
+    reached: f64,
+    effects: &[(String, f64, usize)],
+) -> Option<std::collections::HashSet<String>> {
+    let total: f64 = effects.iter().map(|e| e.1).sum();
+    if !(reached.is_finite() && reached < target && total > 0.0) {
+        return None;
+    }
+    let share = 1.0 - 10f64.powf(-(target - reached + 1.5) / 10.0);
+    let density = |e: &(String, f64, usize)| e.1 / e.2.max(1) as f64;
+    let mut order: Vec<&(String, f64, usize)> = effects.iter().collect();
+    order.sort_by(|a, b| density(b).total_cmp(&density(a)).then_with(|| a.0.cmp(&b.0)));
+    let mut out = std::collections::HashSet::new();
+    let mut sum = 0.0;
+    for (name, e, _) in order {
+        if sum >= share * total {
+            break;
+        }
+        sum += e;
+        out.insert(name.clone());
+    }
+    (!out.is_empty() && out.len() < effects.len()).then_some(out)
+}
+
 /// The worst output of a FIDELITY record, for a note.
 #[cfg(feature = "runtime")]
 fn worst_output(f: &Fidelity) -> String {
@@ -1487,17 +1545,40 @@ pub fn encode_file_calibrated(
         // allocation wants: when that misses the target, the encode is run again with only
         // the tensors the base holds as they are referred to (spec §14.5).
         Ok(o) if opts.base.is_some() && !target_met(&o.fidelity) => {
-            let again = EncodeOptions {
-                base_no_grid: true,
-                ..opts.clone()
-            };
             let first = worst_output(&o.fidelity);
-            calibrate(&prepared, &again, cal).map(|mut o| {
-                o.notes.push(format!(
-                    "the base's grid missed the target ({first}); tensors the base quantized \
-                     are coded anew"
-                ));
-                o
+            // First only the tensors predicted to cause most of the excess error leave the
+            // grid (the search then refines them as it needs); if that still misses, all do.
+            let mut partial = None;
+            if let Some(release) = grid_release(&o) {
+                let again = EncodeOptions {
+                    base_no_grid_for: Some(std::sync::Arc::new(release.clone())),
+                    ..opts.clone()
+                };
+                match calibrate(&prepared, &again, cal) {
+                    Ok(mut o) if target_met(&o.fidelity) => {
+                        o.notes.push(format!(
+                            "the base's grid missed the target ({first}); {} of the tensors \
+                             the base quantized are coded anew, the others stay on its grid",
+                            release.len()
+                        ));
+                        partial = Some(Ok(o));
+                    }
+                    Ok(_) => {}
+                    Err(e) => partial = Some(Err(e)),
+                }
+            }
+            partial.unwrap_or_else(|| {
+                let again = EncodeOptions {
+                    base_no_grid: true,
+                    ..opts.clone()
+                };
+                calibrate(&prepared, &again, cal).map(|mut o| {
+                    o.notes.push(format!(
+                        "the base's grid missed the target ({first}); tensors the base \
+                         quantized are coded anew"
+                    ));
+                    o
+                })
             })
         }
         other => other,
@@ -1525,4 +1606,30 @@ pub fn encode_file_calibrated(
     };
     AtomicFile::commit(file)?;
     Ok(report)
+}
+
+#[cfg(all(test, feature = "runtime"))]
+mod tests {
+    use super::release_for;
+    use std::collections::HashSet;
+
+    #[test]
+    fn grid_release_takes_the_densest_effects_first() {
+        let e = |n: &str, effect: f64, elements: usize| (n.to_string(), effect, elements);
+        // 0.8 dB short: 1 - 10^(-2.3/10) = 41 % of the error must go. The embedding carries
+        // the most but per element the least; a and b, the densest, carry 50 %.
+        let effects = [
+            e("embedding", 0.5, 1_000_000),
+            e("a", 0.4, 1000),
+            e("b", 0.3, 1000),
+            e("c", 0.2, 100_000),
+        ];
+        let got = release_for(36.0, 35.2, &effects).unwrap();
+        let want: HashSet<String> = ["a", "b"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(got, want);
+        // Met, not measured, or every tensor needed: nothing to release here.
+        assert!(release_for(36.0, 36.5, &effects).is_none());
+        assert!(release_for(36.0, f64::NEG_INFINITY, &effects).is_none());
+        assert!(release_for(36.0, 10.0, &effects).is_none());
+    }
 }

@@ -107,6 +107,10 @@ pub struct Outcome {
     pub seconds: f64,
     /// Of which in onnxruntime (building sessions, running them).
     pub runtime_seconds: f64,
+    /// Against a base: for each measured tensor that the base's file quantized, its name,
+    /// predicted effect on the outputs when quantized on the base's grid (the largest over
+    /// the targeted outputs of sensitivity × weight MSE on that grid) and element count.
+    pub grid_effects: Vec<(String, f64, usize)>,
 }
 
 /// Most sample runs the per-tensor sensitivities take before they use fewer samples (a model
@@ -501,6 +505,21 @@ pub fn calibrate(
         }
     }
     stages.mark(&format!("sensitivities ({} tensors)", fed.len()));
+    let grid_effects: Vec<(String, f64, usize)> = match opts.base.as_deref() {
+        Some(base) => fed
+            .iter()
+            .enumerate()
+            .filter_map(|(k, &i)| {
+                let t = &lifted[i];
+                let a = sens[k].as_ref()?;
+                let place = &base.places()[base.find(&t.name, t.data_type, &t.dims, usize::MAX)? as usize];
+                let mse = grid_mse(&values[k], &t.dims, place.grid.as_deref()?)?;
+                let effect = a.iter().fold(0.0f64, |m, &x| m.max(x * mse));
+                Some((t.name.clone(), effect, values[k].len()))
+            })
+            .collect(),
+        None => Vec::new(),
+    };
     let measured: Vec<usize> = (0..fed.len()).filter(|&k| sens[k].is_some()).collect();
     let unmeasured = candidates.len() - measured.len();
     let guarded = guarded(model);
@@ -713,10 +732,35 @@ pub fn calibrate(
     Ok(Outcome {
         coded,
         fidelity,
+        grid_effects,
         notes,
         seconds: t0.elapsed().as_secs_f64(),
         runtime_seconds: super::engine::runtime_seconds() - in_runtime,
     })
+}
+
+/// The mean squared error of `values` quantized on a base's grid (its quantizer parameters
+/// as coded); `None` for a grid that is not a uniform quantizer's.
+fn grid_mse(values: &[f64], dims: &[u64], grid: &[u8]) -> Option<f64> {
+    use crate::quant::{quantize_value, Kind, QuantParams};
+    let g = QuantParams::parse(grid, 0, dims).ok()?;
+    if g.steps.is_empty()
+        || values.is_empty()
+        || !matches!(g.kind, Kind::DeadZone { .. } | Kind::Midtread | Kind::Midrise)
+    {
+        return None;
+    }
+    let per = (values.len() / g.steps.len()).max(1);
+    let se: f64 = values
+        .iter()
+        .enumerate()
+        .map(|(j, &x)| {
+            let step = g.steps.get(j / per).copied().unwrap_or(g.steps[0]);
+            let y = reconstruct(&g.kind, quantize_value(&g.kind, x, step), step);
+            (x - y) * (x - y)
+        })
+        .sum();
+    Some(se / values.len() as f64)
 }
 
 /// Wall time per stage, reported in the notes when `NNC_TRACE` is set.
