@@ -90,6 +90,7 @@ pub fn options(u: &mut Unstructured<'_>) -> Result<EncodeOptions> {
             tensor_rules: None,
             base: None,
             base_no_grid: false,
+            base_no_grid_for: None,
             replaced: None,
             compensated: None,
         });
@@ -193,6 +194,7 @@ pub fn options(u: &mut Unstructured<'_>) -> Result<EncodeOptions> {
         records_only,
         base: None,
         base_no_grid: false,
+        base_no_grid_for: None,
         replaced: None,
         compensated: None,
         // Per-tensor steps as the calibrating encoder sets them (any count: tensors past
