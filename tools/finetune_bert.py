@@ -76,17 +76,7 @@ def main():
             opt.step()
             module.lazy_reset_grad()
         params = {n: state.parameters[n].data for n in names}
-    orig = onnx.load(a.model)
-    inits = {t.name: t for t in orig.graph.initializer}
-    rel = []
-    for n, p in params.items():
-        old = numpy_helper.to_array(inits[n])
-        rel.append(float(np.linalg.norm(p - old) / max(np.linalg.norm(old), 1e-12)))
-        inits[n].CopyFrom(numpy_helper.from_array(p.astype(np.float32).reshape(old.shape), n))
-    onnx.save(orig, a.out)
-    print(json.dumps({"tensors": len(names), "median_relative_change": float(np.median(rel)),
-                      "loss_first": float(np.mean(losses[:10])), "loss_last": float(np.mean(losses[-10:]))}))
-
+    finetune_ort.write_back(a.model, a.out, params, losses)
 
 if __name__ == "__main__":
     main()
