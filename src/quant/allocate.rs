@@ -518,7 +518,6 @@ fn measure_fraction(
     })
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

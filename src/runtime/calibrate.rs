@@ -26,7 +26,7 @@ use crate::onnx::probe;
 use crate::onnx::proto::{GraphProto, ModelProto};
 use crate::quant::allocate::{self, Allocation, Curve};
 use crate::quant::policy::{Family, LossyOptions, StepRule};
-use crate::quant::{quantize, reconstruct};
+use crate::quant::{quantize, reconstruct, Kind, QuantParams};
 
 /// Settings of the calibrating encoder.
 #[derive(Debug, Clone)]
@@ -742,7 +742,6 @@ pub fn calibrate(
 /// The mean squared error of `values` quantized on a base's grid (its quantizer parameters
 /// as coded); `None` for a grid that is not a uniform quantizer's.
 fn grid_mse(values: &[f64], dims: &[u64], grid: &[u8]) -> Option<f64> {
-    use crate::quant::{quantize_value, Kind, QuantParams};
     let g = QuantParams::parse(grid, 0, dims).ok()?;
     if g.steps.is_empty()
         || values.is_empty()
@@ -750,17 +749,7 @@ fn grid_mse(values: &[f64], dims: &[u64], grid: &[u8]) -> Option<f64> {
     {
         return None;
     }
-    let per = (values.len() / g.steps.len()).max(1);
-    let se: f64 = values
-        .iter()
-        .enumerate()
-        .map(|(j, &x)| {
-            let step = g.steps.get(j / per).copied().unwrap_or(g.steps[0]);
-            let y = reconstruct(&g.kind, quantize_value(&g.kind, x, step), step);
-            (x - y) * (x - y)
-        })
-        .sum();
-    Some(se / values.len() as f64)
+    Some(reconstruction_with(values, &g).1)
 }
 
 /// Wall time per stage, reported in the notes when `NNC_TRACE` is set.
@@ -875,7 +864,12 @@ pub(super) fn reconstruction(
     let mut own = *l;
     own.step = StepRule::StdFraction(f);
     let (params, _) = own.params_for(values, dims)?;
-    let levels = quantize(values, &params, None);
+    Some(reconstruction_with(values, &params))
+}
+
+/// The reconstruction of `values` quantized with `params`, and its mean squared error.
+fn reconstruction_with(values: &[f64], params: &QuantParams) -> (Vec<f64>, f64) {
+    let levels = quantize(values, params, None);
     let per = (values.len() / params.steps.len().max(1)).max(1);
     let mut out = Vec::with_capacity(values.len());
     for (q, &s) in levels.chunks(per).zip(params.steps.iter().cycle()) {
@@ -886,7 +880,7 @@ pub(super) fn reconstruction(
         .zip(&out)
         .map(|(x, y)| (x - y) * (x - y))
         .sum();
-    Some((out, se / values.len().max(1) as f64))
+    (out, se / values.len().max(1) as f64)
 }
 
 #[cfg(test)]
