@@ -276,12 +276,9 @@ def run_sentences(path, ids):
 
 def finetune_bert(src, dst, work):
     ids, labels, classes = sentence_ids("calib")
-    train = work / "sentences.json"
-    train.write_text(json.dumps({"ids": ids, "labels": labels, "classes": classes}))
-    out = subprocess.run([str(training_python()), str(ROOT / "tools" / "finetune_bert.py"), str(src),
-                          str(dst), "--sentences", str(train), "--steps", "200", "--lr", "5e-5"],
-                         check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    sentences = work / "sentences.json"
+    sentences.write_text(json.dumps({"ids": ids, "labels": labels, "classes": classes}))
+    return train("finetune_bert.py", src, dst, "--sentences", sentences, "--steps", "200", "--lr", "5e-5")
 
 
 def merge_adapter(src, dst, rank, rel, seed):
@@ -347,11 +344,15 @@ def training_python():
     return py
 
 
-def finetune_all(src, dst):
-    out = subprocess.run([str(training_python()), str(ROOT / "tools" / "finetune_ort.py"), str(src),
-                          str(dst), "--data", "orientation", "--steps", "60", "--lr", "3e-3"],
+def train(script, *args):
+    """Runs a fine-tune script of tools/ in the training environment; its JSON summary."""
+    out = subprocess.run([str(training_python()), str(ROOT / "tools" / script), *map(str, args)],
                          check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
+
+
+def finetune_all(src, dst):
+    return train("finetune_ort.py", src, dst, "--data", "orientation", "--steps", "60", "--lr", "3e-3")
 
 
 def changed_tensors(base, new):

@@ -92,7 +92,6 @@ def main():
     a = ap.parse_args()
     stub_torch()
     import onnx
-    from onnx import numpy_helper
     from onnxruntime.training import artifacts
     from onnxruntime.training.api import CheckpointState, Module, Optimizer
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
