@@ -1436,9 +1436,8 @@ pub(crate) fn encode_fallibly(model: &ModelProto) -> Result<Vec<u8>> {
             offset: 0,
             tensor: None,
         })?;
-    model.encode(&mut bytes).map_err(|e| Error::Unsupported {
-        detail: format!("serializing the decoded model: {e}"),
-    })?;
+    // The capacity was reserved for the whole message above, so `encode` cannot fall short.
+    model.encode_raw(&mut crate::output::VecBuf(&mut bytes));
     Ok(bytes)
 }
 
