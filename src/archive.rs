@@ -267,7 +267,8 @@ impl<R: Read + Seek> Archive<R> {
         }
         // The expansion rule over the input up to the end of this record: every tensor that
         // the streaming decoder accepts is accepted here.
-        let read = records.offset();
+        let credit = self.base.as_deref().map_or(0, BaseModel::canonical_len);
+        let read = records.offset().saturating_add(credit);
         let mut t = decode_record(rec, slot, i, &self.opts, read, 0, self.base.as_deref())?.0;
         if t.storage == Storage::Inline {
             t.data = self.inline_data(i)?;

@@ -222,6 +222,12 @@ impl BaseModel {
         &self.places
     }
 
+    /// The sum of the places' canonical bytes: what an update's records may rebuild from the
+    /// base, which the expansion rule counts as input (spec §10).
+    pub fn canonical_len(&self) -> u64 {
+        self.places.iter().map(|p| p.data.len() as u64).sum()
+    }
+
     /// The dictionary of GRAPH compression 2 (spec §14.1).
     pub fn dictionary(&self) -> &[u8] {
         &self.dictionary

@@ -516,7 +516,9 @@ impl<R: Read> Decoder<R> {
                 format!("expected a TENSOR record, found kind {}", rec.prefix.kind),
             ));
         }
-        let read_so_far = records.offset();
+        // In an update the base's tensors count as input too (spec §10).
+        let credit = self.base.as_deref().map_or(0, BaseModel::canonical_len);
+        let read_so_far = records.offset().saturating_add(credit);
         let h = check_record(
             &rec,
             &self.slots[self.next],
@@ -1513,7 +1515,14 @@ pub fn decode_file_with_progress(
     } else {
         decoder.external_targets()?
     };
-    let files = plan_external(&mut targets, output, file_len, &opts.limits)?;
+    // In an update the base's tensors count as input too (spec §10).
+    let credit = decoder.base.as_deref().map_or(0, BaseModel::canonical_len);
+    let files = plan_external(
+        &mut targets,
+        output,
+        file_len.saturating_add(credit),
+        &opts.limits,
+    )?;
     let inline = decoder.inline_bytes_at_least(&targets);
     if inline > PROTOBUF_MAX {
         return Err(Error::Unsupported {

@@ -667,6 +667,8 @@ struct Front {
 struct Sizes {
     read: u64,
     decoded: u64,
+    /// The base's canonical bytes, counted as read for TENSOR records (spec §10).
+    credit: u64,
 }
 
 impl Sizes {
@@ -679,6 +681,7 @@ impl Sizes {
         Sizes {
             read: (FILE_HEADER_LEN + base_len + PREFIX_LEN + 9 + frame_len) as u64,
             decoded: graph_len,
+            credit: base.map_or(0, BaseModel::canonical_len),
         }
     }
 
@@ -711,7 +714,7 @@ impl Sizes {
         if let Placement::Record(h, payload) = placement {
             let header = h.to_bytes();
             self.read += (PREFIX_LEN + header.len() + payload.len()) as u64;
-            check_record(h, header.len(), self.read, self.decoded, limits)
+            check_record(h, header.len(), self.read.saturating_add(self.credit), self.decoded, limits)
                 .map_err(|e| e.with_tensor(&h.name))?;
             self.decoded += h.data_bytes;
             w.tensor(h, payload)?;

@@ -31,6 +31,7 @@ pub struct Limits {
     /// Decoded bytes (graph and tensors) may be at most this many times the bytes read so
     /// far, plus `expansion_slack`: a small file cannot claim a huge constant tensor. Real
     /// models expand 1.2x (lossless) to about 32x (1-bit levels); zero-filled tensors more.
+    /// In an update the base's canonical bytes count as read too (spec §10).
     pub max_expansion: u64,
     /// See `max_expansion`.
     pub expansion_slack: u64,

