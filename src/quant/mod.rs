@@ -509,14 +509,17 @@ pub fn decode(
         }
         let max_sym = top.get() as usize;
         let rec = |k: u32, ch: usize, t: &mut [u8]| put(t, value(k, steps[ch]));
-        if (max_sym + 1) * w <= per * 4 {
+        if let (4, Some(t)) = (w, uniform_offset(&params.kind)) {
+            // FLOAT with a uniform quantizer: computed in vector registers, which is cheaper
+            // than a table even where the table is smaller than the channel (building an
+            // entry costs more than mapping an element).
+            map_uniform_f32(&mut out, per, steps, parallel, t);
+        } else if (max_sym + 1) * w <= per * 4 {
             // A table of each channel's reconstructions, when smaller than the channel.
             match w {
                 4 => map_channels_in_place::<4>(&mut out, per, max_sym, parallel, rec),
                 _ => map_channels_in_place::<8>(&mut out, per, max_sym, parallel, rec),
             }
-        } else if let (4, Some(t)) = (w, uniform_offset(&params.kind)) {
-            map_uniform_f32(&mut out, per, steps, parallel, t);
         } else {
             map_each_in_place(&mut out, w, per, rec);
         }
