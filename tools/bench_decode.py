@@ -3,7 +3,7 @@
 memcpy, on every corpus model and on one synthetic model of about 600 MB.
 
     python3 tools/bench_decode.py [--models DIR] [--only NAME ...] [--no-nncodec] [--no-big]
-                                  [--runs 3] [--out FILE.md] [--json FILE.json]
+                                  [--runs 3] [--against OLD_NNC] [--out FILE.md] [--json FILE.json]
 
 Per model, the .nnc is the default encode (`nnc encode M.onnx M.nnc`) and the zstd file is
 `zstd -19` of the same .onnx (`-9` above 100 MB, where -19 would take minutes; zstd's decoding
@@ -128,7 +128,19 @@ def measure(path, work, a):
     # Both write a new file (the output removed before each run, untimed): replacing a file
     # by renaming over it makes ext4 flush the new one first, which writing it in place does not.
     fresh = lambda: os.path.exists(out) and os.remove(out)
-    r["decode_s"] = best(a.runs, lambda: run([NNC, "decode", f, out]), fresh)
+    if a.against:
+        # Another build's decode of the same file, runs interleaved with this one's, so that
+        # the machine's drift between runs falls on both alike.
+        mine, theirs = [], []
+        for _ in range(a.runs):
+            for cmd, ts in (([NNC, "decode", f, out], mine), ([a.against, "decode", f, out], theirs)):
+                fresh()
+                t = time.perf_counter()
+                run(cmd)
+                ts.append(time.perf_counter() - t)
+        r["decode_s"], r["against_decode_s"] = min(mine), min(theirs)
+    else:
+        r["decode_s"] = best(a.runs, lambda: run([NNC, "decode", f, out]), fresh)
     r["decode_sync_s"] = best(a.runs, lambda: run([NNC, "decode", "--sync", f, out]), fresh)
     data = open(f, "rb").read()
     r["in_memory_s"] = best(a.runs, lambda: nnc.decode_model(data))
@@ -172,6 +184,10 @@ def render(rows):
             f"{fmt(nc and wmb/nc['decode_s'], '.1f')} | {fmt(zn and wmb/zn['decode_s'], '.0f')}{'' if not zn or zn['roundtrip'] else ' (not exact)'} | "
             f"**{r['zstd_s']/r['decode_s']:.2f}** | **{fmt(nc and nc['decode_s']/r['verify_s'], '.1f')}** | "
             f"**{fmt(nc and nc['decode_s']/r['in_memory_s'], '.1f')}** |")
+    if any("against_decode_s" in r for r in rows):
+        L += ["", "| model | nnc decode ms | --against decode ms | this / --against |", "|---|---|---|---|"]
+        L += [f"| {r['model']} | {1e3*r['decode_s']:.2f} | {1e3*r['against_decode_s']:.2f} | "
+              f"**{r['decode_s']/r['against_decode_s']:.3f}** |" for r in rows if "against_decode_s" in r]
     failed = [r for r in rows if r.get("nncodec_error")]
     if failed:
         L.append("")
@@ -189,6 +205,8 @@ def main():
     ap.add_argument("--no-big", action="store_true", help="skip the 600 MB synthetic model")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--nnc", default=NNC, help="the nnc binary (default: this tree's release build)")
+    ap.add_argument("--against", metavar="NNC", help="another nnc binary (e.g. an earlier commit's "
+                    "release build) whose decode of the same files is timed interleaved with this one's")
     ap.add_argument("--venv", default=os.path.expanduser("~/.cache/nnc-peers/nncodec-venv"))
     ap.add_argument("--work", default=None, help="scratch directory (default: a temporary one)")
     ap.add_argument("--out")
