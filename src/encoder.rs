@@ -618,19 +618,31 @@ impl Prepared {
                 }
                 j += 1;
             }
+            // Coded, and in an update coded against the base, on every core.
             let window: Vec<(usize, Result<Coded>)> = (i..j)
                 .into_par_iter()
                 .filter(|&k| coded[k].is_none())
-                .map(|k| (k, self.code_one(opts, k, false)))
+                .map(|k| {
+                    let r = self.code_one(opts, k, false).and_then(|mut c| {
+                        if let Some(b) = base {
+                            c.0 = against_base_record(c.0, b, &opts.lossless)
+                                .map_err(|e| e.with_tensor(&self.lifted[k].name))?;
+                        }
+                        Ok(c)
+                    });
+                    (k, r)
+                })
                 .collect();
+            let mut based = vec![false; j - i];
             for (k, r) in window {
                 coded[k] = Some(r?);
+                based[k - i] = true;
             }
-            for (slot, t) in coded[i..j].iter_mut().zip(&self.lifted[i..j]) {
+            for ((slot, t), based) in coded[i..j].iter_mut().zip(&self.lifted[i..j]).zip(based) {
                 let mut c = slot
                     .take()
                     .ok_or_else(|| Error::input(None, "internal: tensor not coded"))?;
-                if let Some(b) = base {
+                if let (Some(b), false) = (base, based) {
                     c.0 = against_base_record(c.0, b, &opts.lossless)
                         .map_err(|e| e.with_tensor(&t.name))?;
                 }

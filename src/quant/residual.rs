@@ -87,10 +87,49 @@ fn ratio(
     x / steps[(i / per.max(1)).min(steps.len() - 1)] as f64
 }
 
+/// Calls `f(j, p)` for every element `j < n` with its `p` of [`ratio`] (the same value),
+/// channel by channel: no division per element.
+fn each_ratio(
+    data_type: i32,
+    base: &[u8],
+    steps: &[f32],
+    per: usize,
+    n: usize,
+    low_rank: Option<&LowRank>,
+    mut f: impl FnMut(usize, f64),
+) {
+    let per = per.max(1);
+    for (c, start) in (0..n).step_by(per).enumerate() {
+        let step = steps[c.min(steps.len() - 1)] as f64;
+        for j in start..(start + per).min(n) {
+            let mut x = value(data_type, base, j);
+            if let Some(t) = low_rank {
+                x = t.add(x, j);
+            }
+            f(j, x / step);
+        }
+    }
+}
+
+/// `p` rounded to the nearest integer, ties to even (as `f64::round_ties_even`, which without
+/// SSE4.1 is a library call): below 2^51 in magnitude, adding and subtracting 1.5 · 2^52 rounds
+/// in the processor's default mode (to nearest, ties to even); from 2^51 on, binary64 values are
+/// whole or halves, and the callers clamp far below that, so `p` itself serves.
+#[inline(always)]
+fn round_even(p: f64) -> f64 {
+    const MAGIC: f64 = 6_755_399_441_055_744.0;
+    if p.abs() < (1u64 << 51) as f64 {
+        (p + MAGIC) - MAGIC
+    } else {
+        p
+    }
+}
+
 /// The predicted level from `p`: rounded half to even and clamped; 0 when not finite.
+#[inline(always)]
 fn rounded(p: f64) -> i64 {
     if p.is_finite() {
-        p.round_ties_even().clamp(-(MAX_LEVEL as f64), MAX_LEVEL as f64) as i64
+        round_even(p).clamp(-(MAX_LEVEL as f64), MAX_LEVEL as f64) as i64
     } else {
         0
     }
@@ -100,12 +139,14 @@ fn rounded(p: f64) -> i64 {
 /// unit interval `f + 1/2` falls in, `f = p − round(p)` the part of `p` the prediction rounded
 /// away (the residual is +1 or −1 more often the nearer `f` is to ±1/2); 0 when `p` is not
 /// finite.
+#[inline(always)]
 fn context(p: f64) -> u8 {
     if !p.is_finite() {
         return 0;
     }
-    let f = p - p.round_ties_even();
-    ((f + 0.5) * 16.0).floor().clamp(0.0, 15.0) as u8
+    let f = p - round_even(p);
+    // (f + 0.5) × 16 is in 0..=16 (f in −½..=½ below 2^51; 0 above): truncation is its floor.
+    (((f + 0.5) * 16.0) as i64).clamp(0, 15) as u8
 }
 
 /// The context bytes of every element of a record with a low-rank term.
@@ -117,9 +158,11 @@ fn contexts(
     n: usize,
     term: &LowRank,
 ) -> Vec<u8> {
-    (0..n)
-        .map(|j| context(ratio(data_type, base, steps, per, j, Some(term))))
-        .collect()
+    let mut out = vec![0u8; n];
+    each_ratio(data_type, base, steps, per, n, Some(term), |j, p| {
+        out[j] = context(p)
+    });
+    out
 }
 
 /// A low-rank term (spec §14.6.1): `rank` columns of `U` (one row per slice along axis 0) and
@@ -531,19 +574,27 @@ pub fn decode(
     let r = read(h, payload, at, parallel, model)?;
     let (params, per) = (&r.params, r.per);
     let w = dtype::unit_bytes(h.data_type);
-    let mut out = crate::error::try_zeroed(r.syms.len() * w, at)?;
-    for (j, (o, &s)) in out.chunks_exact_mut(w).zip(&r.syms).enumerate() {
-        let q = predict(h.data_type, &r.place.data, &params.steps, per, j, r.term.as_ref())
-            + unzigzag(s);
+    let n = r.syms.len();
+    let mut out = crate::error::try_zeroed(n * w, at)?;
+    let mut bad = None;
+    each_ratio(h.data_type, &r.place.data, &params.steps, per, n, r.term.as_ref(), |j, p| {
+        if bad.is_some() {
+            return;
+        }
+        let q = rounded(p) + unzigzag(r.syms[j]);
         if q.abs() > MAX_LEVEL {
-            return Err(Error::format(
-                FormatRule::Payload,
-                r.width_at,
-                format!("element {j}: predicted level plus residual {q} is out of range"),
-            ));
+            bad = Some((j, q));
+            return;
         }
         let v = reconstruct(&params.kind, q, params.steps[(j / per).min(params.steps.len() - 1)]);
-        super::put_value(h.data_type, o, v);
+        super::put_value(h.data_type, &mut out[j * w..(j + 1) * w], v);
+    });
+    if let Some((j, q)) = bad {
+        return Err(Error::format(
+            FormatRule::Payload,
+            r.width_at,
+            format!("element {j}: predicted level plus residual {q} is out of range"),
+        ));
     }
     if !r.rest.is_empty() {
         return Err(r.rest.err(format!("{} bytes after the level stream", r.rest.remaining())));
@@ -592,13 +643,15 @@ pub fn encode(
     // The payload with the steps' and the term's bytes (if any) after the place number.
     let payload = |term: Option<(&LowRank, &[u8])>| -> Result<Option<Vec<u8>>> {
         let t = term.map(|t| t.0);
-        let mut r = Vec::with_capacity(levels.len());
-        for (j, &q) in levels.iter().enumerate() {
-            let v = q - predict(data_type, &place.data, &params.steps, per, j, t);
-            if v.abs() > MAX_LEVEL {
-                return Ok(None);
-            }
-            r.push(v);
+        let mut r = vec![0i64; levels.len()];
+        let mut out_of_range = false;
+        each_ratio(data_type, &place.data, &params.steps, per, levels.len(), t, |j, p| {
+            let v = levels[j] - rounded(p);
+            out_of_range |= v.abs() > MAX_LEVEL;
+            r[j] = v;
+        });
+        if out_of_range {
+            return Ok(None);
         }
         let mut out = Vec::new();
         crate::bytes::put_varint(&mut out, i as u64);
@@ -755,6 +808,30 @@ fn orthonormalize(vs: &mut [Vec<f64>]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn round_even_and_context_match_the_library() {
+        let two51 = (1u64 << 51) as f64;
+        let mut xs = vec![
+            0.0, -0.0, 0.5, -0.5, 1.5, -1.5, 2.5, -2.5, 0.49999999999999994, -0.49999999999999994,
+            1e-300, -1e-300, 123456.5, -123456.5, two51 - 0.5, -(two51 - 0.5), two51, -two51,
+            two51 + 1.0, 2.0 * two51 + 1.0, 1e300, -1e300, f64::MAX, f64::MIN,
+        ];
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..100_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let m = (x >> 11) as f64 / (1u64 << 53) as f64 - 0.5;
+            xs.push(m * f64::powi(2.0, (x % 64) as i32 - 8));
+        }
+        for p in xs {
+            assert_eq!(round_even(p), p.round_ties_even(), "{p}");
+            let f = p - p.round_ties_even();
+            let floor = ((f + 0.5) * 16.0).floor().clamp(0.0, 15.0) as u8;
+            assert_eq!(context(p), floor, "{p}");
+        }
+    }
 
     #[test]
     fn factors_recover_a_low_rank_matrix() {
