@@ -99,12 +99,18 @@ fn each_ratio(
     mut f: impl FnMut(usize, f64),
 ) {
     let per = per.max(1);
+    // The low-rank term's row and column of element j, counted along (no division).
+    let (mut a, mut b) = (0usize, 0usize);
     for (c, start) in (0..n).step_by(per).enumerate() {
         let step = steps[c.min(steps.len() - 1)] as f64;
         for j in start..(start + per).min(n) {
             let mut x = value(data_type, base, j);
             if let Some(t) = low_rank {
-                x = t.add(x, j);
+                x = t.add_at(x, a, b);
+                b += 1;
+                if b == t.cols {
+                    (a, b) = (a + 1, 0);
+                }
             }
             f(j, x / step);
         }
@@ -193,7 +199,12 @@ impl LowRank {
     /// so a fused multiply-add gives the same sums.
     #[inline]
     pub fn add(&self, x: f64, j: usize) -> f64 {
-        let (a, b) = (j / self.cols, j % self.cols);
+        self.add_at(x, j / self.cols, j % self.cols)
+    }
+
+    /// [`Self::add`] for the element at row `a`, column `b`.
+    #[inline(always)]
+    fn add_at(&self, x: f64, a: usize, b: usize) -> f64 {
         let u = &self.u[a * self.rank..(a + 1) * self.rank];
         let mut y = x;
         for (r, &ur) in u.iter().enumerate() {
