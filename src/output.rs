@@ -429,6 +429,36 @@ impl<W: Write + Seek> WriteBuf<'_, W> {
     }
 }
 
+/// `BufMut`'s fixed-size puts (prost's fixed32, fixed64, float and double values), each as
+/// one `put_array` of its little-endian bytes instead of the default `put_slice`.
+macro_rules! fixed_puts {
+    () => {
+        fn put_u32_le(&mut self, n: u32) {
+            self.put_array(n.to_le_bytes());
+        }
+
+        fn put_u64_le(&mut self, n: u64) {
+            self.put_array(n.to_le_bytes());
+        }
+
+        fn put_i32_le(&mut self, n: i32) {
+            self.put_array(n.to_le_bytes());
+        }
+
+        fn put_i64_le(&mut self, n: i64) {
+            self.put_array(n.to_le_bytes());
+        }
+
+        fn put_f32_le(&mut self, n: f32) {
+            self.put_array(n.to_le_bytes());
+        }
+
+        fn put_f64_le(&mut self, n: f64) {
+            self.put_array(n.to_le_bytes());
+        }
+    };
+}
+
 /// Slices at least this long bypass the buffer.
 pub(crate) const DIRECT: usize = 64 << 10;
 
@@ -487,29 +517,7 @@ unsafe impl<W: Write + Seek> prost::bytes::BufMut for WriteBuf<'_, W> {
         self.buf.push(n);
     }
 
-    fn put_u32_le(&mut self, n: u32) {
-        self.put_array(n.to_le_bytes());
-    }
-
-    fn put_u64_le(&mut self, n: u64) {
-        self.put_array(n.to_le_bytes());
-    }
-
-    fn put_i32_le(&mut self, n: i32) {
-        self.put_array(n.to_le_bytes());
-    }
-
-    fn put_i64_le(&mut self, n: i64) {
-        self.put_array(n.to_le_bytes());
-    }
-
-    fn put_f32_le(&mut self, n: f32) {
-        self.put_array(n.to_le_bytes());
-    }
-
-    fn put_f64_le(&mut self, n: f64) {
-        self.put_array(n.to_le_bytes());
-    }
+    fixed_puts!();
 }
 
 /// A vector that takes prost's packed repeated values without a copy call each (see
@@ -541,28 +549,13 @@ unsafe impl prost::bytes::BufMut for VecBuf<'_> {
         self.0.push(n);
     }
 
-    fn put_u32_le(&mut self, n: u32) {
-        self.0.extend_from_slice(&n.to_le_bytes());
-    }
+    fixed_puts!();
+}
 
-    fn put_u64_le(&mut self, n: u64) {
-        self.0.extend_from_slice(&n.to_le_bytes());
-    }
-
-    fn put_i32_le(&mut self, n: i32) {
-        self.0.extend_from_slice(&n.to_le_bytes());
-    }
-
-    fn put_i64_le(&mut self, n: i64) {
-        self.0.extend_from_slice(&n.to_le_bytes());
-    }
-
-    fn put_f32_le(&mut self, n: f32) {
-        self.0.extend_from_slice(&n.to_le_bytes());
-    }
-
-    fn put_f64_le(&mut self, n: f64) {
-        self.0.extend_from_slice(&n.to_le_bytes());
+impl VecBuf<'_> {
+    #[inline]
+    fn put_array<const N: usize>(&mut self, a: [u8; N]) {
+        self.0.extend_from_slice(&a);
     }
 }
 
