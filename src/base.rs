@@ -57,6 +57,8 @@ pub struct BaseModel {
     dictionary: Vec<u8>,
     /// The identity of this model's own base when it was decoded from an update.
     parent: Option<[u8; IDENTITY_LEN]>,
+    /// The sum of the places' canonical bytes (see `canonical_len`).
+    canonical_len: u64,
 }
 
 impl std::fmt::Debug for BaseModel {
@@ -133,12 +135,14 @@ impl BaseModel {
         for (i, p) in places.iter().enumerate() {
             by_name.entry(p.name.clone()).or_default().push(i as u32);
         }
+        let canonical_len = places.iter().map(|p| p.data.len() as u64).sum();
         BaseModel {
             identity,
             places,
             by_name,
             dictionary,
             parent: None,
+            canonical_len,
         }
     }
 
@@ -225,7 +229,7 @@ impl BaseModel {
     /// The sum of the places' canonical bytes: what an update's records may rebuild from the
     /// base, which the expansion rule counts as input (spec §10).
     pub fn canonical_len(&self) -> u64 {
-        self.places.iter().map(|p| p.data.len() as u64).sum()
+        self.canonical_len
     }
 
     /// The dictionary of GRAPH compression 2 (spec §14.1).

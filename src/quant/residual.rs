@@ -58,37 +58,9 @@ fn value(data_type: i32, data: &[u8], i: usize) -> f64 {
     }
 }
 
-/// The predicted level of element `i` (spec §14.6), the low-rank term (if any) added to the
-/// base's value first.
-pub fn predict(
-    data_type: i32,
-    base: &[u8],
-    steps: &[f32],
-    per: usize,
-    i: usize,
-    low_rank: Option<&LowRank>,
-) -> i64 {
-    rounded(ratio(data_type, base, steps, per, i, low_rank))
-}
-
-/// `p`: element `i`'s base value, plus the low-rank term, divided by its step (binary64).
-fn ratio(
-    data_type: i32,
-    base: &[u8],
-    steps: &[f32],
-    per: usize,
-    i: usize,
-    low_rank: Option<&LowRank>,
-) -> f64 {
-    let mut x = value(data_type, base, i);
-    if let Some(t) = low_rank {
-        x = t.add(x, i);
-    }
-    x / steps[(i / per.max(1)).min(steps.len() - 1)] as f64
-}
-
-/// Calls `f(j, p)` for every element `j < n` with its `p` of [`ratio`] (the same value),
-/// channel by channel: no division per element.
+/// Calls `f(j, p)` for every element `j < n` with its `p` (spec §14.6): its base value, plus
+/// the low-rank term if any, divided by its step (binary64); channel by channel, with no
+/// division per element.
 fn each_ratio(
     data_type: i32,
     base: &[u8],
@@ -194,15 +166,15 @@ fn factor_value(q: i64, s: f32) -> f32 {
 }
 
 impl LowRank {
-    /// `x + U[a][0]·V[0][b] + … + U[a][R−1]·V[R−1][b]` for element `j = a·cols + b`, added
-    /// left to right in binary64. Each product of two binary32 values is exact in binary64,
-    /// so a fused multiply-add gives the same sums.
-    #[inline]
-    pub fn add(&self, x: f64, j: usize) -> f64 {
+    /// [`Self::add_at`] for element `j` (tests).
+    #[cfg(test)]
+    fn add(&self, x: f64, j: usize) -> f64 {
         self.add_at(x, j / self.cols, j % self.cols)
     }
 
-    /// [`Self::add`] for the element at row `a`, column `b`.
+    /// `x + U[a][0]·V[0][b] + … + U[a][R−1]·V[R−1][b]` for the element at row `a`, column `b`
+    /// (`j = a·cols + b`), added left to right in binary64. Each product of two binary32
+    /// values is exact in binary64, so a fused multiply-add gives the same sums.
     #[inline(always)]
     fn add_at(&self, x: f64, a: usize, b: usize) -> f64 {
         let u = &self.u[a * self.rank..(a + 1) * self.rank];
