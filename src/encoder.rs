@@ -618,34 +618,27 @@ impl Prepared {
                 }
                 j += 1;
             }
-            // Coded, and in an update coded against the base, on every core.
-            let window: Vec<(usize, Result<Coded>)> = (i..j)
+            // Coded (those the first phase left), and in an update coded against the base, on
+            // every core; the first error in walk order is the one reported.
+            let front: Vec<Option<Coded>> = coded[i..j].iter_mut().map(Option::take).collect();
+            let window: Vec<Result<Coded>> = front
                 .into_par_iter()
-                .filter(|&k| coded[k].is_none())
-                .map(|k| {
-                    let r = self.code_one(opts, k, false).and_then(|mut c| {
-                        if let Some(b) = base {
-                            c.0 = against_base_record(c.0, b, &opts.lossless)
-                                .map_err(|e| e.with_tensor(&self.lifted[k].name))?;
-                        }
-                        Ok(c)
-                    });
-                    (k, r)
+                .enumerate()
+                .map(|(d, c)| {
+                    let k = i + d;
+                    let mut c = match c {
+                        Some(c) => c,
+                        None => self.code_one(opts, k, false)?,
+                    };
+                    if let Some(b) = base {
+                        c.0 = against_base_record(c.0, b, &opts.lossless)
+                            .map_err(|e| e.with_tensor(&self.lifted[k].name))?;
+                    }
+                    Ok(c)
                 })
                 .collect();
-            let mut based = vec![false; j - i];
-            for (k, r) in window {
-                coded[k] = Some(r?);
-                based[k - i] = true;
-            }
-            for ((slot, t), based) in coded[i..j].iter_mut().zip(&self.lifted[i..j]).zip(based) {
-                let mut c = slot
-                    .take()
-                    .ok_or_else(|| Error::input(None, "internal: tensor not coded"))?;
-                if let (Some(b), false) = (base, based) {
-                    c.0 = against_base_record(c.0, b, &opts.lossless)
-                        .map_err(|e| e.with_tensor(&t.name))?;
-                }
+            for (r, t) in window.into_iter().zip(&self.lifted[i..j]) {
+                let c = r?;
                 sizes.write(&mut w, &c.0, &self.limits)?;
                 report.tensors.push(tensor_report(&c, t));
                 t.data.release();
