@@ -328,6 +328,14 @@ impl Prepared {
             .is_some_and(|t| quant_candidate(t, l, &self.consumers))
     }
 
+    /// The taps of tensor `i`'s kernels when it is a convolution's weight whose levels keep
+    /// each kernel's sum (`quant::kernel`).
+    pub fn conv_taps(&self, i: usize) -> Option<usize> {
+        self.lifted
+            .get(i)
+            .and_then(|t| self.consumers.conv_taps(&t.name, &t.dims))
+    }
+
     /// Whether tensor `i` feeds only arithmetic inputs (see `Consumers::is_numeric`).
     pub fn is_numeric(&self, i: usize) -> bool {
         self.lifted
@@ -1310,6 +1318,17 @@ fn quantize_tensor(
         let mut levels = quant::quantize(&values, &params, limit);
         quant::rdo::refine(&values, &mut levels, &params, l.rdo);
         drop(values);
+        levels.iter().map(|&q| quant::symbol(&kind, q)).collect()
+    } else if let Some(taps) = consumers
+        .conv_taps(&t.name, &t.dims)
+        .filter(|_| l.kernel_sums && kind.keeps_kernel_sums())
+    {
+        // A convolution's kernels keep their sums (`quant::kernel`).
+        drop(values);
+        let value = |i| value_at(t.data_type, &t.data, i);
+        let mut levels = quant::quantize_map(count, value, &params, limit, |q| q);
+        let lim = limit.map_or(quant::MAX_LEVEL, |l| l.min(quant::MAX_LEVEL));
+        quant::kernel::keep_kernel_sums(&mut levels, value, &params, taps, lim);
         levels.iter().map(|&q| quant::symbol(&kind, q)).collect()
     } else {
         // The widened values are not held beside the levels: they are read again from the

@@ -188,6 +188,7 @@ pub fn options(u: &mut Unstructured<'_>) -> Result<EncodeOptions> {
             } else {
                 None
             },
+            kernel_sums: u.arbitrary()?,
         }),
         max_depth: None,
         limits: None,

@@ -296,6 +296,7 @@ fn encode_options(
     granularity: &str,
     rdo: f64,
     fine_bits: Option<u8>,
+    kernel_sums: bool,
     min_elements: u64,
     all_tensors: bool,
     records_only: bool,
@@ -355,6 +356,7 @@ fn encode_options(
         mulaw_levels_bits: levels_bits.unwrap_or(8),
         rdo,
         fine_bits,
+        kernel_sums,
     });
     Ok(opts)
 }
@@ -364,8 +366,8 @@ fn encode_options(
 #[pyfunction]
 #[pyo3(signature = (src, output=None, *, lossless=false, quality="default", quantizer="deadzone",
     delta=0.5, mu=255.0, exp_bits=5, man_bits=10, step=None, per_tensor=None, levels_bits=None,
-    range=(-1.0, 1.0), granularity="channel", rdo=0.0, fine_bits=None, min_elements=1024,
-    all_tensors=false, records_only=false, base=None))]
+    range=(-1.0, 1.0), granularity="channel", rdo=0.0, fine_bits=None, kernel_sums=false,
+    min_elements=1024, all_tensors=false, records_only=false, base=None))]
 #[allow(clippy::too_many_arguments)]
 fn encode<'py>(
     py: Python<'py>,
@@ -385,6 +387,7 @@ fn encode<'py>(
     granularity: &str,
     rdo: f64,
     fine_bits: Option<u8>,
+    kernel_sums: bool,
     min_elements: u64,
     all_tensors: bool,
     records_only: bool,
@@ -406,6 +409,7 @@ fn encode<'py>(
         granularity,
         rdo,
         fine_bits,
+        kernel_sums,
         min_elements,
         all_tensors,
         records_only,

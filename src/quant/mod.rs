@@ -2,6 +2,7 @@
 //! as a symbol stream, and the exact reconstruction rules every decoder follows.
 pub mod allocate;
 pub mod float;
+pub mod kernel;
 pub mod minifloat;
 pub mod mulaw;
 pub mod policy;
@@ -29,6 +30,12 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Whether the reference encoder rounds a convolution's kernels keeping their sums
+    /// (`kernel`): the uniform quantizers with a level at zero.
+    pub fn keeps_kernel_sums(&self) -> bool {
+        matches!(self, Kind::Midtread | Kind::DeadZone { .. })
+    }
+
     pub fn code(&self) -> u8 {
         match self {
             Kind::Midtread => 0,

@@ -75,6 +75,8 @@ pub struct LossyOptions {
     /// inputs (biases, normalization parameters; at least `FINE_MIN_ELEMENTS`) to this many
     /// bits before lossless coding (`None`: keep them exact, the default).
     pub fine_bits: Option<u8>,
+    /// Round a convolution's kernels keeping each one's sum (`quant::kernel`; off by default).
+    pub kernel_sums: bool,
 }
 
 /// Fewest elements per output channel for per-channel steps.
@@ -113,6 +115,7 @@ impl Default for LossyOptions {
             mulaw_levels_bits: 8,
             rdo: 0.0,
             fine_bits: None,
+            kernel_sums: false,
         }
     }
 }
@@ -238,6 +241,18 @@ impl Consumers {
     /// parameters, elementwise operands), never a shape, index, scale or count input.
     pub fn is_numeric(&self, name: &str) -> bool {
         self.weight_at(name, 0, WEIGHT_INPUTS) || self.weight_at(name, 0, NUMERIC_INPUTS)
+    }
+
+    /// The taps of each kernel when `name` (of shape `dims`) is read only as the weight of
+    /// `Conv` nodes (input 1) and its kernels have at least `quant::kernel::MIN_TAPS` taps:
+    /// `dims[2] · dims[3] · …`.
+    pub fn conv_taps(&self, name: &str, dims: &[u64]) -> Option<usize> {
+        let uses = self.map.get(name)?;
+        let taps: u64 = dims.get(2..)?.iter().product();
+        (!uses.is_empty()
+            && uses.iter().all(|(op, i, _)| op == "Conv" && *i == 1)
+            && taps >= super::kernel::MIN_TAPS as u64)
+            .then_some(taps as usize)
     }
 
     fn weight_at(&self, name: &str, depth: u32, allowed: &[(&str, Option<usize>)]) -> bool {

@@ -130,11 +130,13 @@ impl Correction {
 
     /// The corrected biases (walk index → new little-endian data) for weights quantized by
     /// `rules`; `values` holds the weights' values by walk index, `rounded` the
-    /// reconstructions of those whose levels are not their nearest ones (`compensate`).
+    /// reconstructions of those whose levels are not their nearest ones (`compensate`),
+    /// `taps` the taps of each one's kernels when they keep their sums (`quant::kernel`).
     pub fn replacements(
         &self,
         rules: &[TensorRule],
         lifted: &[Lifted],
+        taps: &dyn Fn(usize) -> Option<usize>,
         values: &HashMap<usize, &[f64]>,
         rounded: Option<&HashMap<usize, Vec<f64>>>,
         lossy: &LossyOptions,
@@ -152,7 +154,7 @@ impl Correction {
             };
             let rec = match rounded.and_then(|r| r.get(&w)) {
                 Some(r) => r.clone(),
-                None => match reconstruction(v, &lifted[w].dims, lossy, f) {
+                None => match reconstruction(v, &lifted[w].dims, lossy, f, taps(w)) {
                     Some((rec, _)) => rec,
                     None => continue,
                 },

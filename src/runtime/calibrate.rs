@@ -351,7 +351,7 @@ pub fn calibrate(
         .zip(&values)
         .zip(&originals)
         .map(|((&i, v), orig)| {
-            reconstruction(v, &lifted[i].dims, &lossy, 1.0 / 16.0).map_or_else(
+            reconstruction(v, &lifted[i].dims, &lossy, 1.0 / 16.0, prepared.conv_taps(i)).map_or_else(
                 || orig.clone(),
                 |(r, _)| weight_array(&lifted[i].dims, lifted[i].data_type, &r),
             )
@@ -425,7 +425,7 @@ pub fn calibrate(
         let mut result = None;
         let mut effect = 0.0;
         for f0 in [1.0f32 / 16.0, 1.0 / 64.0, 1.0 / 256.0] {
-            let Some((rec, mse)) = reconstruction(&values[k], &t.dims, &lossy, f0) else {
+            let Some((rec, mse)) = reconstruction(&values[k], &t.dims, &lossy, f0, prepared.conv_taps(i)) else {
                 break;
             };
             if mse <= 0.0 {
@@ -513,7 +513,12 @@ pub fn calibrate(
                 let t = &lifted[i];
                 let a = sens[k].as_ref()?;
                 let place = &base.places()[base.find(&t.name, t.data_type, &t.dims, usize::MAX)? as usize];
-                let mse = grid_mse(&values[k], &t.dims, place.grid.as_deref()?)?;
+                let mse = grid_mse(
+                    &values[k],
+                    &t.dims,
+                    place.grid.as_deref()?,
+                    prepared.conv_taps(i).filter(|_| lossy.kernel_sums),
+                )?;
                 let effect = a.iter().fold(0.0f64, |m, &x| m.max(x * mse));
                 Some((t.name.clone(), effect, values[k].len()))
             })
@@ -600,6 +605,7 @@ pub fn calibrate(
         Some(std::sync::Arc::new(c.replacements(
             rules,
             lifted,
+            &|i| prepared.conv_taps(i),
             &weight_values,
             rounded,
             &lossy,
@@ -741,7 +747,7 @@ pub fn calibrate(
 
 /// The mean squared error of `values` quantized on a base's grid (its quantizer parameters
 /// as coded); `None` for a grid that is not a uniform quantizer's.
-fn grid_mse(values: &[f64], dims: &[u64], grid: &[u8]) -> Option<f64> {
+fn grid_mse(values: &[f64], dims: &[u64], grid: &[u8], taps: Option<usize>) -> Option<f64> {
     let g = QuantParams::parse(grid, 0, dims).ok()?;
     if g.steps.is_empty()
         || values.is_empty()
@@ -749,7 +755,7 @@ fn grid_mse(values: &[f64], dims: &[u64], grid: &[u8]) -> Option<f64> {
     {
         return None;
     }
-    Some(reconstruction_with(values, &g).1)
+    Some(reconstruction_with(values, &g, None, taps).1)
 }
 
 /// Wall time per stage, reported in the notes when `NNC_TRACE` is set.
@@ -854,22 +860,33 @@ fn weight_array(dims: &[u64], data_type: i32, v: &[f64]) -> Array {
     }
 }
 
-/// The reconstruction of `values` quantized at fraction `f` of σ, and its mean squared error.
+/// The reconstruction of `values` quantized at fraction `f` of σ, as the encoder codes them
+/// (a convolution's kernels of `taps` taps keeping their sums), and its mean squared error.
 pub(super) fn reconstruction(
     values: &[f64],
     dims: &[u64],
     l: &LossyOptions,
     f: f32,
+    taps: Option<usize>,
 ) -> Option<(Vec<f64>, f64)> {
     let mut own = *l;
     own.step = StepRule::StdFraction(f);
-    let (params, _) = own.params_for(values, dims)?;
-    Some(reconstruction_with(values, &params))
+    let (params, limit) = own.params_for(values, dims)?;
+    Some(reconstruction_with(values, &params, limit, taps.filter(|_| l.kernel_sums)))
 }
 
 /// The reconstruction of `values` quantized with `params`, and its mean squared error.
-fn reconstruction_with(values: &[f64], params: &QuantParams) -> (Vec<f64>, f64) {
-    let levels = quantize(values, params, None);
+fn reconstruction_with(
+    values: &[f64],
+    params: &QuantParams,
+    limit: Option<i64>,
+    taps: Option<usize>,
+) -> (Vec<f64>, f64) {
+    let mut levels = quantize(values, params, limit);
+    if let Some(taps) = taps.filter(|_| params.kind.keeps_kernel_sums()) {
+        let lim = limit.map_or(crate::quant::MAX_LEVEL, |l| l.min(crate::quant::MAX_LEVEL));
+        crate::quant::kernel::keep_kernel_sums(&mut levels, |i| values[i], params, taps, lim);
+    }
     let per = (values.len() / params.steps.len().max(1)).max(1);
     let mut out = Vec::with_capacity(values.len());
     for (q, &s) in levels.chunks(per).zip(params.steps.iter().cycle()) {

@@ -130,6 +130,7 @@ pub fn quant(family: Family, step: StepRule) -> LossyOptions {
         mulaw_levels_bits: 6,
         rdo: 0.0,
         fine_bits: None,
+        kernel_sums: false,
     }
 }
 

@@ -90,7 +90,7 @@ def encode(src: Source, output: Union[str, "os.PathLike[str]", None] = None, **o
     ``lossless``, ``quality`` ("high", "default", "small"), ``quantizer`` ("deadzone",
     "midtread", "midrise", "mulaw", "minifloat"), ``delta``, ``mu``, ``exp_bits``,
     ``man_bits``, ``step``, ``per_tensor``, ``levels_bits``, ``range``, ``granularity``
-    ("channel", "tensor"), ``rdo``, ``fine_bits``, ``min_elements``, ``all_tensors``,
+    ("channel", "tensor"), ``rdo``, ``fine_bits``, ``kernel_sums``, ``min_elements``, ``all_tensors``,
     ``records_only``, and ``base`` (an update against that model: its .onnx or .nnc, or a
     chain; tensors it holds as they are become references). Out-of-range values raise
     :class:`InvalidOptionsError`.

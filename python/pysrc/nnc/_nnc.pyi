@@ -45,6 +45,7 @@ def encode(
     granularity: str = "channel",
     rdo: float = 0.0,
     fine_bits: Optional[int] = None,
+    kernel_sums: bool = False,
     min_elements: int = 1024,
     all_tensors: bool = False,
     records_only: bool = False,
