@@ -329,10 +329,11 @@ impl Prepared {
     }
 
     /// The taps of tensor `i`'s kernels when it is a convolution's weight whose levels keep
-    /// each kernel's sum (`quant::kernel`).
-    pub fn conv_taps(&self, i: usize) -> Option<usize> {
+    /// each kernel's sum under `l` (`quant::kernel`; `None` without `l.kernel_sums`).
+    pub fn conv_taps(&self, i: usize, l: &LossyOptions) -> Option<usize> {
         self.lifted
             .get(i)
+            .filter(|_| l.kernel_sums)
             .and_then(|t| self.consumers.conv_taps(&t.name, &t.dims))
     }
 
@@ -1327,8 +1328,7 @@ fn quantize_tensor(
         drop(values);
         let value = |i| value_at(t.data_type, &t.data, i);
         let mut levels = quant::quantize_map(count, value, &params, limit, |q| q);
-        let lim = limit.map_or(quant::MAX_LEVEL, |l| l.min(quant::MAX_LEVEL));
-        quant::kernel::keep_kernel_sums(&mut levels, value, &params, taps, lim);
+        quant::kernel::keep_kernel_sums(&mut levels, value, &params, taps, limit);
         levels.iter().map(|&q| quant::symbol(&kind, q)).collect()
     } else {
         // The widened values are not held beside the levels: they are read again from the

@@ -11,7 +11,7 @@
 //! `Δ·√(taps/12)`; this moves single levels by one step, those that cost the least squared
 //! error, until the sum is within half a step of zero. Whatever the inputs' means, their
 //! shift is then that of the rounding of one tap per kernel at most, not of all of them.
-use super::{reconstruct, QuantParams};
+use super::{reconstruct, QuantParams, MAX_LEVEL};
 
 /// Kernels of fewer taps keep their nearest levels: a 1×1 kernel's sum is its one weight.
 /// (Kernels of 2 and 3 taps keep their sums too, though the half step weighs most on them:
@@ -23,15 +23,17 @@ pub const MIN_TAPS: usize = 2;
 /// Moves levels of `levels` (row-major; `taps` consecutive values per kernel, every kernel
 /// within one channel of `params`' steps) by one step where that brings their kernel's sum
 /// of errors `Σ (x̂ − x)` closer to zero, cheapest first (least increase of squared error;
-/// the lower index on a tie); at most one move per value, none beyond `±limit`.
+/// the lower index on a tie); at most one move per value, none beyond the clamp of
+/// `quantize_map` (`±limit`, at most `MAX_LEVEL`).
 /// Deterministic: the same values, levels and steps give the same levels.
 pub fn keep_kernel_sums(
     levels: &mut [i64],
     value: impl Fn(usize) -> f64,
     params: &QuantParams,
     taps: usize,
-    limit: i64,
+    limit: Option<i64>,
 ) {
+    let limit = limit.map_or(MAX_LEVEL, |l| l.min(MAX_LEVEL));
     let n = levels.len();
     let channels = params.steps.len().max(1);
     let per = (n / channels).max(1);
@@ -97,7 +99,7 @@ mod tests {
     fn a_kernel_sum_ends_within_half_a_step() {
         let x = [0.4f64; 9];
         let mut q = vec![0i64; 9];
-        keep_kernel_sums(&mut q, |i| x[i], &params(vec![1.0]), 9, 100);
+        keep_kernel_sums(&mut q, |i| x[i], &params(vec![1.0]), 9, None);
         let sum: f64 = q.iter().zip(&x).map(|(&q, &x)| q as f64 - x).sum();
         assert!(sum.abs() <= 0.5, "{q:?} {sum}");
         assert_eq!(q.iter().filter(|&&q| q == 1).count(), 4);
@@ -119,7 +121,7 @@ mod tests {
             .map(|(i, v)| (v / p.steps[i / 4] as f64).round() as i64)
             .collect();
         let before = q.clone();
-        keep_kernel_sums(&mut q, |i| x[i], &p, 4, 100);
+        keep_kernel_sums(&mut q, |i| x[i], &p, 4, None);
         assert_eq!(q[0], before[0] + 1);
         assert_eq!(q[1..], before[1..]);
     }
@@ -129,7 +131,7 @@ mod tests {
     fn levels_stay_within_the_limit() {
         let x = [2.4f64; 4];
         let mut q = vec![2i64; 4];
-        keep_kernel_sums(&mut q, |i| x[i], &params(vec![1.0]), 4, 2);
+        keep_kernel_sums(&mut q, |i| x[i], &params(vec![1.0]), 4, Some(2));
         assert_eq!(q, [2, 2, 2, 2]);
     }
 }

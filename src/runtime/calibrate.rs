@@ -351,7 +351,8 @@ pub fn calibrate(
         .zip(&values)
         .zip(&originals)
         .map(|((&i, v), orig)| {
-            reconstruction(v, &lifted[i].dims, &lossy, 1.0 / 16.0, prepared.conv_taps(i)).map_or_else(
+            let taps = prepared.conv_taps(i, &lossy);
+            reconstruction(v, &lifted[i].dims, &lossy, 1.0 / 16.0, taps).map_or_else(
                 || orig.clone(),
                 |(r, _)| weight_array(&lifted[i].dims, lifted[i].data_type, &r),
             )
@@ -422,10 +423,11 @@ pub fn calibrate(
     let mut effects: Vec<f64> = Vec::with_capacity(fed.len());
     for (k, &i) in fed.iter().enumerate() {
         let t = &lifted[i];
+        let taps = prepared.conv_taps(i, &lossy);
         let mut result = None;
         let mut effect = 0.0;
         for f0 in [1.0f32 / 16.0, 1.0 / 64.0, 1.0 / 256.0] {
-            let Some((rec, mse)) = reconstruction(&values[k], &t.dims, &lossy, f0, prepared.conv_taps(i)) else {
+            let Some((rec, mse)) = reconstruction(&values[k], &t.dims, &lossy, f0, taps) else {
                 break;
             };
             if mse <= 0.0 {
@@ -517,7 +519,7 @@ pub fn calibrate(
                     &values[k],
                     &t.dims,
                     place.grid.as_deref()?,
-                    prepared.conv_taps(i).filter(|_| lossy.kernel_sums),
+                    prepared.conv_taps(i, &lossy),
                 )?;
                 let effect = a.iter().fold(0.0f64, |m, &x| m.max(x * mse));
                 Some((t.name.clone(), effect, values[k].len()))
@@ -605,7 +607,7 @@ pub fn calibrate(
         Some(std::sync::Arc::new(c.replacements(
             rules,
             lifted,
-            &|i| prepared.conv_taps(i),
+            &|i| prepared.conv_taps(i, &lossy),
             &weight_values,
             rounded,
             &lossy,
@@ -872,7 +874,7 @@ pub(super) fn reconstruction(
     let mut own = *l;
     own.step = StepRule::StdFraction(f);
     let (params, limit) = own.params_for(values, dims)?;
-    Some(reconstruction_with(values, &params, limit, taps.filter(|_| l.kernel_sums)))
+    Some(reconstruction_with(values, &params, limit, taps))
 }
 
 /// The reconstruction of `values` quantized with `params`, and its mean squared error.
@@ -884,8 +886,7 @@ fn reconstruction_with(
 ) -> (Vec<f64>, f64) {
     let mut levels = quantize(values, params, limit);
     if let Some(taps) = taps.filter(|_| params.kind.keeps_kernel_sums()) {
-        let lim = limit.map_or(crate::quant::MAX_LEVEL, |l| l.min(crate::quant::MAX_LEVEL));
-        crate::quant::kernel::keep_kernel_sums(&mut levels, |i| values[i], params, taps, lim);
+        crate::quant::kernel::keep_kernel_sums(&mut levels, |i| values[i], params, taps, limit);
     }
     let per = (values.len() / params.steps.len().max(1)).max(1);
     let mut out = Vec::with_capacity(values.len());
