@@ -1322,7 +1322,7 @@ fn quantize_tensor(
         levels.iter().map(|&q| quant::symbol(&kind, q)).collect()
     } else if let Some(taps) = consumers
         .conv_taps(&t.name, &t.dims)
-        .filter(|_| l.kernel_sums && kind.keeps_kernel_sums())
+        .filter(|_| l.kernel_sums)
     {
         // A convolution's kernels keep their sums (`quant::kernel`).
         drop(values);

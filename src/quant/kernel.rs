@@ -24,7 +24,8 @@ pub const MIN_TAPS: usize = 2;
 /// within one channel of `params`' steps) by one step where that brings their kernel's sum
 /// of errors `Σ (x̂ − x)` closer to zero, cheapest first (least increase of squared error;
 /// the lower index on a tie); at most one move per value, none beyond the clamp of
-/// `quantize_map` (`±limit`, at most `MAX_LEVEL`).
+/// `quantize_map` (`±limit`, at most `MAX_LEVEL`). Levels of other kinds than those that
+/// keep kernel sums (`Kind::keeps_kernel_sums`) are left as they are.
 /// Deterministic: the same values, levels and steps give the same levels.
 pub fn keep_kernel_sums(
     levels: &mut [i64],
@@ -37,7 +38,11 @@ pub fn keep_kernel_sums(
     let n = levels.len();
     let channels = params.steps.len().max(1);
     let per = (n / channels).max(1);
-    if taps < 2 || !per.is_multiple_of(taps) || !n.is_multiple_of(taps) {
+    if !params.kind.keeps_kernel_sums()
+        || taps < 2
+        || !per.is_multiple_of(taps)
+        || !n.is_multiple_of(taps)
+    {
         return;
     }
     let mut moved = vec![false; taps];

@@ -885,7 +885,7 @@ fn reconstruction_with(
     taps: Option<usize>,
 ) -> (Vec<f64>, f64) {
     let mut levels = quantize(values, params, limit);
-    if let Some(taps) = taps.filter(|_| params.kind.keeps_kernel_sums()) {
+    if let Some(taps) = taps {
         crate::quant::kernel::keep_kernel_sums(&mut levels, |i| values[i], params, taps, limit);
     }
     let per = (values.len() / params.steps.len().max(1)).max(1);
