@@ -426,14 +426,44 @@ impl Prepared {
                     TensorRule::Exact => TensorRule::Policy,
                     r => r,
                 };
-                let coded = code_tensor(t, opts, &self.consumers, early, on_grid, Levels::Grid(&grid), || {
-                    self.exact_payload(i, &opts.lossless)
-                })
-                    .map_err(|e| e.with_tensor(&t.name))?;
-                if let Placement::Record(h, payload) = &coded.0 {
-                    let same = h.coding == Coding::Quantized
-                        && crate::decoder::decode_payload(h, payload, 0, true, None)
-                            .is_ok_and(|d| d == place.data);
+                let on_base_grid = |opts: &EncodeOptions| {
+                    code_tensor(t, opts, &self.consumers, early, on_grid, Levels::Grid(&grid), || {
+                        self.exact_payload(i, &opts.lossless)
+                    })
+                    .map_err(|e| e.with_tensor(&t.name))
+                };
+                let is_base = |coded: &Coded| match &coded.0 {
+                    Placement::Record(h, payload) => {
+                        h.coding == Coding::Quantized
+                            && crate::decoder::decode_payload(h, payload, 0, true, None)
+                                .is_ok_and(|d| d == place.data)
+                    }
+                    _ => false,
+                };
+                let coded = on_base_grid(opts)?;
+                // The base may have kept its kernels' sums where this encode does not, or
+                // the reverse (a calibrated base keeps them when its target still holds): an
+                // unchanged convolution weight is found either way.
+                if !is_base(&coded) {
+                    if let Some(l) = opts
+                        .lossy
+                        .filter(|_| self.consumers.conv_taps(&t.name, &t.dims).is_some())
+                    {
+                        let other = EncodeOptions {
+                            lossy: Some(LossyOptions {
+                                kernel_sums: !l.kernel_sums,
+                                ..l
+                            }),
+                            ..opts.clone()
+                        };
+                        let flipped = on_base_grid(&other)?;
+                        if is_base(&flipped) {
+                            return Ok(flipped);
+                        }
+                    }
+                }
+                if let Placement::Record(h, _) = &coded.0 {
+                    let same = is_base(&coded);
                     let close = || close_spread(t.data_type, &t.data, &place.data);
                     if same
                         || (h.coding == Coding::Quantized && rule != TensorRule::Exact && close())

@@ -191,6 +191,13 @@ struct TargetArgs {
     /// layer's inputs as measured on the calibration inputs).
     #[arg(long)]
     no_compensation: bool,
+    /// Leave every convolution kernel at its nearest levels. By default, with synthetic inputs
+    /// and an SNR target, the file the search found is coded again with each kernel's error
+    /// sum kept within half a step (as --kernel-sums does) and kept when the decoded model
+    /// still meets the target: same size, inputs' means no longer shift the layers' outputs
+    /// (README)
+    #[arg(long, conflicts_with = "kernel_sums")]
+    no_kernel_sums: bool,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -266,6 +273,7 @@ impl TargetArgs {
             progress: !self.quiet,
             bias_correction: !self.no_bias_correction,
             compensation: !self.no_compensation,
+            final_kernel_sums: !self.no_kernel_sums,
             ..Default::default()
         })
     }
@@ -325,8 +333,9 @@ struct LossyArgs {
     fine_bits: Option<u8>,
     /// Round each convolution kernel (taps of one output and one input channel) keeping its
     /// sum within half a step, so that inputs' means do not shift the layer's outputs (spec
-    /// §7.6.7; YOLOv8n: +2.9 dB on real images at the same steps; README). Pass it to the
-    /// base's encode and to its updates alike.
+    /// §7.6.7; YOLOv8n: +2.9 dB on real images at the same steps; README), in the calibrated
+    /// search too (the default applies them to the file its search found) and with
+    /// --weight-domain. Pass it to the base's encode and to its updates alike.
     #[arg(long)]
     kernel_sums: bool,
     /// Tensors with fewer elements stay exact.

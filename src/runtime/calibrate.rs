@@ -53,6 +53,11 @@ pub struct CalibrationOptions {
     /// Round the weights of layers whose inputs were measured with compensation for each
     /// other's errors (`compensate`), with supplied calibration inputs only.
     pub compensation: bool,
+    /// Where the search ran without kernel sums, with synthetic inputs (neither bias
+    /// correction nor compensation), against no base and to an SNR target: code the file it
+    /// found again with each convolution kernel's sum kept (`quant::kernel`), and keep that
+    /// when the decoded model still meets the target.
+    pub final_kernel_sums: bool,
 }
 
 impl Default for CalibrationOptions {
@@ -68,6 +73,7 @@ impl Default for CalibrationOptions {
             unmeasured_guarded_fraction: 1.0 / 64.0,
             bias_correction: true,
             compensation: true,
+            final_kernel_sums: true,
         }
     }
 }
@@ -648,7 +654,42 @@ pub fn calibrate(
     let (coded, result) = match cal.target {
         Target::Snr(db) => {
             let budget = vec![10f64.powf(-db / 10.0); targeted.len()];
-            search_distortion(&mut check, &m_curves, &m_sens, &budget, &rules_of)?
+            let found = search_distortion(&mut check, &m_curves, &m_sens, &budget, &rules_of)?;
+            let with_sums = LossyOptions {
+                kernel_sums: true,
+                ..lossy
+            };
+            let applies = cal.final_kernel_sums
+                && !lossy.kernel_sums
+                && correction.is_none()
+                && compensation.is_none()
+                && opts.base.is_none()
+                && candidates
+                    .iter()
+                    .any(|&i| prepared.conv_taps(i, &with_sums).is_some());
+            if applies {
+                let (ks_coded, mut ks) = check.check_with(found.1.rules.clone(), Some(with_sums))?;
+                let meets = ks.targeted().zip(&budget).all(|(d, b)| d <= *b);
+                let before = found.1.targeted().fold(0.0, f64::max);
+                let after = ks.targeted().fold(0.0, f64::max);
+                notes.push(format!(
+                    "kernel sums: {:.1} dB on the calibration inputs ({:.1} dB without), {} bytes \
+                     ({} without): {}",
+                    snr_of(after),
+                    snr_of(before),
+                    ks.bytes,
+                    found.1.bytes,
+                    if meets { "kept" } else { "not kept, below the target" }
+                ));
+                if meets {
+                    ks.floored = found.1.floored.clone();
+                    (ks_coded, ks)
+                } else {
+                    found
+                }
+            } else {
+                found
+            }
         }
         Target::Agreement(f) => search_agreement(&mut check, &m_curves, &m_sens, &rules_of, f)?,
         Target::Bytes(b) => search_size(&mut check, &m_curves, &m_sens, &rules_of, b)?,

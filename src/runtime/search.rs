@@ -24,6 +24,8 @@ pub struct Measured {
     /// Per output (all): non-float outputs identical.
     pub other_equal: Vec<bool>,
     pub bytes: u64,
+    /// The rules the checked file was coded with.
+    pub rules: Arc<Vec<TensorRule>>,
 }
 
 /// How far one output's SNR over the calibration inputs rests on single inputs: the SNR with
@@ -128,10 +130,20 @@ impl Checker<'_> {
 
     /// Codes with `rules`, decodes the result and runs it.
     pub fn check(&mut self, rules: Vec<TensorRule>) -> Result<(CodedModel, Measured), Failure> {
+        self.check_with(Arc::new(rules), self.opts.lossy)
+    }
+
+    /// As [`Checker::check`], with `lossy` in place of the options' lossy coding.
+    pub fn check_with(
+        &mut self,
+        rules: Arc<Vec<TensorRule>>,
+        lossy: Option<crate::quant::policy::LossyOptions>,
+    ) -> Result<(CodedModel, Measured), Failure> {
         let mut opts = self.opts.clone();
+        opts.lossy = lossy;
         opts.compensated = (self.round)(&rules);
         opts.replaced = (self.replace)(&rules, opts.compensated.as_deref());
-        opts.tensor_rules = Some(Arc::new(rules));
+        opts.tensor_rules = Some(rules.clone());
         let coded = self.prepared.code(&opts)?;
         let (bytes, _) = coded.write(self.prepared, Vec::new(), Some(self.record))?;
         // Against a base the file is the update (`encode_file_calibrated` makes it from the
@@ -207,6 +219,7 @@ impl Checker<'_> {
                 agreement,
                 other_equal,
                 bytes: size,
+                rules,
             },
         ))
     }
