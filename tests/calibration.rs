@@ -295,9 +295,11 @@ fn default_encode_records_what_it_measured_and_is_deterministic() {
 }
 
 /// The default codes the file its search found again with each convolution kernel's error sum
-/// kept (spec §7.6.7), at the same size: YOLOv8n's class scores no longer shift on real
-/// images (boxes matched 0.922 -> 0.950, 35.7 -> 38.6 dB measured), and the file still meets
-/// its target on the calibration inputs.
+/// kept (spec §7.6.7), at the same size, and counts YOLOv8n's class logits only up to ±4 in
+/// their power: its class scores neither shift nor scatter on real images (measured: 41.7 dB
+/// and boxes matched 0.990 / 0.980 both ways; without kernel sums at the same steps 37.7 dB
+/// and 0.887 / 0.989, the shift of the scores undoing the finer steps), and the file still
+/// meets its target on the calibration inputs.
 #[test]
 fn default_encode_keeps_kernel_sums_at_the_same_size() {
     let tmp = tempfile::tempdir().unwrap();
@@ -331,6 +333,11 @@ fn default_encode_keeps_kernel_sums_at_the_same_size() {
         r_ks["agreement"],
         r_plain["agreement"]
     );
+    // Boxes found both ways (97 boxes: one is 1 %), two boxes of slack.
+    for key in ["orig_matched_by_cand", "cand_matched_by_orig"] {
+        let v = num(&r_ks["agreement"][key]);
+        assert!(v >= 0.96, "{key} = {v}: {}", r_ks["agreement"]);
+    }
 }
 
 #[test]

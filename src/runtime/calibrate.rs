@@ -17,7 +17,7 @@ use super::inputs;
 use super::runs::{self, CalibrationError};
 use super::search::{
     power, search_agreement, search_bits, search_distortion, search_size, snr_of, squared_error,
-    Checker,
+    Checker, LOGIT_SATURATION,
 };
 use crate::container::fidelity::{Fidelity, InputSource, OutputFidelity, Target};
 use crate::encoder::{CodedModel, EncodeOptions, Prepared, TensorRule};
@@ -174,6 +174,7 @@ pub fn calibrate(
         probe::SQUASHES
     };
     let logits = probe::logits(&full, squashes);
+    let sigmoid_logits = probe::logits(&full, probe::SQUASHES);
     probe::add_outputs(&mut full, &logits);
     let full = &full;
     let reference_bytes = full.encode_to_vec();
@@ -210,8 +211,17 @@ pub fn calibrate(
         runs.samples.len(),
         runs.samples.first().map_or(0, |s| s.len())
     ));
+    // The logits of a final Sigmoid: their power counts only up to saturation (`power`).
+    let saturates: Vec<bool> = reference
+        .outputs
+        .iter()
+        .enumerate()
+        .map(|(o, name)| {
+            o >= reference.outputs.len() - logits.len() && sigmoid_logits.contains(name)
+        })
+        .collect();
     let float_outputs: Vec<usize> = (0..reference.outputs.len())
-        .filter(|&o| power(&base, o) > 0.0)
+        .filter(|&o| power(&base, o, saturates[o]) > 0.0)
         .collect();
     if float_outputs.is_empty() {
         return Err(Failure::Unrunnable(
@@ -469,7 +479,7 @@ pub fn calibrate(
                         .map(|(x, y)| squared_error(&x[o], &y[o]))
                         .sum();
                     // An output that is all zeros on the samples used tells nothing here.
-                    let p = power(probe_part, o);
+                    let p = power(probe_part, o, saturates[o]);
                     if p > 0.0 {
                         se / p
                     } else {
@@ -648,6 +658,7 @@ pub fn calibrate(
         targeted: &targeted,
         threads: cal.threads,
         added_outputs: &logits,
+        saturates: &saturates,
         record: &record,
     };
     let quantized_weights: u64 = candidates.iter().map(|&i| lifted[i].elements).sum();
@@ -747,9 +758,14 @@ pub fn calibrate(
     for (o, name) in reference.outputs.iter().enumerate().skip(own) {
         if let Some(j) = float_outputs.iter().position(|&x| x == o) {
             notes.push(format!(
-                "also targeted: {name}, the scores before a final {}: {:.1} dB",
+                "also targeted: {name}, the scores before a final {}: {:.1} dB{}",
                 squashes.join(" or "),
-                snr_of(result.distortion[j])
+                snr_of(result.distortion[j]),
+                if saturates[o] {
+                    format!(" (logits counted up to ±{LOGIT_SATURATION} in its power)")
+                } else {
+                    String::new()
+                }
             ));
         }
     }
