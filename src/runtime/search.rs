@@ -488,7 +488,8 @@ fn signal(y: f32, saturates: bool) -> f64 {
     }
 }
 
-/// Σy² of float output `o` over all runs (finite values only), as [`signal`] counts it.
+/// Σy² of float output `o` over all runs (finite values only); for a Sigmoid's logits
+/// (`saturates`) each `y²` at most `LOGIT_SATURATION²`.
 pub fn power(runs: &[Vec<Output>], o: usize, saturates: bool) -> f64 {
     runs.iter()
         .filter_map(|r| r.get(o).and_then(|x| x.values.as_ref()))
