@@ -194,8 +194,8 @@ struct TargetArgs {
     /// Leave every convolution kernel at its nearest levels. By default, with synthetic inputs
     /// and an SNR target, the file the search found is coded again with each kernel's error
     /// sum kept within half a step (as --kernel-sums does) and kept when the decoded model
-    /// still meets the target: same size, inputs' means no longer shift the layers' outputs
-    /// (README)
+    /// still meets the target and measures no worse on the calibration inputs: same size,
+    /// inputs' means no longer shift the layers' outputs (README)
     #[arg(long, conflicts_with = "kernel_sums")]
     no_kernel_sums: bool,
     /// No progress bar.
