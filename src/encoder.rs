@@ -441,10 +441,11 @@ impl Prepared {
                     _ => false,
                 };
                 let coded = on_base_grid(opts)?;
+                let same = is_base(&coded);
                 // The base may have kept its kernels' sums where this encode does not, or
                 // the reverse (a calibrated base keeps them when its target still holds): an
                 // unchanged convolution weight is found either way.
-                if !is_base(&coded) {
+                if !same {
                     if let Some(l) = opts
                         .lossy
                         .filter(|_| self.consumers.conv_taps(&t.name, &t.dims).is_some())
@@ -463,7 +464,6 @@ impl Prepared {
                     }
                 }
                 if let Placement::Record(h, _) = &coded.0 {
-                    let same = is_base(&coded);
                     let close = || close_spread(t.data_type, &t.data, &place.data);
                     if same
                         || (h.coding == Coding::Quantized && rule != TensorRule::Exact && close())

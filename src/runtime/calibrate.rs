@@ -212,14 +212,14 @@ pub fn calibrate(
         runs.samples.len(),
         runs.samples.first().map_or(0, |s| s.len())
     ));
+    // The model's own outputs come first, then the logits added above.
+    let own = reference.outputs.len() - logits.len();
     // The logits of a final Sigmoid: their power counts only up to saturation (`power`).
     let saturates: Vec<bool> = reference
         .outputs
         .iter()
         .enumerate()
-        .map(|(o, name)| {
-            o >= reference.outputs.len() - logits.len() && sigmoid_logits.contains(name)
-        })
+        .map(|(o, name)| o >= own && sigmoid_logits.contains(name))
         .collect();
     let float_outputs: Vec<usize> = (0..reference.outputs.len())
         .filter(|&o| power(&base, o, saturates[o]) > 0.0)
@@ -406,7 +406,6 @@ pub fn calibrate(
     }
     // The model's own outputs stay targeted when noise leaves them all unchanged: the scores
     // before a final squashing do not stand in for them.
-    let own = reference.outputs.len() - logits.len();
     if !targeted.iter().any(|&j| float_outputs[j] < own) {
         targeted.extend((0..float_outputs.len()).filter(|&j| float_outputs[j] < own));
         targeted.sort_unstable();
