@@ -154,8 +154,9 @@ fn nnc_default_snr() -> f64 {
 #[derive(clap::Args, Clone)]
 struct TargetArgs {
     /// Fidelity target checked on the decoded model: `snr=DB` (every float output's SNR on
-    /// the calibration inputs) or `agreement=F` (decisions of the first output: argmax over
-    /// its last axis). The default is the --quality preset's SNR.
+    /// the calibration inputs, its values counted around their mean unless all lie in
+    /// [0, 1]) or `agreement=F` (decisions of the first output: argmax over its last axis).
+    /// The default is the --quality preset's SNR.
     #[arg(long, value_name = "snr=DB|agreement=F")]
     target: Option<String>,
     /// Size budget: the least output distortion whose file fits in BYTES (with --base, the

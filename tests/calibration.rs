@@ -11,6 +11,8 @@
 //! - A size budget is met.
 //! - The default encode writes a FIDELITY record whose targeted outputs meet the target, and
 //!   the same input gives the same bytes.
+//! - A constant added to an output does not make its steps coarser (its SNR counts its
+//!   variation).
 //! - A model that cannot run (no runtime) falls back to the weight-domain rule and says so.
 //! - Against a lossy base whose grid misses the target, only some tensors leave the grid.
 #![cfg(feature = "runtime")]
@@ -338,6 +340,55 @@ fn default_encode_keeps_kernel_sums_at_the_same_size() {
         let v = num(&r_ks["agreement"][key]);
         assert!(v >= 0.96, "{key} = {v}: {}", r_ks["agreement"]);
     }
+}
+
+/// An output's SNR counts its variation, not a constant it carries: MiniLM-L6 with 100 added
+/// to its hidden states (as a log-spectrogram carries its level, or a detector its boxes'
+/// coordinates in pixels) is coded at the same steps as MiniLM-L6 itself. Counted from 0, the
+/// constant would make its power 40000 times its variation's and buy steps 46 dB coarser.
+#[test]
+fn a_constant_in_an_output_buys_no_coarser_steps() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = corpus("minilm_l6_fp32.onnx");
+    let shifted = tmp.path().join("shifted.onnx");
+    run(Command::new("python3").arg("-c").arg(format!(
+        r#"
+import numpy as np, onnx
+from onnx import helper, numpy_helper
+m = onnx.load({model:?})
+g = m.graph
+name = g.output[0].name
+for n in g.node:
+    for i, o in enumerate(n.output):
+        if o == name:
+            n.output[i] = name + "_unshifted"
+g.initializer.append(numpy_helper.from_array(np.array(100.0, np.float32), "shift"))
+g.node.append(helper.make_node("Add", [name + "_unshifted", "shift"], [name]))
+onnx.save(m, {shifted:?})
+"#
+    )));
+    let (a, b) = (tmp.path().join("a.nnc"), tmp.path().join("b.nnc"));
+    let err_a = encode(&model, &a, &[]);
+    let err_b = encode(&shifted, &b, &[]);
+    assert!(
+        err_b.contains("counted around their mean 99.99")
+            || err_b.contains("counted around their mean 100.00"),
+        "{err_b}"
+    );
+    let (size_a, size_b) = (
+        std::fs::metadata(&a).unwrap().len() as f64,
+        std::fs::metadata(&b).unwrap().len() as f64,
+    );
+    assert!(
+        (size_b / size_a - 1.0).abs() < 0.005,
+        "{size_b} bytes shifted against {size_a}:\n{err_a}\n{err_b}"
+    );
+    let snr = |f: &Path| num(&inspect_json(f)["fidelity"]["outputs"][0]["snr_db"]);
+    let (snr_a, snr_b) = (snr(&a), snr(&b));
+    assert!(
+        snr_b >= 36.0 && (snr_a - snr_b).abs() < 0.5,
+        "{snr_a} against {snr_b} dB"
+    );
 }
 
 #[test]

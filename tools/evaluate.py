@@ -35,7 +35,9 @@ names its headline decision metric in agreement["decision_key"] (ocr_rec:
 text_equal_normalized, ocr_det: iou_positive, text_cls/orientation: top1, yolo: matched_min,
 vad: frame_agreement_min, face: face_decision, oww_mel/oww_emb/hotword/sentence_emb:
 nn_agreement, layout: boxes_matched_min, captcha: sequence_equal, generic: top1_min or cosine_min) and carries
-agreement["min_snr_db"], the minimum SNR over the float outputs.
+agreement["min_snr_db"], the minimum SNR over the float outputs (Σy² over the squared error),
+and agreement["min_snr_centered_db"], the same with each output's values counted around their
+mean unless they all lie in [0, 1] (the encoder's measure, spec §8.3).
 
 Calibration data: --export-calibration writes N (default 16) inputs of MODEL's task as
 DIR/test_data_set_K/input_J.pb (onnx TensorProtos named after the model's inputs, J in
@@ -285,7 +287,7 @@ class Pair:
             raise CandidateError("inputs differ: %s vs %s" % (oi, ci))
         self.stats = {n: dict(n=0, bit_identical=True, max_abs_diff=0.0, sig=0.0, noise=0.0,
                               dot=0.0, n_o=0.0, n_c=0.0, shape=None, shape_mismatch=False,
-                              dtype=None, nonfinite_mismatch=0)
+                              dtype=None, nonfinite_mismatch=0, total=0.0, count=0, unit=True)
                       for n in self.out_names}
         self.n_runs = 0
 
@@ -328,6 +330,9 @@ class Pair:
         if d.size:
             st["max_abs_diff"] = max(st["max_abs_diff"], float(d.max()))
         st["sig"] += float(np.sum(a64[fin] ** 2))
+        st["total"] += float(np.sum(a64[fin]))
+        st["count"] += int(np.sum(fin))
+        st["unit"] = st["unit"] and bool(np.all((a64[fin] >= 0.0) & (a64[fin] <= 1.0)))
         st["noise"] += float(np.sum((a64[fin] - b64[fin]) ** 2))
         st["dot"] += float(np.sum(a64[fin] * b64[fin]))
         st["n_o"] += float(np.sum(a64[fin] ** 2))
@@ -343,14 +348,24 @@ class Pair:
                 snr = -SNR_CAP_DB
             else:
                 snr = min(SNR_CAP_DB, 10.0 * math.log10(st["sig"] / st["noise"]))
+            # The encoder's measure (spec §8.3): values counted around their mean unless
+            # every one lies in [0, 1]; capped as snr.
+            centered = st["sig"] - (st["total"] ** 2 / st["count"] if st["count"] and not st["unit"] else 0.0)
+            if st["noise"] == 0.0:
+                snr_c = SNR_CAP_DB
+            elif centered <= 0.0:
+                snr_c = -SNR_CAP_DB
+            else:
+                snr_c = min(SNR_CAP_DB, 10.0 * math.log10(centered / st["noise"]))
             den = math.sqrt(st["n_o"] * st["n_c"])
             cos = st["dot"] / den if den > 0 else (1.0 if st["n_o"] == st["n_c"] else 0.0)
             if st["shape_mismatch"] or st["nonfinite_mismatch"]:
                 # NaN/inf where the original is finite (or vice versa): worst-case scores
-                snr, cos = -SNR_CAP_DB, 0.0
+                snr, snr_c, cos = -SNR_CAP_DB, -SNR_CAP_DB, 0.0
             rep[name] = dict(shape=st["shape"], dtype=st["dtype"], n=st["n"],
                              bit_identical=st["bit_identical"],
-                             max_abs_diff=st["max_abs_diff"], snr_db=snr, cosine=cos,
+                             max_abs_diff=st["max_abs_diff"], snr_db=snr,
+                             snr_centered_db=snr_c, cosine=cos,
                              nonfinite_mismatch=st["nonfinite_mismatch"],
                              shape_mismatch=st["shape_mismatch"])
         return rep
@@ -369,7 +384,7 @@ class Recorder(Pair):
         self.out_names = [o.name for o in self.so.get_outputs()]
         self.stats = {n: dict(n=0, bit_identical=True, max_abs_diff=0.0, sig=0.0, noise=0.0,
                               dot=0.0, n_o=0.0, n_c=0.0, shape=None, shape_mismatch=False,
-                              dtype=None, nonfinite_mismatch=0)
+                              dtype=None, nonfinite_mismatch=0, total=0.0, count=0, unit=True)
                       for n in self.out_names}
         self.n_runs = 0
         self.recorded = []
@@ -2029,6 +2044,9 @@ def main(argv=None):
                 if o["n"] and o["dtype"] and o["dtype"].startswith("float")]
         if snrs:
             result.setdefault("agreement", {})["min_snr_db"] = min(snrs)
+            result["agreement"]["min_snr_centered_db"] = min(
+                o["snr_centered_db"] for o in result["outputs"].values()
+                if o["n"] and o["dtype"] and o["dtype"].startswith("float"))
     else:
         result["outputs"] = {}
         result["bit_identical"] = False

@@ -77,7 +77,8 @@ impl InputSource {
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutputFidelity {
     pub name: String,
-    /// 10·log10(Σy² / Σ(y − ŷ)²) over the calibration inputs; +inf when identical.
+    /// 10·log10(Σ(y − c)² / Σ(y − ŷ)²) over the calibration inputs, `c` 0 when every `y`
+    /// lies in [0, 1], else their mean (spec §8.3); +inf when identical.
     pub snr_db: f64,
     /// Fraction of decisions (argmax over the last axis; a threshold for a last axis of 1)
     /// that agree; NaN when not measured.

@@ -3,8 +3,9 @@
 //! the format carries only the steps, spec §7.6.2).
 //!
 //! Model (additive noise, measured): quantizing tensor `t` with weight-domain mean squared
-//! error `m_t` adds `a[t][o]·m_t` to the normalized squared error `D_o = Σ(y − ŷ)² / Σy²` of
-//! output `o`, so `D_o ≈ Σ_t a[t][o]·m_t` and the output SNR is `−10·log10 D_o`. Each tensor
+//! error `m_t` adds `a[t][o]·m_t` to the normalized squared error `D_o = Σ(y − ŷ)² / P_o` of
+//! output `o` (`P_o` its signal power, `runtime::search::Signal`), so `D_o ≈ Σ_t a[t][o]·m_t`
+//! and the output SNR is `−10·log10 D_o`. Each tensor
 //! has a rate–distortion curve of candidate settings (a step, or lossless) with their bits
 //! and `m_t` measured on its own values. The allocation minimises `Σ bits` subject to
 //! `D_o ≤ budget_o` for every output by Lagrangian choice per tensor (each tensor takes the

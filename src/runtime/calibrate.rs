@@ -17,7 +17,7 @@ use super::inputs;
 use super::runs::{self, CalibrationError};
 use super::search::{
     power, search_agreement, search_bits, search_distortion, search_size, snr_of, squared_error,
-    Checker, Measured, LOGIT_SATURATION,
+    Checker, Measured, Signal, LOGIT_SATURATION,
 };
 use crate::container::fidelity::{Fidelity, InputSource, OutputFidelity, Target};
 use crate::encoder::{CodedModel, EncodeOptions, Prepared, TensorRule};
@@ -221,8 +221,11 @@ pub fn calibrate(
         .enumerate()
         .map(|(o, name)| o >= own && sigmoid_logits.contains(name))
         .collect();
+    let signals: Vec<Signal> = (0..reference.outputs.len())
+        .map(|o| Signal::of(&base, o, saturates[o]))
+        .collect();
     let float_outputs: Vec<usize> = (0..reference.outputs.len())
-        .filter(|&o| power(&base, o, saturates[o]) > 0.0)
+        .filter(|&o| power(&base, o, signals[o]) > 0.0)
         .collect();
     if float_outputs.is_empty() {
         return Err(Failure::Unrunnable(
@@ -479,7 +482,7 @@ pub fn calibrate(
                         .map(|(x, y)| squared_error(&x[o], &y[o]))
                         .sum();
                     // An output that is all zeros on the samples used tells nothing here.
-                    let p = power(probe_part, o, saturates[o]);
+                    let p = power(probe_part, o, signals[o]);
                     if p > 0.0 {
                         se / p
                     } else {
@@ -658,7 +661,7 @@ pub fn calibrate(
         targeted: &targeted,
         threads: cal.threads,
         added_outputs: &logits,
-        saturates: &saturates,
+        signals: &signals,
         record: &record,
     };
     let quantized_weights: u64 = candidates.iter().map(|&i| lifted[i].elements).sum();
@@ -726,10 +729,14 @@ pub fn calibrate(
         }
         if let Some(sp) = result.spread[j] {
             notes.push(format!(
-                "{}: {:.1} dB over the {} calibration inputs, {:.1}–{:.1} dB with any one left \
+                "{}: {:.1} dB{} over the {} calibration inputs, {:.1}–{:.1} dB with any one left \
                  out, {:.1} dB on the worst one alone",
                 reference.outputs[o],
                 snr_of(result.distortion[j]),
+                match signals[o] {
+                    Signal::Centered(m) => format!(" (its values counted around their mean {m:.4})"),
+                    _ => String::new(),
+                },
                 sp.inputs,
                 sp.leave_one_out.0,
                 sp.leave_one_out.1,

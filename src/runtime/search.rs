@@ -11,7 +11,7 @@ use crate::quant::allocate::{self, Allocation, Curve};
 /// What one check of a decoded model measured.
 #[derive(Debug, Clone)]
 pub struct Measured {
-    /// Per float output: Σ(y − ŷ)² / Σy².
+    /// Per float output: Σ(y − ŷ)² over its signal power ([`Signal`]).
     pub distortion: Vec<f64>,
     /// Per float output: how much single runs weigh in it.
     pub spread: Vec<Option<Spread>>,
@@ -97,8 +97,8 @@ pub struct Checker<'a> {
     pub threads: usize,
     /// Tensors of the main graph added as outputs (as in the reference session).
     pub added_outputs: &'a [String],
-    /// Per output (all): the logits of a final Sigmoid, whose power saturates ([`power`]).
-    pub saturates: &'a [bool],
+    /// Per output (all): how its values count toward its signal power ([`Signal`]).
+    pub signals: &'a [Signal],
     /// The FIDELITY record of the file, written by every check so that `Measured::bytes` is
     /// the file's size (its values do not change its length).
     pub record: &'a crate::container::fidelity::Fidelity,
@@ -122,7 +122,7 @@ impl Checker<'_> {
                 power.push(
                     p.iter()
                         .filter(|u| u.is_finite())
-                        .map(|&u| signal(u, self.saturates[o]))
+                        .map(|&u| self.signals[o].power(u))
                         .sum(),
                 );
             }
@@ -185,7 +185,7 @@ impl Checker<'_> {
                 .zip(&runs)
                 .map(|(a, b)| squared_error(&a[o], &b[o]))
                 .sum();
-            distortion.push(se / power(self.base, o, self.saturates[o]));
+            distortion.push(se / power(self.base, o, self.signals[o]));
             spread.push(self.spread(&runs, o));
             let (mut same, mut all) = (0usize, 0usize);
             for (a, b) in self.base.iter().zip(&runs) {
@@ -478,24 +478,65 @@ pub fn search_bits(
 /// of error, and 3–8 % of its boxes changed on real images (README).
 pub const LOGIT_SATURATION: f64 = 4.0;
 
-/// `y²` as signal power; for `saturates` (a Sigmoid's logits), at most `LOGIT_SATURATION²`.
-fn signal(y: f32, saturates: bool) -> f64 {
-    let s = (y as f64) * (y as f64);
-    if saturates {
-        s.min(LOGIT_SATURATION * LOGIT_SATURATION)
-    } else {
-        s
+/// How an output's values count toward its signal power (its SNR's numerator).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Signal {
+    /// `y²`: probabilities and other values within [0, 1], where the distance from 0 is
+    /// the value's meaning.
+    Plain,
+    /// `min(y², LOGIT_SATURATION²)`: the logits of a final Sigmoid.
+    Saturating,
+    /// `(y − mean)²`: any other output, around its mean over the reference runs of the
+    /// calibration inputs. A constant part (a log-spectrogram's level, coordinates in pixels,
+    /// a bias every input shares) would otherwise count as signal that no error can reach.
+    Centered(f64),
+}
+
+impl Signal {
+    /// The signal of output `o` on the reference `runs`: `Saturating` for a Sigmoid's logits,
+    /// `Plain` when every finite value lies in [0, 1] or all are equal (an output the inputs
+    /// do not move keeps its error measured against its size), else `Centered` around their
+    /// mean.
+    pub fn of(runs: &[Vec<Output>], o: usize, saturates: bool) -> Signal {
+        if saturates {
+            return Signal::Saturating;
+        }
+        let values = || {
+            runs.iter()
+                .filter_map(|r| r.get(o).and_then(|x| x.values.as_ref()))
+                .flat_map(|v| v.iter())
+                .filter(|x| x.is_finite())
+        };
+        if values().all(|&y| (0.0..=1.0).contains(&y)) {
+            return Signal::Plain;
+        }
+        let (sum, n) = values().fold((0.0f64, 0usize), |(s, n), &y| (s + y as f64, n + 1));
+        let centered = Signal::Centered(sum / n.max(1) as f64);
+        if values().all(|&y| centered.power(y) == 0.0) {
+            return Signal::Plain;
+        }
+        centered
+    }
+
+    /// What `y` adds to the signal power.
+    fn power(self, y: f32) -> f64 {
+        let y = y as f64;
+        match self {
+            Signal::Plain => y * y,
+            Signal::Saturating => (y * y).min(LOGIT_SATURATION * LOGIT_SATURATION),
+            Signal::Centered(m) => (y - m) * (y - m),
+        }
     }
 }
 
-/// Σy² of float output `o` over all runs (finite values only); for a Sigmoid's logits
-/// (`saturates`) each `y²` at most `LOGIT_SATURATION²`.
-pub fn power(runs: &[Vec<Output>], o: usize, saturates: bool) -> f64 {
+/// The signal power of float output `o` over all runs (finite values only), as `signal`
+/// counts it.
+pub fn power(runs: &[Vec<Output>], o: usize, signal: Signal) -> f64 {
     runs.iter()
         .filter_map(|r| r.get(o).and_then(|x| x.values.as_ref()))
         .flat_map(|v| v.iter())
         .filter(|x| x.is_finite())
-        .map(|&x| signal(x, saturates))
+        .map(|&x| signal.power(x))
         .sum()
 }
 
@@ -557,6 +598,40 @@ pub fn snr_of(d: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn runs(values: &[&[f32]]) -> Vec<Vec<Output>> {
+        values
+            .iter()
+            .map(|v| {
+                vec![Output {
+                    name: "y".into(),
+                    shape: vec![v.len() as i64],
+                    values: Some(v.to_vec()),
+                    raw: Vec::new(),
+                }]
+            })
+            .collect()
+    }
+
+    /// Probabilities count from 0, a Sigmoid's logits up to saturation, anything else
+    /// around its mean: a constant added to such an output leaves its power as it was.
+    #[test]
+    fn an_outputs_power_is_its_variation_unless_it_is_a_probability() {
+        let probs = runs(&[&[0.0, 0.25], &[1.0, 0.5]]);
+        assert_eq!(Signal::of(&probs, 0, false), Signal::Plain);
+        assert_eq!(power(&probs, 0, Signal::Plain), 0.0625 + 1.0 + 0.25);
+        assert_eq!(Signal::of(&probs, 0, true), Signal::Saturating);
+        let logits = runs(&[&[-11.0, 2.0]]);
+        assert_eq!(power(&logits, 0, Signal::Saturating), 16.0 + 4.0);
+        let level = runs(&[&[55.0, 57.0], &[59.0, f32::NAN]]);
+        assert_eq!(Signal::of(&level, 0, false), Signal::Centered(57.0));
+        assert_eq!(power(&level, 0, Signal::of(&level, 0, false)), 8.0);
+        let moved = runs(&[&[-2.0, 0.0], &[2.0, f32::INFINITY]]);
+        assert_eq!(power(&moved, 0, Signal::of(&moved, 0, false)), 8.0);
+        // An output no input moves is measured against its size.
+        let still = runs(&[&[3.0, 3.0], &[3.0]]);
+        assert_eq!(Signal::of(&still, 0, false), Signal::Plain);
+    }
 
     /// PP-OCRv5 det's trace: the map's error stayed at 3.3e-3 while the prediction fell from
     /// 2.5e-4 to 1.3e-6; its logits followed (3.1e-7 to 9.3e-10), and an error that fell as
