@@ -481,7 +481,8 @@ pub fn calibrate(
                         .zip(&out)
                         .map(|(x, y)| squared_error(&x[o], &y[o]))
                         .sum();
-                    // An output that is all zeros on the samples used tells nothing here.
+                    // An output without signal on the samples used (all zeros, or all at
+                    // its mean) tells nothing here.
                     let p = power(probe_part, o, signals[o]);
                     if p > 0.0 {
                         se / p
