@@ -214,15 +214,13 @@ pub fn calibrate(
     ));
     // The model's own outputs come first, then the logits added above.
     let own = reference.outputs.len() - logits.len();
-    // The logits of a final Sigmoid: their power counts only up to saturation (`power`).
-    let saturates: Vec<bool> = reference
+    // How each output counts toward its signal power; the logits of a final Sigmoid only up
+    // to saturation.
+    let signals: Vec<Signal> = reference
         .outputs
         .iter()
         .enumerate()
-        .map(|(o, name)| o >= own && sigmoid_logits.contains(name))
-        .collect();
-    let signals: Vec<Signal> = (0..reference.outputs.len())
-        .map(|o| Signal::of(&base, o, saturates[o]))
+        .map(|(o, name)| Signal::of(&base, o, o >= own && sigmoid_logits.contains(name)))
         .collect();
     let float_outputs: Vec<usize> = (0..reference.outputs.len())
         .filter(|&o| power(&base, o, signals[o]) > 0.0)
@@ -752,7 +750,7 @@ pub fn calibrate(
                 "also targeted: {name}, the scores before a final {}: {:.1} dB{}",
                 squashes.join(" or "),
                 snr_of(result.distortion[j]),
-                if saturates[o] {
+                if signals[o] == Signal::Saturating {
                     format!(" (logits counted up to ±{LOGIT_SATURATION} in its power)")
                 } else {
                     String::new()

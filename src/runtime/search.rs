@@ -501,12 +501,7 @@ impl Signal {
         if saturates {
             return Signal::Saturating;
         }
-        let values = || {
-            runs.iter()
-                .filter_map(|r| r.get(o).and_then(|x| x.values.as_ref()))
-                .flat_map(|v| v.iter())
-                .filter(|x| x.is_finite())
-        };
+        let values = || finite_values(runs, o);
         if values().all(|&y| (0.0..=1.0).contains(&y)) {
             return Signal::Plain;
         }
@@ -532,12 +527,15 @@ impl Signal {
 /// The signal power of float output `o` over all runs (finite values only), as `signal`
 /// counts it.
 pub fn power(runs: &[Vec<Output>], o: usize, signal: Signal) -> f64 {
+    finite_values(runs, o).map(|&x| signal.power(x)).sum()
+}
+
+/// The finite values of float output `o` over all runs.
+fn finite_values(runs: &[Vec<Output>], o: usize) -> impl Iterator<Item = &f32> {
     runs.iter()
-        .filter_map(|r| r.get(o).and_then(|x| x.values.as_ref()))
+        .filter_map(move |r| r.get(o).and_then(|x| x.values.as_ref()))
         .flat_map(|v| v.iter())
         .filter(|x| x.is_finite())
-        .map(|&x| signal.power(x))
-        .sum()
 }
 
 /// Σ(y − ŷ)² between two runs of one output; infinite when shapes or non-finite positions
