@@ -184,3 +184,92 @@ fn fine_bits_never_codes_a_tensor_larger_than_exact() {
     // The rounding is used somewhere (the test would pass vacuously otherwise).
     assert!(rounded > 0, "no tensor was rounded");
 }
+
+/// `nnc encode` rounds the mantissas of biases and normalization parameters to 12 bits unless
+/// told otherwise (`--fine-bits 23` keeps them exact), and the file is smaller for it: on the
+/// direction classifier, whose 35 batch normalizations are not folded into its convolutions,
+/// every such value decodes to its original rounded to 12 mantissa bits.
+#[test]
+fn the_command_line_rounds_normalization_parameters_to_12_mantissa_bits() {
+    let path = corpus_dir().join("ch_ppocr_mobile_v2.0_cls_infer.onnx");
+    assert!(
+        path.exists(),
+        "{} missing: run tools/fetch_corpus.sh",
+        path.display()
+    );
+    // The float values of the model's batch-normalization parameters (`Constant` nodes in
+    // this export), by name.
+    let params =
+        |m: &nnc::onnx::proto::ModelProto| -> std::collections::BTreeMap<String, Vec<f32>> {
+            let mut out = std::collections::BTreeMap::new();
+            for n in &m.graph.as_ref().unwrap().node {
+                let name = n.output.first().cloned().unwrap_or_default();
+                if n.op_type.as_deref() != Some("Constant") || !name.contains("_bn_") {
+                    continue;
+                }
+                let t = n.attribute[0].t.as_deref().unwrap();
+                let v: Vec<f32> = match &t.raw_data {
+                    Some(r) if !r.is_empty() => r
+                        .chunks_exact(4)
+                        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                        .collect(),
+                    _ => t.float_data.clone(),
+                };
+                out.insert(name, v);
+            }
+            out
+        };
+    let original = params(&read_model(&path));
+    // 35 batch normalizations of 4 parameters each.
+    assert!(
+        original.len() >= 100,
+        "{} normalization parameters",
+        original.len()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut sizes = Vec::new();
+    for (extra, bits) in [(None, 12u8), (Some("23"), 23)] {
+        let out = dir.path().join(format!("cls{bits}.nnc"));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_nnc"));
+        cmd.arg("encode")
+            .arg(&path)
+            .arg(&out)
+            .args(["--weight-domain", "--quiet"]);
+        if let Some(b) = extra {
+            cmd.args(["--fine-bits", b]);
+        }
+        let status = cmd.status().unwrap();
+        assert!(status.success(), "nnc encode {extra:?}: {status}");
+        let bytes = std::fs::read(&out).unwrap();
+        sizes.push(bytes.len());
+        let decoded = params(&decode_inline(&bytes));
+        let mut changed = 0usize;
+        for (name, orig) in &original {
+            let got = &decoded[name];
+            assert_eq!(got.len(), orig.len(), "{name}");
+            for (&x, &y) in orig.iter().zip(got) {
+                // Parameters of fewer than 16 values stay exact.
+                let want = if orig.len() < 16 {
+                    x
+                } else {
+                    nnc::quant::policy::round_mantissa(x, bits)
+                };
+                assert_eq!(
+                    y.to_bits(),
+                    want.to_bits(),
+                    "{name}: {x:e} decodes to {y:e}, {want:e} expected with {bits} mantissa bits"
+                );
+                changed += usize::from(y.to_bits() != x.to_bits());
+            }
+        }
+        if bits == 12 {
+            assert!(changed > 0, "no value was rounded by the default");
+        }
+    }
+    assert!(
+        sizes[0] < sizes[1],
+        "the default ({} bytes) is not smaller than exact normalization parameters ({})",
+        sizes[0],
+        sizes[1]
+    );
+}

@@ -93,7 +93,9 @@ def encode(src: Source, output: Union[str, "os.PathLike[str]", None] = None, **o
     ("channel", "tensor"), ``rdo``, ``fine_bits``, ``kernel_sums``, ``min_elements``, ``all_tensors``,
     ``records_only``, and ``base`` (an update against that model: its .onnx or .nnc, or a
     chain; tensors it holds as they are become references). Out-of-range values raise
-    :class:`InvalidOptionsError`.
+    :class:`InvalidOptionsError`. Two defaults differ from ``nnc encode``'s: steps follow the
+    weight-domain rule (the model is not run), and ``fine_bits`` is None (biases and
+    normalization parameters exact; ``nnc encode`` rounds them to 12 mantissa bits).
     """
     return _nnc.encode(src, output, **options)
 
