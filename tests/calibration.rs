@@ -104,6 +104,27 @@ fn export(model: &Path, dir: &Path, count: usize) {
         .arg(count.to_string()));
 }
 
+/// Writes `model` to `out` with nodes after its first output: the output's producer now
+/// writes `NAME_plain`, and `body` (Python, with `np`, `helper`, `numpy_helper`, the graph `g`
+/// and the output's `name`) adds what computes `name` from it.
+fn after_output(model: &Path, out: &Path, body: &str) {
+    run(Command::new("python3").arg("-c").arg(format!(
+        r#"
+import numpy as np, onnx
+from onnx import helper, numpy_helper
+m = onnx.load({model:?})
+g = m.graph
+name = g.output[0].name
+for n in g.node:
+    for i, o in enumerate(n.output):
+        if o == name:
+            n.output[i] = name + "_plain"
+{body}
+onnx.save(m, {out:?})
+"#
+    )));
+}
+
 #[test]
 fn calibrated_snr_holds_on_held_apart_inputs() {
     let tmp = tempfile::tempdir().unwrap();
@@ -352,22 +373,14 @@ fn a_constant_in_an_output_buys_no_coarser_steps() {
     let tmp = tempfile::tempdir().unwrap();
     let model = corpus("minilm_l6_fp32.onnx");
     let shifted = tmp.path().join("shifted.onnx");
-    run(Command::new("python3").arg("-c").arg(format!(
+    after_output(
+        &model,
+        &shifted,
         r#"
-import numpy as np, onnx
-from onnx import helper, numpy_helper
-m = onnx.load({model:?})
-g = m.graph
-name = g.output[0].name
-for n in g.node:
-    for i, o in enumerate(n.output):
-        if o == name:
-            n.output[i] = name + "_unshifted"
 g.initializer.append(numpy_helper.from_array(np.array(100.0, np.float32), "shift"))
-g.node.append(helper.make_node("Add", [name + "_unshifted", "shift"], [name]))
-onnx.save(m, {shifted:?})
-"#
-    )));
+g.node.append(helper.make_node("Add", [name + "_plain", "shift"], [name]))
+"#,
+    );
     let (a, b) = (tmp.path().join("a.nnc"), tmp.path().join("b.nnc"));
     let err_a = encode(&model, &a, &[]);
     let err_b = encode(&shifted, &b, &[]);
@@ -402,26 +415,17 @@ fn a_bias_the_rounding_would_break_stays_exact() {
     let tmp = tempfile::tempdir().unwrap();
     let model = corpus("minilm_l6_fp32.onnx");
     let biased = tmp.path().join("biased.onnx");
-    let script = |body: &str| {
-        format!("import numpy as np, onnx\nfrom onnx import helper, numpy_helper\n{body}")
-    };
-    run(Command::new("python3").arg("-c").arg(script(&format!(
+    after_output(
+        &model,
+        &biased,
         r#"
-m = onnx.load({model:?})
-g = m.graph
-name = g.output[0].name
-for n in g.node:
-    for i, o in enumerate(n.output):
-        if o == name:
-            n.output[i] = name + "_plain"
 big = (1e4 + 1 / 3 + np.random.default_rng(7).uniform(0, 0.01, 384)).astype(np.float32)
 g.initializer.append(numpy_helper.from_array(big, "big_bias"))
 g.initializer.append(numpy_helper.from_array(np.array(-1e4, np.float32), "minus_big"))
 g.node.append(helper.make_node("Add", [name + "_plain", "big_bias"], [name + "_big"]))
 g.node.append(helper.make_node("Add", [name + "_big", "minus_big"], [name]))
-onnx.save(m, {biased:?})
-"#
-    ))));
+"#,
+    );
     let (a, b) = (tmp.path().join("a.nnc"), tmp.path().join("b.nnc"));
     encode(&model, &a, &[]);
     let err = encode(&biased, &b, &[]);
@@ -442,12 +446,14 @@ onnx.save(m, {biased:?})
     );
     let dec = tmp.path().join("b.onnx");
     run(nnc().arg("decode").arg(&b).arg(&dec).arg("--quiet"));
-    let (o, _) = run(Command::new("python3").arg("-c").arg(script(&format!(
+    let (o, _) = run(Command::new("python3").arg("-c").arg(format!(
         r#"
+import onnx
+from onnx import numpy_helper
 get = lambda p: {{t.name: numpy_helper.to_array(t) for t in onnx.load(p).graph.initializer}}
 print(int((get({biased:?})["big_bias"] == get({dec:?})["big_bias"]).all()))
 "#
-    ))));
+    )));
     assert_eq!(o.trim(), "1", "the large bias was not kept exact");
 }
 
