@@ -405,8 +405,8 @@ g.node.append(helper.make_node("Add", [name + "_plain", "shift"], [name]))
     );
 }
 
-/// Biases and normalization parameters are rounded to 12 mantissa bits only where that alone
-/// leaves the outputs far above the target: MiniLM-L6 with a bias of 10⁴ + 1/3 + U(0, 0.01)
+/// Biases and normalization parameters rounded to 12 mantissa bits do not hold the search
+/// under its target: MiniLM-L6 with a bias of 10⁴ + 1/3 + U(0, 0.01)
 /// added to its hidden states and 10⁴ taken away again (rounded to 12 bits, such a value is
 /// 10⁴: an error of about 1/3 on every value; a bias of equal values would not be rounded,
 /// as it codes no smaller) keeps that bias exact, says so, and is coded as MiniLM-L6 itself.
