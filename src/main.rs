@@ -31,14 +31,14 @@ fn stdout_result(r: std::io::Result<()>) {
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-
-/// `--fine-bits` when not given: the mantissa bits kept of biases and normalization
-/// parameters (measured: README, "Biases and normalization parameters").
-const DEFAULT_FINE_BITS: u8 = 12;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand};
 use nnc::{DecodeOptions, Decoder, EncodeOptions, Limits};
+
+/// `--fine-bits` when not given: the mantissa bits kept of biases and normalization
+/// parameters (measured: README, "Biases and normalization parameters").
+const DEFAULT_FINE_BITS: u8 = 12;
 
 #[derive(Parser)]
 #[command(

@@ -685,18 +685,12 @@ pub fn calibrate(
             // target or finds a floor, it runs again with them exact, and keeps what comes
             // closer to the target.
             if let Some(bits) = lossy.fine_bits {
-                let excess = |m: &Measured| -> f64 {
-                    m.targeted()
-                        .zip(&budget)
-                        .map(|(d, b)| d / b)
-                        .fold(0.0, f64::max)
-                };
-                let first = excess(&found.1);
+                let first = found.1.excess(&budget);
                 if first > 1.0 || !found.1.floored.is_empty() {
                     check.opts = &exact_fine;
                     let again =
                         search_distortion(&mut check, &m_curves, &m_sens, &budget, &rules_of)?;
-                    let second = excess(&again.1);
+                    let second = again.1.excess(&budget);
                     let better = second < first
                         || (second <= 1.0 && again.1.floored.len() < found.1.floored.len());
                     if better {

@@ -69,6 +69,15 @@ impl Measured {
     pub fn targeted(&self) -> impl Iterator<Item = f64> + '_ {
         self.targeted.iter().map(|&j| self.distortion[j])
     }
+
+    /// How far the targeted outputs missed `budget` (one distortion each): the largest
+    /// measured over allowed distortion, at most 1 when every one holds.
+    pub fn excess(&self, budget: &[f64]) -> f64 {
+        self.targeted()
+            .zip(budget)
+            .map(|(d, b)| d / b)
+            .fold(0.0, f64::max)
+    }
 }
 
 /// New data for some tensors given the rules and the compensated roundings
@@ -248,12 +257,6 @@ pub fn search_distortion(
     budget: &[f64],
     rules_of: &Rules<'_>,
 ) -> Result<(CodedModel, Measured), Failure> {
-    let excess = |m: &Measured| -> f64 {
-        m.targeted()
-            .zip(budget)
-            .map(|(d, b)| d / b)
-            .fold(0.0, f64::max)
-    };
     let mut scale = 1.0f64;
     // The largest scale known to meet the budget, and the smallest known to miss it.
     let (mut lo, mut hi) = (0.0f64, f64::INFINITY);
@@ -281,7 +284,7 @@ pub fn search_distortion(
                 }
             }
         }
-        let e = excess(&m);
+        let e = m.excess(budget);
         if e <= 1.0 {
             lo = lo.max(scale);
             if best.as_ref().is_none_or(|(_, bm)| m.bytes < bm.bytes) {
