@@ -87,7 +87,7 @@ fn run() {
     row("quantize to symbols (quantize_map)", t);
     let chunk = nnc::entropy::DEFAULT_CHUNK;
     let (t, payload) = best_of(3, || {
-        quant::encode_symbols(&symbols, &params, chunk, cols, true, None).expect("coded")
+        quant::encode_symbols(&symbols, &params, chunk, cols, true, true, None).expect("coded")
     });
     row(
         &format!(

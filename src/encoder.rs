@@ -1394,6 +1394,7 @@ fn quantize_tensor(
         opts.lossless.chunk,
         segment,
         opts.lossless.wide,
+        opts.lossless.wide,
         None,
     )?;
     // Never spend more than the raw data (e.g. a μ-law table with more entries than weights).

@@ -14,9 +14,10 @@ pub struct LosslessOptions {
     pub chunk: usize,
     /// zstd level used when zstd is tried in earnest.
     pub zstd_level: i32,
-    /// Whether long symbol streams (planes and quantized levels) may use the wide rANS
-    /// layout (stream mode 6, spec §7.3.5), which decodes about twice as fast for about
-    /// 0.1 % more bytes; a decoder older than mode 6 rejects such files.
+    /// Whether symbol streams may use the modes added after the first release: the wide
+    /// rANS layouts (stream modes 6 and 7, spec §7.3.5), which decode about twice as fast
+    /// for about 0.1 % more bytes, and, for quantized levels, split levels (mode 8,
+    /// §7.3.7) where they are smaller. A decoder older than these modes rejects such files.
     pub wide: bool,
 }
 
@@ -69,6 +70,7 @@ fn encode_planes(dt: i32, data: &[u8], opt: &LosslessOptions) -> Result<Vec<u8>>
         width: 1,
         chunk: opt.chunk,
         wide: opt.wide,
+        extra: 0,
     };
     let top: Vec<u8> = data.iter().skip(w - 1).step_by(w).copied().collect();
     for k in (0..w).rev() {

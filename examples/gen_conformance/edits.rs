@@ -435,3 +435,27 @@ pub fn fidelity_trailing(bytes: Vec<u8>) -> Vec<u8> {
     p.push(0);
     with_fidelity(bytes, p)
 }
+
+/// Tensor "w"'s level stream coded again as split levels with k = 2 and m = 0 (a choice the
+/// reference encoder never makes), its tokens in narrow modes: same levels, another stream.
+pub fn split_k2_m0(bytes: Vec<u8>) -> Vec<u8> {
+    let mut f = NncFile::parse(&bytes);
+    let w = tensor_named(&f, "w");
+    let info = payload_info(&f, w);
+    let q = info.quant.expect("a quantized tensor");
+    let p = &f.recs[w].payload;
+    let n = RawHeader::parse(&f.recs[w].header).elements as usize;
+    let levels = nnc::quant::decode_levels(n, &p[q.width_pos..]).expect("levels");
+    let symbols: Vec<u32> = levels.iter().map(|&l| nnc::quant::zigzag(l)).collect();
+    let mut out = p[..q.width_pos + 1].to_vec();
+    let opt = nnc::entropy::StreamOptions {
+        width: q.width,
+        chunk: 4096,
+        segment: 0,
+        wide: false,
+        extra: 0,
+    };
+    nnc::entropy::split::encode(&symbols, (1 << 31) - 1, 2, 0, opt, &mut out).expect("split");
+    f.recs[w].payload = out;
+    f.bytes()
+}

@@ -54,6 +54,17 @@ pub enum Body {
         model: FreqModel,
         chunks: Chunks,
     },
+    /// Mode 8 (spec §7.3.7, split levels): `k`, `m`, the token stream, the raw byte count
+    /// and the raw bytes.
+    Split {
+        k_pos: usize,
+        k: u8,
+        m: u8,
+        tokens: Box<Stream>,
+        raw_count_pos: usize,
+        raw_pos: usize,
+        raw_len: usize,
+    },
     /// Mode 5 (spec §7.3.3, context classes).
     Context {
         kc_pos: usize,
@@ -75,8 +86,10 @@ impl Stream {
     /// Modes used by this stream and any stream nested in it.
     pub fn modes(&self) -> Vec<u8> {
         let mut v = vec![self.mode];
-        if let Body::Classes { class_stream, .. } = &self.body {
-            v.extend(class_stream.modes());
+        match &self.body {
+            Body::Classes { class_stream, .. } => v.extend(class_stream.modes()),
+            Body::Split { tokens, .. } => v.extend(tokens.modes()),
+            _ => {}
         }
         v
     }
@@ -104,6 +117,7 @@ impl Stream {
                 v
             }
             Body::Context { kinds, .. } => kinds.iter().map(|k| k.1).collect(),
+            Body::Split { tokens, .. } => tokens.model_kinds(),
             _ => Vec::new(),
         }
     }
@@ -266,6 +280,29 @@ pub fn parse_stream(p: &[u8], at: usize, count: usize, width: usize, alphabet: u
                     chunks,
                 },
                 end,
+            )
+        }
+        8 => {
+            let k_pos = pos(&c);
+            let k = c.u8("k").unwrap();
+            let m = c.u8("m").unwrap();
+            let ta = nnc::entropy::split::token_alphabet(alphabet, k as u32, m as u32);
+            let tokens = parse_stream(p, pos(&c), count, nnc::entropy::split::token_width(ta), ta);
+            let mut c = cur(p, tokens.end);
+            let raw_count_pos = pos(&c);
+            let raw_len = c.varint("raw bytes").unwrap() as usize;
+            let raw_pos = pos(&c);
+            (
+                Body::Split {
+                    k_pos,
+                    k,
+                    m,
+                    tokens: Box::new(tokens),
+                    raw_count_pos,
+                    raw_pos,
+                    raw_len,
+                },
+                raw_pos + raw_len,
             )
         }
         m => panic!("unknown stream mode {m}"),

@@ -362,6 +362,7 @@ pub fn write_segment_head(
             chunk: 1 << 20,
             segment: 0,
             wide: false,
+            extra: 0,
         },
         out,
     )

@@ -4,6 +4,7 @@
 pub mod ans;
 pub mod classes;
 pub mod model;
+pub mod split;
 pub mod wide;
 #[cfg(target_arch = "x86_64")]
 mod wide_avx2;
@@ -64,6 +65,9 @@ pub struct StreamOptions {
     pub segment: usize,
     /// Whether a long stream may use the wide rANS layout (mode 6, spec §7.3.5).
     pub wide: bool,
+    /// Bytes coded beside this stream in the same payload (the raw bits of split levels,
+    /// §7.3.7): the wide layout's cost is weighed against them too.
+    pub extra: usize,
 }
 
 /// `(symbol, count)` for every nonzero entry of a dense count table `h[symbol]`.
@@ -169,7 +173,7 @@ pub fn encode_stream_ctx(
             let mut w = Vec::new();
             classes::write_wide_chunks(symbols, &p, wide_chunk(opt.chunk), &mut w);
             let narrow = (head.len() + 10 * symbols.len().div_ceil(chunk)) as f64 + p.bits / 8.0;
-            if (head.len() + w.len()) as f64 <= narrow * (1.0 + WIDE_COST) {
+            if (head.len() + w.len()) as f64 <= narrow + (narrow + opt.extra as f64) * WIDE_COST {
                 out.push(MODE_ANS_WIDE_CLASSES);
                 out.extend_from_slice(&head);
                 out.extend_from_slice(&w);
@@ -198,7 +202,8 @@ pub fn encode_stream_ctx(
             put_varint(&mut w, wide_chunk as u64);
             wide::write_chunks(&chunks, &mut w);
             let narrow = estimate + 10 * symbols.len().div_ceil(chunk);
-            if (w.len() as f64) <= narrow as f64 * (1.0 + WIDE_COST) && w.len() < stored_len + 1
+            let budget = narrow as f64 + (narrow + opt.extra) as f64 * WIDE_COST;
+            if (w.len() as f64) <= budget && w.len() < stored_len + 1
             {
                 out.extend_from_slice(&w);
                 return Ok(());
@@ -619,6 +624,7 @@ mod tests {
                 chunk,
                 segment,
                 wide: true,
+                extra: 0,
             },
             &mut buf,
         )
@@ -665,6 +671,7 @@ mod tests {
             chunk: 1 << 15,
             segment: 0,
             wide: true,
+            extra: 0,
         };
         encode_stream(&long, opt, &mut buf).unwrap();
         assert_eq!(buf[0], MODE_ANS_WIDE);
@@ -700,6 +707,7 @@ mod tests {
                 chunk: 5000,
                 segment: 1000,
                 wide: true,
+                extra: 0,
             },
             &mut buf,
         )
@@ -712,6 +720,7 @@ mod tests {
             chunk: 5000,
             segment: 1000,
             wide: false,
+            extra: 0,
         };
         encode_stream(&syms, opt, &mut narrow).unwrap();
         assert_eq!(narrow[0], MODE_ANS_CLASSES);

@@ -14,7 +14,7 @@ use rayon::prelude::*;
 
 use crate::bytes::{put_varint, Cursor};
 use crate::container::tensor_header::TensorHeader;
-use crate::entropy::{decode_stream, StreamOptions};
+use crate::entropy::{decode_stream, split, StreamOptions};
 use crate::error::{Error, FormatRule, Result};
 use crate::onnx::dtype;
 use minifloat::Layout;
@@ -348,7 +348,7 @@ pub fn encode_payload_with(
     wide: bool,
 ) -> Result<Vec<u8>> {
     let symbols: Vec<u32> = levels.iter().map(|&q| symbol(&params.kind, q)).collect();
-    encode_symbols(&symbols, params, chunk, segment, wide, None)
+    encode_symbols(&symbols, params, chunk, segment, wide, wide, None)
 }
 
 /// The symbol that codes level `q` (spec §7.6.2): `zigzag(q)`, or a minifloat's code as is.
@@ -360,16 +360,22 @@ pub fn symbol(kind: &Kind, q: i64) -> u32 {
     }
 }
 
-/// [`encode_payload_with`] of the levels' symbols ([`symbol`]).
+/// [`encode_payload_with`] of the levels' symbols ([`symbol`]); `split`: the stream may be
+/// split levels (mode 8, spec §7.3.7) where that is smaller.
 pub fn encode_symbols(
     symbols: &[u32],
     params: &QuantParams,
     chunk: usize,
     segment: usize,
     wide: bool,
+    split: bool,
     ctx: Option<&[u8]>,
 ) -> Result<Vec<u8>> {
     let mut out = Vec::new();
+    let mut alphabet = 2 * MAX_LEVEL as u64 + 1;
+    if let Kind::Minifloat { layout, .. } = params.kind {
+        alphabet = 2 * layout.magnitudes() as u64;
+    }
     if let Kind::MuLaw { xmax, mu } = params.kind {
         let k = symbols
             .iter()
@@ -382,6 +388,7 @@ pub fn encode_symbols(
             });
         }
         put_varint(&mut out, k);
+        alphabet = 2 * k + 1;
         for i in 0..=k {
             let v = mulaw::expand(i, params.steps[0] as f64, xmax as f64, mu as f64) as f32;
             out.extend_from_slice(&v.to_le_bytes());
@@ -389,19 +396,45 @@ pub fn encode_symbols(
     }
     let width = width_for(symbols);
     out.push(width as u8);
-    crate::entropy::encode_stream_ctx(
-        symbols,
-        StreamOptions {
-            width,
-            chunk,
-            segment,
-            wide,
-        },
-        ctx,
-        &mut out,
-    )?;
+    let opt = StreamOptions {
+        width,
+        chunk,
+        segment,
+        wide,
+        extra: 0,
+    };
+    let start = out.len();
+    crate::entropy::encode_stream_ctx(symbols, opt, ctx, &mut out)?;
+    if split && ctx.is_none() {
+        if let Some((k, m)) = split_choice(symbols, 8.0 * (out.len() - start) as f64) {
+            let mut alt = Vec::new();
+            split::encode(symbols, alphabet, k, m, opt, &mut alt)?;
+            if alt.len() < out.len() - start {
+                out.truncate(start);
+                out.extend_from_slice(&alt);
+            }
+        }
+    }
     Ok(out)
 }
+
+/// The split (`k`, `m`) to try for `symbols` coded in `bits` otherwise: `k` = 4 and the `m` of
+/// 1, 2, 3 with the least estimated bits, when that estimate is at least 1 % under `bits`
+/// (spec §7.3.7, informative). `None` when no symbol reaches 64: then few symbols are in use
+/// and their model costs little.
+fn split_choice(symbols: &[u32], bits: f64) -> Option<(u8, u8)> {
+    if symbols.iter().all(|&s| s < 64) {
+        return None;
+    }
+    let (m, est) = [1u8, 2, 3]
+        .into_iter()
+        .map(|m| (m, split::estimate_bits(symbols, SPLIT_K as u32, m as u32)))
+        .min_by(|a, b| a.1.total_cmp(&b.1))?;
+    (est < 0.99 * bits).then_some((SPLIT_K, m))
+}
+
+/// The encoder's `k` of split levels: symbols below 16 (levels −8 to 7) are their own token.
+const SPLIT_K: u8 = 4;
 
 /// Reads the symbol width byte of a quantized payload (spec §7.6.2): 1, 2 or 4.
 pub(crate) fn read_width(c: &mut Cursor<'_>) -> Result<usize> {
@@ -504,15 +537,43 @@ pub fn decode(
             top.set(top.get().max(s));
             s
         };
-        match w {
-            4 => decode_into::<4>(&mut c, width, alphabet, &mut out, parallel, |s| {
-                seen(s).to_le_bytes()
-            })?,
-            _ => decode_into::<8>(&mut c, width, alphabet, &mut out, parallel, |s| {
-                let mut b = [0u8; 8];
-                b[..4].copy_from_slice(&seen(s).to_le_bytes());
-                b
-            })?,
+        if split::is_split(&c) {
+            // Split levels: tokens, then symbols, in the output's slots.
+            let first = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            let t = match w {
+                4 => split::decode_split(
+                    &mut c,
+                    alphabet,
+                    out.as_chunks_mut::<4>().0,
+                    parallel,
+                    u32::to_le_bytes,
+                    |b| first(b),
+                )?,
+                _ => split::decode_split(
+                    &mut c,
+                    alphabet,
+                    out.as_chunks_mut::<8>().0,
+                    parallel,
+                    |s| {
+                        let mut b = [0u8; 8];
+                        b[..4].copy_from_slice(&s.to_le_bytes());
+                        b
+                    },
+                    |b| first(b),
+                )?,
+            };
+            top.set(t);
+        } else {
+            match w {
+                4 => decode_into::<4>(&mut c, width, alphabet, &mut out, parallel, |s| {
+                    seen(s).to_le_bytes()
+                })?,
+                _ => decode_into::<8>(&mut c, width, alphabet, &mut out, parallel, |s| {
+                    let mut b = [0u8; 8];
+                    b[..4].copy_from_slice(&seen(s).to_le_bytes());
+                    b
+                })?,
+            }
         }
         let max_sym = top.get() as usize;
         let rec = |k: u32, ch: usize, t: &mut [u8]| put(t, value(k, steps[ch]));
@@ -532,7 +593,7 @@ pub fn decode(
         }
     } else if params.per_channel() {
         let mut syms = crate::error::try_zeroed(n, base)?;
-        decode_stream(&mut c, width, alphabet, |s| s, &mut syms, parallel)?;
+        split::decode_levels(&mut c, width, alphabet, |s| s, &mut syms, parallel)?;
         let per = (n / params.steps.len()).max(1);
         let max_sym = syms.iter().copied().max().unwrap_or(0) as usize;
         if (max_sym + 1) * w <= per * 4 {
@@ -730,7 +791,7 @@ fn decode_into<const N: usize>(
     map: impl Fn(u32) -> [u8; N],
 ) -> Result<()> {
     let (groups, _) = out.as_chunks_mut::<N>();
-    decode_stream(c, width, alphabet, map, groups, parallel)
+    split::decode_levels(c, width, alphabet, map, groups, parallel)
 }
 
 /// Histogram of the symbols (zigzag levels or minifloat codes) of a quantized payload, for
@@ -766,7 +827,11 @@ pub fn level_histogram(
     }
     let n = usize::try_from(elements).map_err(|_| c.err("too many elements"))?;
     let mut syms = vec![0u32; n];
-    decode_stream(&mut c, width, u32::MAX as u64 + 1, |s| s, &mut syms, false)?;
+    if residual {
+        decode_stream(&mut c, width, u32::MAX as u64 + 1, |s| s, &mut syms, false)?;
+    } else {
+        split::decode_levels(&mut c, width, u32::MAX as u64 + 1, |s| s, &mut syms, false)?;
+    }
     Ok(crate::entropy::histogram(&syms))
 }
 
@@ -779,7 +844,7 @@ pub fn decode_levels(n: usize, payload: &[u8]) -> Result<Vec<i64>> {
         return Err(c.err(format!("symbol width {width}")));
     }
     let mut syms = crate::error::try_zeroed::<u32>(n, 0)?;
-    decode_stream(&mut c, width, 2 * MAX_LEVEL as u64 + 1, |s| s, &mut syms, true)?;
+    split::decode_levels(&mut c, width, 2 * MAX_LEVEL as u64 + 1, |s| s, &mut syms, true)?;
     Ok(syms.into_iter().map(unzigzag).collect())
 }
 

@@ -321,6 +321,7 @@ impl LowRank {
                 chunk,
                 segment: 0,
                 wide: false,
+                extra: 0,
             },
             &mut out,
         )?;
@@ -643,12 +644,12 @@ pub fn encode(
             out.extend_from_slice(bytes);
         }
         let symbols: Vec<u32> = r.iter().map(|&q| super::symbol(&params.kind, q)).collect();
-        let mut stream = super::encode_symbols(&symbols, params, chunk, segment, wide, None)?;
+        let mut stream = super::encode_symbols(&symbols, params, chunk, segment, wide, false, None)?;
         if let Some(t) = t {
             // The decoder has the context bytes either way; the stream uses them (mode 5)
             // only when that is smaller than channel classes.
             let ctx = contexts(data_type, &place.data, &params.steps, per, levels.len(), t);
-            let with = super::encode_symbols(&symbols, params, chunk, segment, wide, Some(&ctx))?;
+            let with = super::encode_symbols(&symbols, params, chunk, segment, wide, false, Some(&ctx))?;
             if with.len() < stream.len() {
                 stream = with;
             }

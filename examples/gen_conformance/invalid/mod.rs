@@ -97,6 +97,7 @@ pub fn cases(valid: &BTreeMap<String, Vec<u8>>) -> Vec<Invalid> {
     payload::models_and_chunks(&mut o);
     payload::classes(&mut o);
     payload::wide_classes(&mut o);
+    payload::split_levels(&mut o);
     payload::zstd_and_quant_payloads(&mut o);
     file::index_and_trailer(&mut o);
     tensor::order_and_overlap(&mut o);

@@ -38,7 +38,8 @@ pub(super) fn payloads(o: &mut Out) {
         "payload-unknown-stream-mode-8",
         C,
         &["§7.1", "§12"],
-        "Tensor \"c\": plane 3 in stream mode 8 (unassigned).",
+        "Tensor \"c\": plane 3 in stream mode 8 (split levels, which only quantized level \
+         streams may use, spec §7.3.7).",
         &|p| p[0] = 8,
     );
     pay(
@@ -781,6 +782,115 @@ pub(super) fn zstd_and_quant_payloads(o: &mut Out) {
                 v.extend_from_slice(&(s as u16).to_le_bytes());
             }
             *p = v;
+        },
+    );
+}
+
+/// Spec §7.3.7 on the mode-8 stream of "stream-split-levels".
+pub(super) fn split_levels(o: &mut Out) {
+    let base = "stream-split-levels";
+    let edit = |o: &mut Out,
+                name: &str,
+                what: &str,
+                e: &dyn Fn(&mut Vec<u8>, &super::super::inspect::Stream)| {
+        edit_w(o, base, "§7.3.7", 8, name, what, e)
+    };
+    let parts = |s: &super::super::inspect::Stream| match &s.body {
+        Body::Split {
+            k_pos,
+            tokens,
+            raw_count_pos,
+            raw_pos,
+            raw_len,
+            ..
+        } => (
+            *k_pos,
+            (**tokens).clone(),
+            *raw_count_pos,
+            *raw_pos,
+            *raw_len,
+        ),
+        _ => panic!("{base} is not in mode 8"),
+    };
+    edit(
+        o,
+        "payload-split-k-zero",
+        "Mode 8 with k = 0 (k is 1 to 24).",
+        &|p, s| {
+            p[parts(s).0] = 0;
+        },
+    );
+    edit(
+        o,
+        "payload-split-k-25",
+        "Mode 8 with k = 25 (k is 1 to 24).",
+        &|p, s| {
+            p[parts(s).0] = 25;
+        },
+    );
+    edit(
+        o,
+        "payload-split-m-over-k",
+        "Mode 8 with k = 4 and m = 5 (m is at most k).",
+        &|p, s| {
+            p[parts(s).0 + 1] = 5;
+        },
+    );
+    edit(
+        o,
+        "payload-split-tokens-in-mode-8",
+        "Mode 8 whose token stream's mode byte is 8 (split levels never nest).",
+        &|p, s| {
+            p[parts(s).1.start] = 8;
+        },
+    );
+    edit(
+        o,
+        "payload-split-raw-count-short",
+        "Mode 8 whose raw byte count is one less than the tokens' raw bits need (the last \
+         raw byte left over after the stream).",
+        &|p, s| {
+            let (_, _, cp, rp, n) = parts(s);
+            let (old, new) = (varint(n as u64), varint(n as u64 - 1));
+            assert_eq!(old.len(), new.len());
+            assert_eq!(cp + old.len(), rp);
+            splice(p, cp..rp, &new);
+        },
+    );
+    edit(
+        o,
+        "payload-split-raw-cut",
+        "Mode 8 whose last raw byte is missing (the payload ends inside the raw bits).",
+        &|p, _| {
+            p.pop();
+        },
+    );
+    edit(
+        o,
+        "payload-split-padding-bit",
+        "Mode 8 with the highest bit of its last raw byte set, past the last symbol's raw \
+         bits (padding bits are 0).",
+        &|p, s| {
+            let (_, _, _, rp, n) = parts(s);
+            assert!(p[rp + n - 1] & 0x80 == 0, "the last raw byte is full");
+            p[rp + n - 1] |= 0x80;
+        },
+    );
+    edit(
+        o,
+        "payload-split-symbol-over-alphabet",
+        "Mode 8 with k = 4, m = 2 whose every token is 123 (highest bit 30, the 2 bits below \
+         it 11) and every raw bit 1: each symbol is 2^31 - 1, one past the largest a uniform \
+         quantizer's level stream holds.",
+        &|p, s| {
+            let (_, t, _, _, _) = parts(s);
+            let n: usize = 32 * 64;
+            let bits = 28 * n;
+            let mut stream = vec![1u8, 123];
+            stream.extend(varint(bits.div_ceil(8) as u64));
+            stream.extend(std::iter::repeat_n(0xFFu8, bits / 8));
+            p.truncate(t.start);
+            p.extend(stream);
         },
     );
 }

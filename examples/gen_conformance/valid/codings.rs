@@ -226,3 +226,40 @@ pub(super) fn stream_wide() -> Case {
     .sections(&["§7.3.5"])
     .facts(&["coding:planes", "mode:6", "chunks:3"])
 }
+
+/// Split levels (mode 8, spec §7.3.7): a 32x64 weight quantized at a step of a
+/// thousandth of its spread, so its levels spread over thousands of values; the encoder
+/// codes them as tokens (k = 4) and raw bits where that is smaller.
+pub(super) fn stream_split() -> Case {
+    let mut rng = Rng::new(23);
+    let w = rng.weights(32 * 64, 0.05);
+    let l = quant(Family::Midtread, StepRule::Fixed(0.00005));
+    case(
+        "stream-split-levels",
+        "A quantized 32x64 weight at a step of about a thousandth of its spread: its level \
+         stream is split levels (mode 8, spec §7.3.7, k = 4), tokens in a rANS stream of \
+         their own and the low bits of larger levels raw.",
+        model(weights_graph("g", vec![floats("w", &[32, 64], &w)])),
+    )
+    .opts(wide_chunks_4096())
+    .lossy(l)
+    .facts(&["coding:quantized", "mode:8"])
+}
+
+/// Split levels with k = 2, m = 0 (spec §7.3.7): "stream-split-levels" edited, its levels
+/// coded again with parameters the reference encoder does not choose.
+pub(super) fn stream_split_k2() -> Case {
+    let c = stream_split();
+    let mut e = case(
+        "stream-split-levels-k2-m0",
+        "The weight of stream-split-levels with its levels coded again as split levels with \
+         k = 2 and m = 0 (every raw bit below the highest one), its tokens in narrow rANS \
+         chunks of 4096 (spec §7.3.7): parameters the reference encoder does not choose.",
+        c.model.clone(),
+    )
+    .opts(c.opts.clone())
+    .lossy_edit(super::super::edits::split_k2_m0)
+    .facts(&["coding:quantized", "mode:8"]);
+    e.exact = false;
+    e
+}

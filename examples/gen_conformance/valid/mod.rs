@@ -158,6 +158,8 @@ pub fn cases() -> Vec<Case> {
         stream_wide_classes(),
         stream_context(),
         stream_wide(),
+        stream_split(),
+        stream_split_k2(),
         chunks_many(),
         special_values(),
         empty_and_scalar(),
