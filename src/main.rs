@@ -445,8 +445,8 @@ enum Cmd {
         records_only: bool,
         /// Never use the stream modes added after the first release: the wide rANS layouts
         /// (modes 6 and 7, spec §7.3.5) and split levels (mode 8, §7.3.7). Files that older
-        /// decoders can read, decoded about half as fast, and up to 8 % larger where fine
-        /// steps spread levels over thousands of values (PP-OCRv4 det; 0.5–3 % elsewhere).
+        /// decoders can read, decoded about half as fast, and 0 to 14 % larger (PP-OCRv4
+        /// det 8 %: its fine steps spread levels over thousands of values).
         #[arg(long)]
         narrow_rans: bool,
         /// Code an update against this base (spec §14): the base's .onnx, or its .nnc (repeat
