@@ -375,6 +375,15 @@ pub fn settings() -> Vec<(&'static str, EncodeOptions)> {
                 ..Default::default()
             },
         ),
+        (
+            // Steps of σ/2048 spread the levels over thousands of values: split levels
+            // (stream mode 8).
+            "midtread_split_levels",
+            EncodeOptions {
+                lossy: Some(lossy(Family::Midtread, StepRule::StdFraction(1.0 / 2048.0))),
+                ..Default::default()
+            },
+        ),
     ]
 }
 
