@@ -372,10 +372,7 @@ pub fn encode_symbols(
     ctx: Option<&[u8]>,
 ) -> Result<Vec<u8>> {
     let mut out = Vec::new();
-    let mut alphabet = 2 * MAX_LEVEL as u64 + 1;
-    if let Kind::Minifloat { layout, .. } = params.kind {
-        alphabet = 2 * layout.magnitudes() as u64;
-    }
+    let mut mulaw_k = 0;
     if let Kind::MuLaw { xmax, mu } = params.kind {
         let k = symbols
             .iter()
@@ -388,7 +385,7 @@ pub fn encode_symbols(
             });
         }
         put_varint(&mut out, k);
-        alphabet = 2 * k + 1;
+        mulaw_k = k;
         for i in 0..=k {
             let v = mulaw::expand(i, params.steps[0] as f64, xmax as f64, mu as f64) as f32;
             out.extend_from_slice(&v.to_le_bytes());
@@ -405,6 +402,7 @@ pub fn encode_symbols(
     };
     let start = out.len();
     crate::entropy::encode_stream_ctx(symbols, opt, ctx, &mut out)?;
+    let alphabet = level_alphabet(&params.kind, mulaw_k);
     if split && ctx.is_none() {
         if let Some((k, m)) = split_choice(symbols, 8.0 * (out.len() - start) as f64) {
             let mut alt = Vec::new();
@@ -416,6 +414,16 @@ pub fn encode_symbols(
         }
     }
     Ok(out)
+}
+
+/// The alphabet of a level stream (spec §7.6.2): minifloat codes, μ-law levels up to
+/// `mulaw_k` (the table's largest magnitude), or the uniform kinds' levels.
+fn level_alphabet(kind: &Kind, mulaw_k: u64) -> u64 {
+    match kind {
+        Kind::Minifloat { layout, .. } => 2 * layout.magnitudes() as u64,
+        Kind::MuLaw { .. } => 2 * mulaw_k + 1,
+        _ => 2 * MAX_LEVEL as u64 + 1,
+    }
 }
 
 /// The split (`k`, `m`) to try for `symbols` coded in `bits` otherwise: `k` = 4 and the `m` of
@@ -501,11 +509,8 @@ pub fn decode(
             table.push(m);
         }
     }
-    let (alphabet, is_code) = match params.kind {
-        Kind::Minifloat { layout, .. } => (2 * layout.magnitudes() as u64, true),
-        Kind::MuLaw { .. } => (2 * table.len() as u64 - 1, false),
-        _ => (2 * MAX_LEVEL as u64 + 1, false),
-    };
+    let is_code = matches!(params.kind, Kind::Minifloat { .. });
+    let alphabet = level_alphabet(&params.kind, (table.len() as u64).saturating_sub(1));
     let width = read_width(&mut c)?;
     let value = |s: u32, step: f32| -> f64 {
         let q = if is_code { s as i64 } else { unzigzag(s) };
