@@ -49,23 +49,28 @@ pub fn token_width(alphabet: u64) -> usize {
     }
 }
 
-/// Estimated bits of `symbols` split with `k`, `m`: the tokens' order-0 entropy, their
-/// model (about 10 bits per distinct token, as the allocation counts) and the raw bits.
-pub fn estimate_bits(symbols: &[u32], k: u32, m: u32) -> f64 {
-    let mut counts = vec![0u64; 256];
-    let mut raw = 0u64;
+/// Estimated bits of `symbols` split with `k` and each of `ms`, in one pass: the tokens'
+/// order-0 entropy, their model (about 10 bits per distinct token, as the allocation counts)
+/// and the raw bits.
+pub fn estimate_bits<const M: usize>(symbols: &[u32], k: u32, ms: [u32; M]) -> [f64; M] {
+    let mut counts = [(); M].map(|_| vec![0u64; 256]);
+    let mut raw = [0u64; M];
     for &s in symbols {
-        let (t, e, _) = token(s, k, m);
-        if t as usize >= counts.len() {
-            counts.resize(t as usize + 1, 0);
+        for ((counts, raw), &m) in counts.iter_mut().zip(&mut raw).zip(&ms) {
+            let (t, e, _) = token(s, k, m);
+            if t as usize >= counts.len() {
+                counts.resize(t as usize + 1, 0);
+            }
+            counts[t as usize] += 1;
+            *raw += e as u64;
         }
-        counts[t as usize] += 1;
-        raw += e as u64;
     }
     let n = symbols.len() as f64;
-    let mut bits = raw as f64;
-    for &c in counts.iter().filter(|&&c| c > 0) {
-        bits += -(c as f64) * (c as f64 / n).log2() + 10.0;
+    let mut bits = raw.map(|r| r as f64);
+    for (bits, counts) in bits.iter_mut().zip(&counts) {
+        for &c in counts.iter().filter(|&&c| c > 0) {
+            *bits += -(c as f64) * (c as f64 / n).log2() + 10.0;
+        }
     }
     bits
 }

@@ -402,9 +402,9 @@ pub fn encode_symbols(
     };
     let start = out.len();
     crate::entropy::encode_stream_ctx(symbols, opt, ctx, &mut out)?;
-    let alphabet = level_alphabet(&params.kind, mulaw_k);
     if split && ctx.is_none() {
         if let Some((k, m)) = split_choice(symbols, 8.0 * (out.len() - start) as f64) {
+            let alphabet = level_alphabet(&params.kind, mulaw_k);
             let mut alt = Vec::new();
             split::encode(symbols, alphabet, k, m, opt, &mut alt)?;
             if alt.len() < out.len() - start {
@@ -434,9 +434,8 @@ fn split_choice(symbols: &[u32], bits: f64) -> Option<(u8, u8)> {
     if symbols.iter().all(|&s| s < 64) {
         return None;
     }
-    let (m, est) = [1u8, 2, 3]
-        .into_iter()
-        .map(|m| (m, split::estimate_bits(symbols, SPLIT_K as u32, m as u32)))
+    let (m, est) = (1u8..)
+        .zip(split::estimate_bits(symbols, SPLIT_K as u32, [1, 2, 3]))
         .min_by(|a, b| a.1.total_cmp(&b.1))?;
     (est < 0.99 * bits).then_some((SPLIT_K, m))
 }
@@ -559,11 +558,7 @@ pub fn decode(
                     alphabet,
                     out.as_chunks_mut::<8>().0,
                     parallel,
-                    |s| {
-                        let mut b = [0u8; 8];
-                        b[..4].copy_from_slice(&s.to_le_bytes());
-                        b
-                    },
+                    slot8,
                     |b| first(b),
                 )?,
             };
@@ -574,9 +569,7 @@ pub fn decode(
                     seen(s).to_le_bytes()
                 })?,
                 _ => decode_into::<8>(&mut c, width, alphabet, &mut out, parallel, |s| {
-                    let mut b = [0u8; 8];
-                    b[..4].copy_from_slice(&seen(s).to_le_bytes());
-                    b
+                    slot8(seen(s))
                 })?,
             }
         }
@@ -635,6 +628,14 @@ pub fn decode(
         return Err(c.err(format!("{} bytes after the level stream", c.remaining())));
     }
     Ok(out)
+}
+
+/// An 8-byte element slot holding symbol `s` in its first 4 bytes (little-endian) until it
+/// is reconstructed in place.
+fn slot8(s: u32) -> [u8; 8] {
+    let mut b = [0u8; 8];
+    b[..4].copy_from_slice(&s.to_le_bytes());
+    b
 }
 
 /// Writes a reconstructed value as one element of a float type (spec §7.6.6).
