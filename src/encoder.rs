@@ -98,6 +98,9 @@ pub struct EncodeReport {
     pub fidelity: Option<Fidelity>,
     /// What the encoder has to tell its user (a fallback, tensors it could not measure).
     pub notes: Vec<String>,
+    /// Outputs of the FIDELITY record whose SNR was reported but not targeted: piecewise
+    /// constant on the calibration inputs (a saturated map, a thresholded state).
+    pub untargeted_outputs: Vec<String>,
     /// Seconds the calibration took (running the model, allocating, checking).
     pub calibration_seconds: f64,
     /// Of which in onnxruntime: building sessions and running them.
@@ -1649,6 +1652,7 @@ pub fn encode_file_calibrated(
             };
             let (file, mut report) = coded.write(&prepared, file.writer(), Some(&o.fidelity))?;
             report.notes = o.notes;
+            report.untargeted_outputs = o.untargeted;
             report.calibration_seconds = o.seconds;
             report.runtime_seconds = o.runtime_seconds;
             (file, report)

@@ -631,7 +631,12 @@ fn run(cli: Cli) -> nnc::Result<()> {
             if let Some(f) = &r.fidelity {
                 eprintln!(
                     "{}",
-                    fidelity_line(f, r.calibration_seconds, r.runtime_seconds)
+                    fidelity_line(
+                        f,
+                        &r.untargeted_outputs,
+                        r.calibration_seconds,
+                        r.runtime_seconds
+                    )
                 );
             }
             eprintln!(
@@ -813,7 +818,13 @@ fn encode(
 }
 
 /// "fidelity: target snr=30 on 8 synthetic inputs (onnxruntime 1.23.2, 12.1 s): out 31.2 dB ..."
-fn fidelity_line(f: &nnc::container::fidelity::Fidelity, secs: f64, in_runtime: f64) -> String {
+/// Outputs in `untargeted` are marked: their SNR was reported, not held to the target.
+fn fidelity_line(
+    f: &nnc::container::fidelity::Fidelity,
+    untargeted: &[String],
+    secs: f64,
+    in_runtime: f64,
+) -> String {
     let outs: Vec<String> = f
         .outputs
         .iter()
@@ -821,6 +832,9 @@ fn fidelity_line(f: &nnc::container::fidelity::Fidelity, secs: f64, in_runtime: 
             let mut s = format!("{} {}", truncate(&o.name, 32), db(o.snr_db));
             if !o.agreement.is_nan() {
                 s.push_str(&format!(" (decisions {:.4})", o.agreement));
+            }
+            if untargeted.contains(&o.name) {
+                s.push_str(" [not targeted]");
             }
             s
         })

@@ -294,6 +294,28 @@ fn default_encode_records_what_it_measured_and_is_deterministic() {
         err.contains("fidelity: target snr=36 on 8 synthetic inputs"),
         "{err}"
     );
+    // Its recurrent state is piecewise constant on the synthetic inputs (most weight noise
+    // leaves it bit-identical): reported, and marked as not held to the target; the speech
+    // probability is targeted.
+    let line = err.lines().find(|l| l.starts_with("fidelity:")).unwrap();
+    let outputs: Vec<&str> = line
+        .split("runtime): ")
+        .nth(1)
+        .unwrap()
+        .split(", ")
+        .collect();
+    assert!(
+        outputs
+            .iter()
+            .any(|o| o.starts_with("stateN ") && o.ends_with("[not targeted]")),
+        "{line}"
+    );
+    assert!(
+        outputs
+            .iter()
+            .any(|o| o.starts_with("output ") && !o.contains("not targeted")),
+        "{line}"
+    );
     encode(&model, &b, &[]);
     assert_eq!(
         std::fs::read(&a).unwrap(),

@@ -118,6 +118,9 @@ pub struct Outcome {
     /// predicted effect on the outputs when quantized on the base's grid (the largest over
     /// the targeted outputs of sensitivity × weight MSE on that grid) and element count.
     pub grid_effects: Vec<(String, f64, usize)>,
+    /// The model's own float outputs whose SNR is reported but not targeted (piecewise
+    /// constant on the calibration inputs).
+    pub untargeted: Vec<String>,
 }
 
 /// Most sample runs the per-tensor sensitivities take before they use fewer samples (a model
@@ -840,10 +843,17 @@ pub fn calibrate(
         })
         .collect();
     let fidelity = Fidelity { outputs, ..record };
+    let untargeted = float_outputs
+        .iter()
+        .enumerate()
+        .filter(|&(j, &o)| o < own && !targeted.contains(&j))
+        .map(|(_, &o)| reference.outputs[o].clone())
+        .collect();
     Ok(Outcome {
         coded,
         fidelity,
         grid_effects,
+        untargeted,
         notes,
         seconds: t0.elapsed().as_secs_f64(),
         runtime_seconds: super::engine::runtime_seconds() - in_runtime,
