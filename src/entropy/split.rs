@@ -207,6 +207,12 @@ struct Raws {
 impl Raws {
     /// Reads the raw bytes after the tokens in `slots` and turns each token into its symbol;
     /// `of(token)` is its raw bit count and high bits. Returns the largest symbol.
+    ///
+    /// Several blocks decoded in parallel each need the offset of their first raw bit, so
+    /// their raw bits are counted first; otherwise the slots are turned into symbols in one
+    /// pass that counts them as it goes. Either way the errors come in the same order: the
+    /// raw byte count against the tokens', the raw bytes present, their padding, a symbol
+    /// over the alphabet.
     #[allow(clippy::too_many_arguments)]
     fn resolve<T: Copy + Send + Sync>(
         &self,
@@ -219,46 +225,21 @@ impl Raws {
         of: impl Fn(u32) -> (u32, u64) + Sync,
     ) -> Result<u32> {
         let alphabet = self.alphabet;
-        // Raw bits per block, then each block from its own bit offset.
-        let count_bits = |b: &[T]| -> u64 { b.iter().map(|t| of(from(t)).0 as u64).sum() };
-        let per_block: Vec<u64> = if self.parallel {
-            slots.par_chunks(BLOCK).map(count_bits).collect()
-        } else {
-            slots.chunks(BLOCK).map(count_bits).collect()
-        };
-        let total: u64 = per_block.iter().sum();
         let count_at = c.offset();
         let len = c.varint("split raw byte count")?;
-        if len != total.div_ceil(8) {
-            return Err(Error::format(
+        let count_error = |total: u64| {
+            Error::format(
                 FormatRule::Payload,
                 count_at,
                 format!(
                     "split raw byte count {len}, but the tokens carry {total} bits ({} bytes)",
                     total.div_ceil(8)
                 ),
-            ));
-        }
-        let raw_at = c.offset();
-        let raw = c.take(len as usize, "split raw bits")?;
-        if !total.is_multiple_of(8) && raw.last().is_some_and(|&b| b >> (total % 8) != 0) {
-            return Err(Error::format(
-                FormatRule::Payload,
-                raw_at + len - 1,
-                "split raw bits: padding bits after the last symbol's are not 0",
-            ));
-        }
-        let mut starts = Vec::with_capacity(per_block.len());
-        let mut pos = 0u64;
-        for b in &per_block {
-            starts.push(pos);
-            pos += b;
-        }
-        // Branch-free per symbol: a direct token reads 0 raw bits and is its own high part.
-        // Every symbol is below 2^32 (its highest bit is at most bit 31 of the token
-        // alphabet's largest symbol), so a slot holds it whole; one over the alphabet is
-        // looked for again only when the block's largest says there is one.
-        let work = |(block, &start): (&mut [T], &u64)| -> Result<u32> {
+            )
+        };
+        // Symbols from the tokens of `block`, its raw bits from bit `start` of `raw` (bits
+        // past its end read as 0): the bit after its last, and its largest symbol.
+        let turn = |raw: &[u8], block: &mut [T], start: u64| -> (u64, u64) {
             let (mut pos, mut top) = (start, 0u64);
             for slot in block.iter_mut() {
                 let (e, high) = of(from(slot));
@@ -267,11 +248,54 @@ impl Raws {
                 top = top.max(s);
                 *slot = to(s as u32);
             }
-            if top < alphabet {
-                return Ok(top as u32);
+            (pos, top)
+        };
+        let blocks = slots.len().div_ceil(BLOCK);
+        let (raw, raw_at, total, top) = if self.parallel && blocks > 1 {
+            let count_bits = |b: &[T]| -> u64 { b.iter().map(|t| of(from(t)).0 as u64).sum() };
+            let per_block: Vec<u64> = slots.par_chunks(BLOCK).map(count_bits).collect();
+            let total: u64 = per_block.iter().sum();
+            if len != total.div_ceil(8) {
+                return Err(count_error(total));
             }
-            let mut pos = start;
-            for slot in block.iter() {
+            let raw_at = c.offset();
+            let raw = c.take(len as usize, "split raw bits")?;
+            let mut starts = Vec::with_capacity(blocks);
+            let mut pos = 0u64;
+            for b in &per_block {
+                starts.push(pos);
+                pos += b;
+            }
+            let tops: Vec<u64> = slots
+                .chunks_mut(BLOCK)
+                .zip(&starts)
+                .collect::<Vec<_>>()
+                .into_par_iter()
+                .map(|(block, &start)| turn(raw, block, start).1)
+                .collect();
+            (raw, raw_at, total, tops.into_iter().max().unwrap_or(0))
+        } else {
+            // The raw bits as far as they are there, read before the count is checked.
+            let raw_at = c.offset();
+            let present = c.clone().take(c.remaining().min(len as usize), "split raw bits")?;
+            let (total, top) = turn(present, slots, 0);
+            if len != total.div_ceil(8) {
+                return Err(count_error(total));
+            }
+            let raw = c.take(len as usize, "split raw bits")?;
+            (raw, raw_at, total, top)
+        };
+        if !total.is_multiple_of(8) && raw.last().is_some_and(|&b| b >> (total % 8) != 0) {
+            return Err(Error::format(
+                FormatRule::Payload,
+                raw_at + len - 1,
+                "split raw bits: padding bits after the last symbol's are not 0",
+            ));
+        }
+        if top >= alphabet {
+            // The first symbol over the alphabet, in stream order, and where its raw bits are.
+            let mut pos = 0u64;
+            for slot in slots.iter() {
                 let s = from(slot) as u64;
                 if s >= alphabet {
                     return Err(Error::format(
@@ -282,16 +306,8 @@ impl Raws {
                 }
                 pos += raw_bit_count(s as u32, k, m) as u64;
             }
-            Ok(top as u32)
-        };
-        let parts = slots.chunks_mut(BLOCK).zip(&starts);
-        // The first error in stream order, whatever the order blocks finish in.
-        let tops: Vec<Result<u32>> = if self.parallel && per_block.len() > 1 {
-            parts.collect::<Vec<_>>().into_par_iter().map(work).collect()
-        } else {
-            parts.map(work).collect()
-        };
-        tops.into_iter().try_fold(0, |a, t| Ok(a.max(t?)))
+        }
+        Ok(top as u32)
     }
 }
 
