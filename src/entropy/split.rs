@@ -428,6 +428,37 @@ mod tests {
         assert!(split.len() < plain.len() * 99 / 100, "{} vs {}", split.len(), plain.len());
     }
 
+    /// Blocks decoded in parallel (their raw bits counted first) and one pass over them all
+    /// accept the same streams and reject the others with the same error.
+    #[test]
+    fn both_ways_of_resolving_agree_on_errors() {
+        let s = laplace(200_000, 3000.0);
+        let max = *s.iter().max().unwrap() as u64;
+        let mut buf = Vec::new();
+        encode(&s, max + 1, 4, 2, opts(), &mut buf).unwrap();
+        let decode = |b: &[u8], alphabet: u64, parallel: bool| {
+            let mut out = vec![0u32; s.len()];
+            let mut c = Cursor::new(b, 0, FormatRule::Payload);
+            decode_levels(&mut c, 4, alphabet, |x| x, &mut out, parallel)
+                .map(|_| out)
+                .map_err(|e| e.to_string())
+        };
+        let mut cases: Vec<(Vec<u8>, u64)> = vec![(buf.clone(), max + 1), (buf.clone(), max)];
+        cases.push((buf.clone(), s[150_000] as u64));
+        for cut in [1, 7, buf.len() / 3] {
+            cases.push((buf[..buf.len() - cut].to_vec(), max + 1));
+        }
+        let mut b = buf.clone();
+        let last = b.len() - 1;
+        b[last] |= 0x80;
+        cases.push((b, max + 1));
+        for (b, alphabet) in &cases {
+            assert_eq!(decode(b, *alphabet, true), decode(b, *alphabet, false));
+        }
+        assert_eq!(decode(&buf, max + 1, true).unwrap(), s);
+        assert!(decode(&buf, max, false).is_err());
+    }
+
     #[test]
     fn bad_split_streams_are_rejected() {
         let s = laplace(5000, 500.0);
