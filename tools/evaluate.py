@@ -2023,8 +2023,10 @@ def task_filetype(pair, pool="eval", count=None):
 # --------------------------------------------------------------------------- speech quality (speechmos)
 
 def mel_bank(n_mels, n_fft, sr):
-    """Triangular filters on the HTK mel scale (librosa's default is Slaney's; a front end
-    for comparing two models, not for reproducing the package's scores)."""
+    """Triangular filters on the HTK mel scale, continuous as librosa's are (whose default
+    scale is Slaney's; a front end for comparing two models, not for reproducing the
+    package's scores). Not logfbank's filters: python_speech_features floors their edges to
+    FFT bins, which leaves 25 of 120 filters over 161 bins empty."""
     f = np.linspace(0, sr / 2, n_fft // 2 + 1)
     mel = lambda h: 2595 * np.log10(1 + h / 700)  # noqa: E731
     hz = lambda m: 700 * (10 ** (m / 2595) - 1)  # noqa: E731

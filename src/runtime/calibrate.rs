@@ -409,7 +409,7 @@ pub fn calibrate(
         }
     }
     // Where noise leaves every one of the model's own outputs unchanged but moves the scores
-    // before their final Sigmoid, those scores stand in for them (PP-OCRv4's text detector: on
+    // before their final squashing, those scores stand in for them (PP-OCRv4's text detector: on
     // white noise its probability map is 0 or 1 at 86 % of its pixels, and its SNR there, set
     // by the few pixels that flip, had cost 20 dB more than real pages measure). Where nothing
     // is left to target, the model's own outputs are.
@@ -422,8 +422,9 @@ pub fn calibrate(
                 .map(|&j| reference.outputs[float_outputs[j]].as_str())
                 .collect();
             notes.push(format!(
-                "the scores before the final Sigmoid ({}) stand in for the outputs noise leaves \
+                "the scores before the final {} ({}) stand in for the outputs noise leaves \
                  unchanged",
+                squashes.join(" or "),
                 names.join(", ")
             ));
         }
