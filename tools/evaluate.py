@@ -1878,7 +1878,8 @@ def task_generic(pair, pool="eval", count=None):
 
 def imagenet_crops(pool, size=224):
     """Photographs (the evaluation's of yolo, or its calibration pool's), each as 10 views:
-    the whole image, a centre crop, four corner crops (70 %), and their mirror images."""
+    the whole image, a centre crop (85 %), three corner crops (70 %: top left, top right,
+    bottom left), and their mirror images."""
     photos = [a for n, a in yolo_images(pool) if not n.startswith("lfw")]
     mean = np.array([0.485, 0.456, 0.406], np.float32)
     std = np.array([0.229, 0.224, 0.225], np.float32)
@@ -1887,8 +1888,8 @@ def imagenet_crops(pool, size=224):
         h, w = a.shape[:2]
         ch, cw = int(h * 0.7), int(w * 0.7)
         boxes = [(0, 0, h, w), ((h - int(h * .85)) // 2, (w - int(w * .85)) // 2, int(h * .85), int(w * .85)),
-                 (0, 0, ch, cw), (0, w - cw, ch, cw), (h - ch, 0, ch, cw), (h - ch, w - cw, ch, cw)]
-        for y, x, bh, bw in boxes[:5]:
+                 (0, 0, ch, cw), (0, w - cw, ch, cw), (h - ch, 0, ch, cw)]
+        for y, x, bh, bw in boxes:
             crop = np.ascontiguousarray(a[y:y + bh, x:x + bw])
             for view in (crop, np.ascontiguousarray(crop[:, ::-1])):
                 r = np.asarray(Image.fromarray(view).resize((size, size), Image.BILINEAR), np.float32) / 255
