@@ -1367,13 +1367,16 @@ fn difference(
         FormatRule::Payload,
     );
     let code = c.u8("inner coding")?;
+    if code == crate::delta::INNER {
+        return crate::delta::decode(h.data_type, &p.data, &mut c, parallel);
+    }
     let inner = match Coding::from_u8(code) {
         Some(k @ (Coding::Raw | Coding::Planes | Coding::Zstd)) => k,
         _ => {
             return Err(Error::format(
                 FormatRule::Payload,
                 inner_at,
-                format!("inner coding {code} of a difference (0, 1 or 2 expected)"),
+                format!("inner coding {code} of a difference (0, 1, 2 or 3 expected)"),
             ))
         }
     };

@@ -943,8 +943,23 @@ fn against_base_record(
         let xor: Vec<u8> = decoded.iter().zip(&place.data).map(|(a, b)| a ^ b).collect();
         let (inner, coded) = crate::lossless::encode(h.data_type, &xor, lossless)?;
         let mut d = reference;
-        d.push(inner as u8);
-        d.extend_from_slice(&coded);
+        // The XOR of the bytes, or the integer differences of the values when smaller (those
+        // came after the first updates: with the later stream modes, `wide`, only).
+        let keys = if lossless.wide {
+            crate::delta::encode(h.data_type, &decoded, &place.data, true)?
+        } else {
+            None
+        };
+        match keys {
+            Some(keys) if keys.len() < coded.len() => {
+                d.push(crate::delta::INNER);
+                d.extend_from_slice(&keys);
+            }
+            _ => {
+                d.push(inner as u8);
+                d.extend_from_slice(&coded);
+            }
+        }
         if d.len() < payload.len() {
             let h = TensorHeader {
                 coding: Coding::Difference,

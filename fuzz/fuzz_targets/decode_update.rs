@@ -5,8 +5,9 @@
 //! the edits reach the BASE record, the graph compressed against the base and the references.
 //! Decoded against the right base, streaming and whole: must never panic or allocate beyond the
 //! limits; when both succeed they agree (as in `decode`). The first byte picks the seed: the
-//! lossless update above, or a lossy one whose changed weight is coded as residual levels with
-//! a low-rank term and steps coded against the base (spec §14.6.1, §14.6.2).
+//! lossless update above (its float tensors scaled by 1 % and rounded to 12 mantissa bits,
+//! coded as integer differences, §14.7.1), or a lossy one whose changed weight is coded as residual
+//! levels with a low-rank term and steps coded against the base (spec §14.6.1, §14.6.2).
 #![no_main]
 use std::sync::{Arc, OnceLock};
 
@@ -107,11 +108,22 @@ fn seed(low_rank: bool) -> Seed {
                 ..lossy_opts()
             }
         } else {
-            // The update: every other initializer with raw data changed.
+            // The update: every other initializer with raw data changed; FLOAT ones scaled by
+            // 1 % and rounded to 12 mantissa bits, as `--fine-bits` rounds a fine-tuned bias
+            // (coded as integer differences, §14.7.1), the others reversed.
             if let Some(g) = new.graph.as_mut() {
                 for t in g.initializer.iter_mut().step_by(2) {
+                    let float = t.data_type == Some(1);
                     if let Some(r) = t.raw_data.as_mut() {
-                        r.reverse();
+                        if float {
+                            for b in r.chunks_exact_mut(4) {
+                                let x = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                                let y = nnc::quant::policy::round_mantissa(x * 1.01, 12);
+                                b.copy_from_slice(&y.to_le_bytes());
+                            }
+                        } else {
+                            r.reverse();
+                        }
                     }
                 }
             }
@@ -134,6 +146,18 @@ fn seed(low_rank: bool) -> Seed {
                 payload: file[at + 24 + h..at + 24 + h + n].to_vec(),
             });
             at += 24 + h + n;
+        }
+        let header = |r: &Rec| {
+            nnc::container::tensor_header::TensorHeader::parse(&r.header, 0, &nnc::Limits::default())
+        };
+        if !low_rank {
+            // The seed must hold what it is for: a difference of inner coding 3.
+            assert!(
+                recs.iter().any(|r| r.kind == kind::TENSOR
+                    && header(r).is_ok_and(|h| h.coding == nnc::Coding::Difference)
+                    && r.payload.get(1) == Some(&3)),
+                "the lossless seed has no integer differences"
+            );
         }
         if low_rank {
             // The seed must hold what it is for: a record with quantizer flags 1 and 2.

@@ -146,10 +146,15 @@ fn models_for(hists: &[Vec<(u32, u64)>]) -> Option<(Vec<ClassModel>, usize, f64)
     for real in hists {
         let mut h = real.clone();
         if h.len() < 2 {
-            // A class with fewer than two symbols still needs a two-symbol model.
-            let a = h.first().map_or(0, |x| x.0);
+            // A class with fewer than two symbols still needs a two-symbol model: the other
+            // symbol gets the least frequency, so the class's own symbol costs almost nothing.
+            let (a, n) = h.first().copied().unwrap_or((0, 1));
             let b = if a == 0 { 1 } else { a - 1 };
-            h = vec![(a.min(b), 1), (a.max(b), 1)];
+            h = if a < b {
+                vec![(a, n), (b, 1)]
+            } else {
+                vec![(b, 1), (a, n)]
+            };
         }
         let (m, codes) = FreqModel::compact_from_counts(&h)?;
         let cost: f64 = real
@@ -166,8 +171,93 @@ fn models_for(hists: &[Vec<(u32, u64)>]) -> Option<(Vec<ClassModel>, usize, f64)
     Some((models, est, bits))
 }
 
+/// Rounds of [`refine`] at most.
+const REFINE_ROUNDS: usize = 4;
+
+/// Refines segment classes (a few rounds of Lloyd's algorithm): each segment moves to the
+/// class whose symbol frequencies (and share of segments) code it in the fewest bits, the
+/// frequencies recounted after every round. Equal-count groups of segments ranked by mean
+/// suit spreads that change smoothly across channels, not a few outlying ones (the rows an
+/// update changed among many it did not: one class of a few hundred rows, one of all the
+/// others). Classes left empty stay empty (their models cost a few bytes). Ties go to the
+/// lower class: deterministic. True when some segment moved.
+fn refine(counts: &GroupCounts, seg_class: &mut [u8], k: usize) -> bool {
+    let w = counts.width;
+    let groups = seg_class.len();
+    // Each segment's symbols as (symbol, count), without the zero counts.
+    let rows: Vec<Vec<(usize, f64)>> = counts
+        .counts
+        .chunks(w)
+        .map(|r| {
+            r.iter()
+                .enumerate()
+                .filter(|x| *x.1 > 0)
+                .map(|(s, &n)| (s, n as f64))
+                .collect()
+        })
+        .collect();
+    let mut moved = false;
+    for _ in 0..REFINE_ROUNDS {
+        let mut sums = vec![0f64; k * w];
+        let mut members = vec![0usize; k];
+        for (row, &c) in rows.iter().zip(seg_class.iter()) {
+            members[c as usize] += 1;
+            for &(s, n) in row {
+                sums[c as usize * w + s] += n;
+            }
+        }
+        // Bits of each symbol in each class, counts smoothed by a half.
+        let mut cost = vec![f64::INFINITY; k * w];
+        let mut side = vec![f64::INFINITY; k];
+        for c in (0..k).filter(|&c| members[c] > 0) {
+            let row = &sums[c * w..(c + 1) * w];
+            let total: f64 = row.iter().sum::<f64>() + 0.5 * w as f64;
+            for (x, &n) in cost[c * w..(c + 1) * w].iter_mut().zip(row) {
+                *x = -((n + 0.5) / total).log2();
+            }
+            side[c] = -(members[c] as f64 / groups as f64).log2();
+        }
+        let mut changed = false;
+        for (row, class) in rows.iter().zip(seg_class.iter_mut()) {
+            let mut best = (f64::INFINITY, *class);
+            for c in (0..k).filter(|&c| members[c] > 0) {
+                let bits = side[c] + row.iter().map(|&(s, n)| n * cost[c * w + s]).sum::<f64>();
+                if bits < best.0 {
+                    best = (bits, c as u8);
+                }
+            }
+            if best.1 != *class {
+                *class = best.1;
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+        moved = true;
+    }
+    moved
+}
+
+/// Estimated bytes of the class stream of a segment-class plan: the order-0 entropy of the
+/// classes and a byte per class for its model.
+fn class_stream_estimate(seg_class: &[u8], k: usize) -> usize {
+    let mut n = vec![0u64; k];
+    for &c in seg_class {
+        n[c as usize] += 1;
+    }
+    let total = seg_class.len() as f64;
+    let bits: f64 = n
+        .iter()
+        .filter(|&&x| x > 0)
+        .map(|&x| -(x as f64) * (x as f64 / total).log2())
+        .sum();
+    (bits / 8.0) as usize + k
+}
+
 /// Segment classes: segments ranked by mean symbol and cut into 2, 4, 8 or 16 equal-count
-/// groups; returns the plan and the segment classes when one beats `single_estimate` bytes.
+/// groups, each also refined (Lloyd rounds); returns the plan and the segment classes when one
+/// beats `single_estimate` bytes.
 pub fn plan_segments(
     symbols: &[u32],
     segment: usize,
@@ -203,14 +293,23 @@ pub fn plan_segments(
         for (rank, &s) in order.iter().enumerate() {
             seg_class[s] = (rank * k / segs.len()) as u8;
         }
-        let (hists, class_of) =
-            assignment_histograms(counts.as_ref(), symbols, &seg_class, k, class_of_symbol);
-        let Some((models, est, bits)) = models_for(&hists) else {
-            continue;
-        };
-        let est = est + 8 + segs.len() * k.trailing_zeros() as usize / 8;
-        if est < best.as_ref().map_or(single_estimate, |b| b.1) {
-            best = Some((models, est, seg_class, class_of, bits));
+        let mut candidates = vec![seg_class];
+        if let Some(c) = counts.as_ref() {
+            let mut refined = candidates[0].clone();
+            if refine(c, &mut refined, k) {
+                candidates.push(refined);
+            }
+        }
+        for seg_class in candidates {
+            let (hists, class_of) =
+                assignment_histograms(counts.as_ref(), symbols, &seg_class, k, class_of_symbol);
+            let Some((models, est, bits)) = models_for(&hists) else {
+                continue;
+            };
+            let est = est + 8 + class_stream_estimate(&seg_class, k);
+            if est < best.as_ref().map_or(single_estimate, |b| b.1) {
+                best = Some((models, est, seg_class, class_of, bits));
+            }
         }
     }
     best.map(|(models, estimate, seg_class, class_of, bits)| {

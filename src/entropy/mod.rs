@@ -70,6 +70,24 @@ pub struct StreamOptions {
     pub extra: usize,
 }
 
+/// Bits per symbol under which [`sparse_chunk`] raises the chunk size.
+const SPARSE_BITS: f64 = 0.25;
+
+/// Symbols per chunk for a stream of `n` symbols coded in about `bits`: `chunk`, or, when the
+/// symbols cost under [`SPARSE_BITS`] each, `chunk` times the factor they fall short by (at
+/// most `max`), so that a chunk holds as many coded bytes as a chunk of a quarter of a bit per
+/// symbol (the default chunks of 32768 and 524288 symbols: 1 KiB and 16 KiB). Symbols of a few
+/// hundredths of a bit (an update's residuals, nearly all 0) would else spend more bytes on
+/// chunk states than on themselves.
+fn sparse_chunk(chunk: usize, n: usize, bits: f64, max: usize) -> usize {
+    let floor = SPARSE_BITS * n as f64;
+    if bits >= floor || chunk >= max {
+        return chunk;
+    }
+    let raised = chunk as f64 * floor / bits.max(1.0);
+    (raised.min(max as f64).min(u32::MAX as f64) as usize).max(chunk)
+}
+
 /// `(symbol, count)` for every nonzero entry of a dense count table `h[symbol]`.
 pub fn nonzero_counts(h: &[u64]) -> Vec<(u32, u64)> {
     h.iter()
@@ -152,26 +170,31 @@ pub fn encode_stream_ctx(
         }
     }
     let single = best.as_ref().map_or(usize::MAX, |b| b.0);
-    let chunk = opt
-        .chunk
-        .min(symbols.len().div_ceil(4).max(MIN_CHUNK))
-        .max(1);
+    // At least four chunks when the stream is long enough, so a decoder can interleave four
+    // lanes (spec §7.3); never below MIN_CHUNK symbols; longer when the symbols cost so few
+    // bits that chunk states would weigh ([`sparse_chunk`]).
+    let quarter = symbols.len().div_ceil(4).max(MIN_CHUNK);
+    let chunk = opt.chunk.min(quarter).max(1);
+    let n = symbols.len();
     if let Some((p, _)) =
         ctx.and_then(|c| classes::plan_context(symbols, c, single.min(stored_len)))
     {
         out.push(MODE_ANS_CONTEXT);
+        let chunk = sparse_chunk(chunk, n, p.bits, quarter);
         return classes::encode_context(symbols, &p, chunk, out);
     }
     if let Some((p, seg_class)) =
         classes::plan_segments(symbols, opt.segment, single.min(stored_len))
     {
+        let chunk = sparse_chunk(chunk, n, p.bits, quarter);
         let mut head = Vec::new();
         classes::write_segment_head(&p, &seg_class, opt.segment, &mut head)?;
         if opt.wide && symbols.len() >= WIDE_MIN_SYMBOLS {
             // Mode 7 under the same rule as mode 6: at most WIDE_COST over the estimate of
             // mode 4 (its head, its coded bits, and per chunk 8 bytes of state and a count).
             let mut w = Vec::new();
-            classes::write_wide_chunks(symbols, &p, wide_chunk(opt.chunk), &mut w);
+            let wide = sparse_chunk(wide_chunk(opt.chunk), n, p.bits, usize::MAX);
+            classes::write_wide_chunks(symbols, &p, wide, &mut w);
             let narrow = (head.len() + 10 * symbols.len().div_ceil(chunk)) as f64 + p.bits / 8.0;
             if (head.len() + w.len()) as f64 <= narrow + (narrow + opt.extra as f64) * WIDE_COST {
                 out.push(MODE_ANS_WIDE_CLASSES);
@@ -185,11 +208,13 @@ pub fn encode_stream_ctx(
         return classes::write_chunks(symbols, &p, chunk, out);
     }
     if let Some((estimate, mut buf, model)) = best {
+        let bits = model.cost_bits(&hist);
+        let chunk = sparse_chunk(chunk, n, bits, quarter);
         if estimate < stored_len && opt.wide && symbols.len() >= WIDE_MIN_SYMBOLS {
             // Mode 6: the model's kind byte, then the model, as in modes 2 and 3. Kept only
             // when it costs at most WIDE_COST more than the estimate of modes 2/3 (the model,
             // its coded bits, and per chunk 8 bytes of final state and a 2-byte word count).
-            let wide_chunk = wide_chunk(opt.chunk);
+            let wide_chunk = sparse_chunk(wide_chunk(opt.chunk), n, bits, usize::MAX);
             let index = symbol_index(&model.symbols);
             let idx: Vec<u32> = symbols.iter().map(|&s| index(s)).collect();
             let chunks: Vec<Vec<u8>> = idx
@@ -210,8 +235,6 @@ pub fn encode_stream_ctx(
             }
         }
         if estimate < stored_len {
-            // At least four chunks when the stream is long enough, so a decoder can interleave
-            // four lanes (spec §7.3); never below MIN_CHUNK symbols.
             put_varint(&mut buf, chunk as u64);
             let index = symbol_index(&model.symbols);
             let idx: Vec<u32> = symbols.iter().map(|&s| index(s)).collect();
@@ -609,6 +632,43 @@ mod tests {
             outs.push((format!("{r:?}"), r.is_ok().then_some(out)));
         }
         assert!(outs[0] == outs[1], "{} vs {}", outs[0].0, outs[1].0);
+    }
+
+    /// A few busy segments among many constant ones (an update's changed rows among unchanged
+    /// ones): the refined classes give them a class of their own, and the long chunks of a
+    /// stream of so few bits keep the chunk states from outweighing the symbols.
+    #[test]
+    fn a_few_busy_segments_get_a_class_and_long_chunks() {
+        let (segment, rows) = (384, 4000);
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut symbols = vec![0u32; segment * rows];
+        for row in (0..rows).step_by(97) {
+            for s in &mut symbols[row * segment..(row + 1) * segment] {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *s = [0, 0, 0, 1, 2, 0, 1, 0][(x >> 61) as usize];
+            }
+        }
+        let busy = 4000usize.div_ceil(97) * segment;
+        let hist = histogram(&symbols[..]);
+        let model = FreqModel::from_counts(&hist).unwrap();
+        let order0 = model.cost_bits(&hist) / 8.0;
+        let coded = round_trip_seg(&symbols, 1, DEFAULT_CHUNK, segment);
+        // The busy rows' own entropy: about 1.3 bits per symbol.
+        let own = busy as f64 * 1.3 / 8.0;
+        assert!(
+            (coded as f64) < own * 1.1 && (coded as f64) < 0.6 * order0,
+            "{coded} bytes: busy rows' entropy {own:.0}, order 0 {order0:.0}"
+        );
+        // Equal-count classes alone (no refinement) could not do that: with 16 classes of
+        // 250 rows, the busy rows' class is mostly constant rows.
+        let plan = classes::plan_segments(&symbols, segment, usize::MAX).unwrap();
+        assert!(plan.1.iter().filter(|&&c| c == plan.1[1]).count() >= rows - 50);
+        // A sparse stream's chunks are raised: an average chunk then codes 1 KiB or more.
+        assert_eq!(sparse_chunk(32768, 1 << 20, 2e5, 1 << 18), 42949);
+        assert_eq!(sparse_chunk(32768, 1 << 20, 1e6, 1 << 18), 32768);
+        assert_eq!(sparse_chunk(32768, 1 << 20, 1.0, 1 << 18), 1 << 18);
     }
 
     fn round_trip(symbols: &[u32], width: usize, chunk: usize) -> usize {

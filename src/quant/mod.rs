@@ -810,8 +810,9 @@ pub fn level_histogram(
 ) -> Result<Vec<(u32, u64)>> {
     // Residual levels (spec §14.6): the histogram of the residuals, after the base tensor's
     // number.
-    let (params, residual, low_rank, base_steps) = residual::strip_flags(params);
-    if low_rank || base_steps {
+    let (params, flags) = residual::strip_flags(params);
+    let residual = flags.residual;
+    if flags.low_rank || flags.base_steps {
         return Err(Error::Unsupported {
             detail: "the level histogram of residuals with a low-rank term or steps from the \
                      base needs the base (residual::symbols)"

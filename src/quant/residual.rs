@@ -28,6 +28,24 @@ pub const FLAG_LOW_RANK: u8 = 4;
 /// the payload codes each step as a difference from one predicted from the base's values.
 pub const FLAG_BASE_STEPS: u8 = 8;
 
+/// Quantizer flag bit 4 (spec §14.6.2), only with bit 3: the steps' varints are entropy coded
+/// (their byte count, then a symbol stream of those bytes).
+pub const FLAG_CODED_STEPS: u8 = 16;
+
+/// The update flags of a quantizer's params (spec §7.6.2): each counts only with the one it
+/// needs (low-rank and base steps with residual, coded steps with base steps).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UpdateFlags {
+    /// Bit 1: the levels are residuals against the base.
+    pub residual: bool,
+    /// Bit 2: a low-rank term is added to the base.
+    pub low_rank: bool,
+    /// Bit 3: the steps are in the payload, as differences from the base's.
+    pub base_steps: bool,
+    /// Bit 4: those differences are entropy coded.
+    pub coded_steps: bool,
+}
+
 /// Largest rank the reference encoder tries (a decoder accepts any rank the payload holds).
 const MAX_RANK: usize = 64;
 
@@ -348,18 +366,26 @@ pub fn view(dims: &[u64], elements: u64) -> Option<(usize, usize)> {
     Some((rows, n / rows))
 }
 
-/// The params without the update flags (residual, low-rank, base steps), and which were set
-/// (the last two count only with the first).
-pub fn strip_flags(params: &[u8]) -> (Vec<u8>, bool, bool, bool) {
+/// The params without the update flags, and which were set. A flag without the one it needs
+/// is left in the params, whose parser rejects it as a reserved bit.
+pub fn strip_flags(params: &[u8]) -> (Vec<u8>, UpdateFlags) {
     let mut p = params.to_vec();
     let f = p.get(1).copied().unwrap_or(0);
     let residual = f & FLAG_RESIDUAL != 0;
-    let low_rank = residual && f & FLAG_LOW_RANK != 0;
     let base_steps = residual && f & FLAG_BASE_STEPS != 0;
+    let flags = UpdateFlags {
+        residual,
+        low_rank: residual && f & FLAG_LOW_RANK != 0,
+        base_steps,
+        coded_steps: base_steps && f & FLAG_CODED_STEPS != 0,
+    };
     if residual {
         p[1] &= !(FLAG_RESIDUAL | FLAG_LOW_RANK | FLAG_BASE_STEPS);
+        if base_steps {
+            p[1] &= !FLAG_CODED_STEPS;
+        }
     }
-    (p, residual, low_rank, base_steps)
+    (p, flags)
 }
 
 /// The steps predicted from a base place (spec §14.6.2): per slice of `per` elements (the
@@ -396,6 +422,65 @@ fn step_differences(steps: &[f32], predicted: &[f32]) -> Vec<u8> {
     out
 }
 
+/// The steps' differences (spec §14.6.2) from `c`, one zigzag varint per predicted step.
+fn read_steps(c: &mut Cursor<'_>, predicted: &[f32], steps: &mut [f32]) -> Result<()> {
+    for (k, (p, s)) in predicted.iter().zip(steps.iter_mut()).enumerate() {
+        let d_at = c.offset();
+        let z = c.varint("step difference")?;
+        let d = ((z >> 1) as i64) ^ -((z & 1) as i64);
+        match (p.to_bits() as i64).checked_add(d) {
+            Some(b) if (1..=MAX_STEP_BITS).contains(&b) => *s = f32::from_bits(b as u32),
+            _ => {
+                return Err(Error::format(
+                    FormatRule::Payload,
+                    d_at,
+                    format!(
+                        "step {k}: predicted {p} plus difference {d} is not a finite positive \
+                         binary32 number"
+                    ),
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The decoded bytes of coded steps (quantizer flag bit 4) and the offset of their stream
+/// (where errors in them are reported).
+struct StepBytes {
+    data: Vec<u8>,
+    at: u64,
+}
+
+/// Most bytes of `count` step varints: 10 each.
+const MAX_STEP_VARINT: u64 = 10;
+
+/// Reads coded steps (spec §14.6.2, bit 4): the byte count `L` (at most 10 per step), then a
+/// symbol stream of `L` symbols of alphabet 256, width 1.
+fn coded_step_bytes(c: &mut Cursor<'_>, count: usize) -> Result<StepBytes> {
+    let len = c.varint_max(MAX_STEP_VARINT * count as u64, "coded step byte count")?;
+    let at = c.offset();
+    let mut data = crate::error::try_zeroed::<u8>(len, at)?;
+    crate::entropy::decode_stream(c, 1, 256, |s| s as u8, &mut data, false)?;
+    Ok(StepBytes { data, at })
+}
+
+/// The steps' varint bytes entropy coded (spec §14.6.2, bit 4): their count, then the stream.
+fn code_step_bytes(varints: &[u8]) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    crate::bytes::put_varint(&mut out, varints.len() as u64);
+    let symbols: Vec<u32> = varints.iter().map(|&b| b as u32).collect();
+    let opt = crate::entropy::StreamOptions {
+        width: 1,
+        chunk: crate::entropy::DEFAULT_CHUNK,
+        segment: 0,
+        wide: false,
+        extra: 0,
+    };
+    crate::entropy::encode_stream(&symbols, opt, &mut out)?;
+    Ok(out)
+}
+
 /// Elements per step of a tensor of `n` elements.
 pub fn per(n: usize, params: &QuantParams) -> usize {
     (n / params.steps.len().max(1)).max(1)
@@ -423,8 +508,9 @@ fn read<'a, 'b>(
     parallel: bool,
     model: Option<&'b BaseModel>,
 ) -> Result<Read<'a, 'b>> {
-    let (params_bytes, _, low_rank, base_steps) = strip_flags(&h.params);
-    let mut params = QuantParams::parse_with(&params_bytes, at, &h.dims, !base_steps)?;
+    let (params_bytes, flags) = strip_flags(&h.params);
+    let low_rank = flags.low_rank;
+    let mut params = QuantParams::parse_with(&params_bytes, at, &h.dims, !flags.base_steps)?;
     if !dtype::is_float(h.data_type) {
         return Err(Error::format(
             FormatRule::TensorHeader,
@@ -455,29 +541,36 @@ fn read<'a, 'b>(
     let i = c.varint("base tensor number")?;
     let place = crate::decoder::base_place(model, i, h, place_at)?;
     let mut c = Cursor::new(&payload[(c.offset() - at) as usize..], c.offset(), FormatRule::Payload);
-    if base_steps {
+    if flags.base_steps {
         let predicted =
             predicted_steps(h.data_type, &place.data, &params.kind, params.steps.len(), n);
-        for (k, p) in predicted.iter().enumerate() {
-            let d_at = c.offset();
-            let z = c.varint("step difference")?;
-            let d = ((z >> 1) as i64) ^ -((z & 1) as i64);
-            let b = (p.to_bits() as i64).checked_add(d);
-            match b {
-                Some(b) if (1..=MAX_STEP_BITS).contains(&b) => {
-                    params.steps[k] = f32::from_bits(b as u32);
-                }
-                _ => {
-                    return Err(Error::format(
-                        FormatRule::Payload,
-                        d_at,
-                        format!(
-                            "step {k}: predicted {p} plus difference {d} is not a finite \
-                             positive binary32 number"
-                        ),
-                    ))
-                }
+        if flags.coded_steps {
+            // The varints' bytes, entropy coded (bit 4): read as if they were in the payload.
+            let bytes = coded_step_bytes(&mut c, predicted.len())?;
+            // Errors name the coded stream's offset and the byte among the decoded ones.
+            let mut v = Cursor::new(&bytes.data, 0, FormatRule::Payload);
+            read_steps(&mut v, &predicted, &mut params.steps).map_err(|e| match e {
+                Error::Format { offset, detail, .. } => Error::format(
+                    FormatRule::Payload,
+                    bytes.at,
+                    format!("coded step bytes, at byte {offset} of {}: {detail}", bytes.data.len()),
+                ),
+                e => e,
+            })?;
+            if !v.is_empty() {
+                return Err(Error::format(
+                    FormatRule::Payload,
+                    bytes.at,
+                    format!(
+                        "{} of the {} coded step bytes left after the {} steps",
+                        v.remaining(),
+                        bytes.data.len(),
+                        predicted.len()
+                    ),
+                ));
             }
+        } else {
+            read_steps(&mut c, &predicted, &mut params.steps)?;
         }
     }
     let term = match shape {
@@ -619,10 +712,21 @@ pub fn encode(
         levels.len(),
     );
     let differences = step_differences(&params.steps, &predicted);
-    let (steps_prefix, steps_flag): (&[u8], u8) = if differences.len() < 4 * params.steps.len() {
-        (&differences, FLAG_BASE_STEPS)
+    // Coded steps (bit 4) came after the first updates: with the later modes (`wide`) only.
+    let coded = if wide {
+        code_step_bytes(&differences)?
     } else {
-        (&[], 0)
+        differences.clone()
+    };
+    let (steps_prefix, steps_flag): (&[u8], u8) = if coded.len() < differences.len() {
+        (&coded, FLAG_BASE_STEPS | FLAG_CODED_STEPS)
+    } else {
+        (&differences, FLAG_BASE_STEPS)
+    };
+    let (steps_prefix, steps_flag) = if steps_prefix.len() < 4 * params.steps.len() {
+        (steps_prefix, steps_flag)
+    } else {
+        (&[][..], 0)
     };
     // The payload with the steps' and the term's bytes (if any) after the place number.
     let payload = |term: Option<(&LowRank, &[u8])>| -> Result<Option<Vec<u8>>> {
