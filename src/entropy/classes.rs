@@ -171,6 +171,33 @@ fn models_for(hists: &[Vec<(u32, u64)>]) -> Option<(Vec<ClassModel>, usize, f64)
     Some((models, est, bits))
 }
 
+/// Each segment's symbols as (symbol, count) without the zero counts, and the alphabet width
+/// of [`GroupCounts`]: what [`refine`] reads, built once for every class count it refines.
+struct SparseRows {
+    rows: Vec<Vec<(usize, f64)>>,
+    width: usize,
+}
+
+impl SparseRows {
+    fn of(counts: &GroupCounts) -> SparseRows {
+        let rows = counts
+            .counts
+            .chunks(counts.width)
+            .map(|r| {
+                r.iter()
+                    .enumerate()
+                    .filter(|x| *x.1 > 0)
+                    .map(|(s, &n)| (s, n as f64))
+                    .collect()
+            })
+            .collect();
+        SparseRows {
+            rows,
+            width: counts.width,
+        }
+    }
+}
+
 /// Rounds of [`refine`] at most.
 const REFINE_ROUNDS: usize = 4;
 
@@ -181,21 +208,9 @@ const REFINE_ROUNDS: usize = 4;
 /// update changed among many it did not: one class of a few hundred rows, one of all the
 /// others). Classes left empty stay empty (their models cost a few bytes). Ties go to the
 /// lower class: deterministic. True when some segment moved.
-fn refine(counts: &GroupCounts, seg_class: &mut [u8], k: usize) -> bool {
-    let w = counts.width;
+fn refine(rows: &SparseRows, seg_class: &mut [u8], k: usize) -> bool {
+    let (w, rows) = (rows.width, &rows.rows);
     let groups = seg_class.len();
-    // Each segment's symbols as (symbol, count), without the zero counts.
-    let rows: Vec<Vec<(usize, f64)>> = counts
-        .counts
-        .chunks(w)
-        .map(|r| {
-            r.iter()
-                .enumerate()
-                .filter(|x| *x.1 > 0)
-                .map(|(s, &n)| (s, n as f64))
-                .collect()
-        })
-        .collect();
     let mut moved = false;
     for _ in 0..REFINE_ROUNDS {
         let mut sums = vec![0f64; k * w];
@@ -274,6 +289,7 @@ pub fn plan_segments(
     let mut order: Vec<usize> = (0..segs.len()).collect();
     order.sort_by(|&a, &b| mean[a].total_cmp(&mean[b]).then(a.cmp(&b)));
     let counts = GroupCounts::by_segment(symbols, segment);
+    let sparse = counts.as_ref().map(SparseRows::of);
     // The class of every symbol, built only for the assignment finally chosen.
     let class_of_symbol = |seg_class: &[u8]| -> Vec<u8> {
         let mut v = Vec::with_capacity(symbols.len());
@@ -294,9 +310,9 @@ pub fn plan_segments(
             seg_class[s] = (rank * k / segs.len()) as u8;
         }
         let mut candidates = vec![seg_class];
-        if let Some(c) = counts.as_ref() {
+        if let Some(rows) = sparse.as_ref() {
             let mut refined = candidates[0].clone();
-            if refine(c, &mut refined, k) {
+            if refine(rows, &mut refined, k) {
                 candidates.push(refined);
             }
         }

@@ -714,14 +714,13 @@ pub fn encode(
     let differences = step_differences(&params.steps, &predicted);
     // Coded steps (bit 4) came after the first updates: with the later modes (`wide`) only.
     let coded = if wide {
-        code_step_bytes(&differences)?
+        Some(code_step_bytes(&differences)?)
     } else {
-        differences.clone()
+        None
     };
-    let (steps_prefix, steps_flag): (&[u8], u8) = if coded.len() < differences.len() {
-        (&coded, FLAG_BASE_STEPS | FLAG_CODED_STEPS)
-    } else {
-        (&differences, FLAG_BASE_STEPS)
+    let (steps_prefix, steps_flag): (&[u8], u8) = match &coded {
+        Some(c) if c.len() < differences.len() => (c, FLAG_BASE_STEPS | FLAG_CODED_STEPS),
+        _ => (&differences, FLAG_BASE_STEPS),
     };
     let (steps_prefix, steps_flag) = if steps_prefix.len() < 4 * params.steps.len() {
         (steps_prefix, steps_flag)
