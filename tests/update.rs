@@ -388,6 +388,24 @@ fn residual_levels_decode_to_the_full_encode() {
     eprintln!("silero 6.2.3 moved 2 %: full {fl}, update {u}, {residual} tensors as residuals");
     assert!(residual > 0, "no tensor coded as residuals");
     assert!(u * 2 < fl, "update {u} bytes, full {fl}");
+
+    // The memo of update records (the calibrating encoder's checks share one): filled by the
+    // first encode, all hits in the second, and the same bytes as without it.
+    let memo = Arc::new(nnc::encoder::UpdateMemo::default());
+    let memoized = EncodeOptions {
+        update_memo: Some(memo.clone()),
+        ..opts
+    };
+    let want = std::fs::read(&update).unwrap();
+    for round in 0..2 {
+        let again = dir.path().join(format!("update-memo-{round}.nnc"));
+        encode_file(&tuned, &again, &memoized).expect("memoized update encode");
+        assert_eq!(std::fs::read(&again).unwrap(), want, "round {round}");
+    }
+    let held = memo.len();
+    assert!(held >= residual, "{held} records held, {residual} residual");
+    encode_file(&tuned, &dir.path().join("third.nnc"), &memoized).unwrap();
+    assert_eq!(memo.len(), held, "a record was made again instead of found");
 }
 
 /// A LoRA-style fine-tune: every float weight of at least 16384 elements plus a product of
