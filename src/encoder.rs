@@ -71,58 +71,6 @@ pub struct EncodeOptions {
     /// values and rule give, and the error is measured against its own values.
     #[doc(hidden)]
     pub compensated: Option<std::sync::Arc<HashMap<usize, Vec<f64>>>>,
-    /// With a base: the update records already made from the same records, shared by the
-    /// calibrating encoder's checks and its final file (each check codes the model against
-    /// the base, and most of its records are those of the check before).
-    #[doc(hidden)]
-    pub update_memo: Option<std::sync::Arc<UpdateMemo>>,
-}
-
-/// Update records (spec §14) by the record they were made from: header and payload, compared
-/// whole, so a hit gives exactly what making the record again would. Holds at most
-/// `UpdateMemo::BUDGET` bytes of keys and records; past that it makes records without keeping
-/// them.
-#[derive(Debug, Default)]
-pub struct UpdateMemo {
-    held: std::sync::Mutex<MemoRecords>,
-}
-
-/// Bytes held, and the records by key.
-type MemoRecords = (usize, HashMap<Vec<u8>, (TensorHeader, Vec<u8>)>);
-
-impl UpdateMemo {
-    /// Bytes of keys and records held at most.
-    pub const BUDGET: usize = 256 << 20;
-
-    fn key(h: &TensorHeader, payload: &[u8]) -> Vec<u8> {
-        let mut k = h.to_bytes();
-        k.extend_from_slice(payload);
-        k
-    }
-
-    fn get(&self, key: &[u8]) -> Option<(TensorHeader, Vec<u8>)> {
-        let held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        held.1.get(key).cloned()
-    }
-
-    fn put(&self, key: Vec<u8>, (h, r): (&TensorHeader, &Vec<u8>)) {
-        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        let size = key.len() + r.len() + h.params.len() + h.name.len();
-        if held.0 + size <= Self::BUDGET && !held.1.contains_key(&key) {
-            held.0 += size;
-            held.1.insert(key, (h.clone(), r.clone()));
-        }
-    }
-
-    /// Records held.
-    pub fn len(&self) -> usize {
-        self.held.lock().unwrap_or_else(|e| e.into_inner()).1.len()
-    }
-
-    /// Whether no record is held.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// A per-tensor override of the step rule (see `EncodeOptions::tensor_rules`).
@@ -267,11 +215,21 @@ struct Cache {
     options: Option<LosslessOptions>,
     payloads: HashMap<usize, (Coding, Vec<u8>)>,
     bytes: usize,
+    /// Records of an update (spec §14) by what they were made from: the base's identity, the
+    /// record's header and payload, compared whole. Each check of an update's calibration
+    /// codes the model against the base, and most records are those of the check before.
+    records: HashMap<Vec<u8>, (TensorHeader, Vec<u8>)>,
+    record_bytes: usize,
+    /// Rate–distortion curves by walk index, with the options they were measured with (an
+    /// update's calibration may run more than once: `encode_file_calibrated`).
+    curves: HashMap<usize, (LossyOptions, LosslessOptions, quant::allocate::Curve)>,
 }
 
 impl Cache {
     /// Bytes of payloads held at most (a tensor that would pass it is coded each time).
     const BUDGET: usize = 64 << 20;
+    /// Bytes of update records and their keys held at most.
+    const RECORD_BUDGET: usize = 256 << 20;
 }
 
 impl Prepared {
@@ -343,6 +301,76 @@ impl Prepared {
             }
         }
         Ok(coded)
+    }
+
+    /// [`against_base_record`], from the cache when the same record was made against the same
+    /// base before.
+    fn update_record(
+        &self,
+        p: Placement,
+        base: &BaseModel,
+        lossless: &LosslessOptions,
+    ) -> Result<Placement> {
+        let on = self.cache.lock().is_ok_and(|c| c.on);
+        let Placement::Record(h, payload) = &p else {
+            return against_base_record(p, base, lossless);
+        };
+        if !on {
+            return against_base_record(p, base, lossless);
+        }
+        let mut key = base.identity().to_vec();
+        key.extend_from_slice(&h.to_bytes());
+        key.extend_from_slice(payload);
+        let hit = self
+            .cache
+            .lock()
+            .ok()
+            .and_then(|c| c.records.get(&key).cloned());
+        if let Some((h, r)) = hit {
+            return Ok(Placement::Record(h, r));
+        }
+        let p = against_base_record(p, base, lossless)?;
+        if let (Placement::Record(h, r), Ok(mut c)) = (&p, self.cache.lock()) {
+            let size = key.len() + r.len() + h.params.len() + h.name.len();
+            if c.record_bytes + size <= Cache::RECORD_BUDGET && !c.records.contains_key(&key) {
+                c.record_bytes += size;
+                c.records.insert(key, (h.clone(), r.clone()));
+            }
+        }
+        Ok(p)
+    }
+
+    /// Update records held by the cache (for tests).
+    #[doc(hidden)]
+    pub fn cached_update_records(&self) -> usize {
+        self.cache.lock().map_or(0, |c| c.records.len())
+    }
+
+    /// Tensor `i`'s rate–distortion curve under `lossy` and `lossless`: `make`'s, or the
+    /// cache's when it was measured before with the same options.
+    pub(crate) fn curve(
+        &self,
+        i: usize,
+        lossy: &LossyOptions,
+        lossless: &LosslessOptions,
+        make: impl FnOnce() -> quant::allocate::Curve,
+    ) -> quant::allocate::Curve {
+        let hit = self.cache.lock().ok().and_then(|c| {
+            c.curves
+                .get(&i)
+                .filter(|(l, ll, _)| l == lossy && ll == lossless)
+                .map(|(_, _, curve)| curve.clone())
+        });
+        if let Some(hit) = hit {
+            return hit;
+        }
+        let curve = make();
+        if let Ok(mut c) = self.cache.lock() {
+            if c.on {
+                c.curves.insert(i, (*lossy, *lossless, curve.clone()));
+            }
+        }
+        curve
     }
 
     /// zstd of `graph` at `level`, from the cache when the last graph compressed was the same.
@@ -725,7 +753,7 @@ impl Prepared {
                         None => self.code_one(opts, k, false)?,
                     };
                     if let Some(b) = base {
-                        c.0 = update_record(c.0, b, opts)
+                        c.0 = self.update_record(c.0, b, &opts.lossless)
                             .map_err(|e| e.with_tensor(&self.lifted[k].name))?;
                     }
                     Ok(c)
@@ -870,7 +898,7 @@ impl CodedModel {
         let tensors = std::mem::take(&mut self.tensors);
         self.tensors = tensors
             .into_par_iter()
-            .map(|(p, q)| Ok((update_record(p, &base, opts)?, q)))
+            .map(|(p, q)| Ok((prepared.update_record(p, &base, &opts.lossless)?, q)))
             .collect::<Result<_>>()?;
         self.base = Some(base);
         Ok(self)
@@ -953,22 +981,6 @@ fn close_spread(data_type: i32, new: &[u8], base: &[u8]) -> bool {
         (Some(a), Some(b)) if a > 0.0 && b > 0.0 => (a / b).ln().abs() < 1.1f64.ln(),
         _ => false,
     }
-}
-
-/// [`against_base_record`], through the options' memo when they have one.
-fn update_record(p: Placement, base: &BaseModel, opts: &EncodeOptions) -> Result<Placement> {
-    let (Some(memo), Placement::Record(h, payload)) = (opts.update_memo.as_deref(), &p) else {
-        return against_base_record(p, base, &opts.lossless);
-    };
-    let key = UpdateMemo::key(h, payload);
-    if let Some((h, r)) = memo.get(&key) {
-        return Ok(Placement::Record(h, r));
-    }
-    let p = against_base_record(p, base, &opts.lossless)?;
-    if let Placement::Record(h, r) = &p {
-        memo.put(key, (h, r));
-    }
-    Ok(p)
 }
 
 /// A record of an update (spec §14): a reference when it decodes to the bytes of the base's
@@ -1684,19 +1696,6 @@ pub fn encode_file_calibrated(
     use crate::runtime::calibrate::{calibrate, Failure};
     let prepared = prepare_file(input, opts)?;
     let file = AtomicFile::create(output)?;
-    // Against a base, every check of the calibration codes an update; most of its records
-    // are those of the check before.
-    let memoized;
-    let opts = match (&opts.base, &opts.update_memo) {
-        (Some(_), None) => {
-            memoized = EncodeOptions {
-                update_memo: Some(std::sync::Arc::new(UpdateMemo::default())),
-                ..opts.clone()
-            };
-            &memoized
-        }
-        _ => opts,
-    };
     let outcome = match calibrate(&prepared, opts, cal) {
         // Against a base, tensors on the base's grid keep the base's steps whatever the
         // allocation wants: when that misses the target, the encode is run again with only

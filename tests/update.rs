@@ -375,7 +375,7 @@ fn residual_levels_decode_to_the_full_encode() {
     let residual = Decoder::with_base(
         std::io::BufReader::new(f),
         DecodeOptions::default(),
-        Some(base),
+        Some(base.clone()),
     )
     .unwrap()
     .map(|t| t.unwrap())
@@ -389,23 +389,28 @@ fn residual_levels_decode_to_the_full_encode() {
     assert!(residual > 0, "no tensor coded as residuals");
     assert!(u * 2 < fl, "update {u} bytes, full {fl}");
 
-    // The memo of update records (the calibrating encoder's checks share one): filled by the
-    // first encode, all hits in the second, and the same bytes as without it.
-    let memo = Arc::new(nnc::encoder::UpdateMemo::default());
-    let memoized = EncodeOptions {
-        update_memo: Some(memo.clone()),
-        ..opts
+    // The cache of update records that a calibrating encoder's checks share: filled by the
+    // first coding against the base, found whole by the second, the same bytes as without it.
+    let uncached = nnc::encoder::prepare_file(&tuned, &opts).unwrap();
+    let cached = nnc::encoder::prepare_file(&tuned, &opts).unwrap();
+    cached.cache_codings();
+    let write = |p: &nnc::encoder::Prepared| {
+        let coded = p.code(&opts).unwrap();
+        let update = coded.against_base(p, base.clone(), &opts).unwrap();
+        update.write(p, Vec::new(), None).unwrap().0
     };
-    let want = std::fs::read(&update).unwrap();
-    for round in 0..2 {
-        let again = dir.path().join(format!("update-memo-{round}.nnc"));
-        encode_file(&tuned, &again, &memoized).expect("memoized update encode");
-        assert_eq!(std::fs::read(&again).unwrap(), want, "round {round}");
-    }
-    let held = memo.len();
+    let want = write(&uncached);
+    assert_eq!(want, std::fs::read(&update).unwrap());
+    assert_eq!(uncached.cached_update_records(), 0);
+    assert_eq!(write(&cached), want);
+    let held = cached.cached_update_records();
     assert!(held >= residual, "{held} records held, {residual} residual");
-    encode_file(&tuned, &dir.path().join("third.nnc"), &memoized).unwrap();
-    assert_eq!(memo.len(), held, "a record was made again instead of found");
+    assert_eq!(write(&cached), want);
+    assert_eq!(
+        cached.cached_update_records(),
+        held,
+        "a record was made again instead of found"
+    );
 }
 
 /// A LoRA-style fine-tune: every float weight of at least 16384 elements plus a product of

@@ -93,7 +93,6 @@ pub fn options(u: &mut Unstructured<'_>) -> Result<EncodeOptions> {
             base_no_grid_for: None,
             replaced: None,
             compensated: None,
-            update_memo: None,
         });
     }
     let family = match u.int_in_range(0..=4)? {
@@ -199,7 +198,6 @@ pub fn options(u: &mut Unstructured<'_>) -> Result<EncodeOptions> {
         base_no_grid_for: None,
         replaced: None,
         compensated: None,
-        update_memo: None,
         // Per-tensor steps as the calibrating encoder sets them (any count: tensors past
         // the end follow the policy).
         tensor_rules: if maybe(u, 1, 3)? {

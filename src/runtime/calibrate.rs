@@ -437,11 +437,13 @@ pub fn calibrate(
         .par_iter()
         .zip(&values)
         .map(|(&i, v)| {
-            let t = &lifted[i];
-            let exact = crate::lossless::encode(t.data_type, &t.data, &opts.lossless)
-                .map(|(_, p)| p.len())
-                .unwrap_or(t.data.len());
-            allocate::curve(v, &t.dims, &lossy, &fractions, 8.0 * (exact + 96) as f64)
+            prepared.curve(i, &lossy, &opts.lossless, || {
+                let t = &lifted[i];
+                let exact = crate::lossless::encode(t.data_type, &t.data, &opts.lossless)
+                    .map(|(_, p)| p.len())
+                    .unwrap_or(t.data.len());
+                allocate::curve(v, &t.dims, &lossy, &fractions, 8.0 * (exact + 96) as f64)
+            })
         })
         .collect();
     stages.mark("rate-distortion curves");
@@ -689,6 +691,7 @@ pub fn calibrate(
         added_outputs: &logits,
         signals: &signals,
         record: &record,
+        last: None,
     };
     let quantized_weights: u64 = candidates.iter().map(|&i| lifted[i].elements).sum();
     let (coded, result) = match cal.target {

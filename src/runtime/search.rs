@@ -26,6 +26,9 @@ pub struct Measured {
     pub bytes: u64,
     /// The rules the checked file was coded with.
     pub rules: Arc<Vec<TensorRule>>,
+    /// The checked file was the same, byte for byte, as the check's before it (whose
+    /// measurement it reuses): the rules no longer moved any step.
+    pub repeated: bool,
 }
 
 /// How far one output's SNR over the calibration inputs rests on single inputs: the SNR with
@@ -111,6 +114,8 @@ pub struct Checker<'a> {
     /// The FIDELITY record of the file, written by every check so that `Measured::bytes` is
     /// the file's size (its values do not change its length).
     pub record: &'a crate::container::fidelity::Fidelity,
+    /// The last check's file and measurement.
+    pub last: Option<(Vec<u8>, Measured)>,
 }
 
 impl Checker<'_> {
@@ -157,6 +162,17 @@ impl Checker<'_> {
         opts.tensor_rules = Some(rules.clone());
         let coded = self.prepared.code(&opts)?;
         let (bytes, _) = coded.write(self.prepared, Vec::new(), Some(self.record))?;
+        // The same file decodes and runs the same: its measurement is the last one's.
+        if let Some((last, m)) = &self.last {
+            if *last == bytes {
+                let m = Measured {
+                    rules,
+                    repeated: true,
+                    ..m.clone()
+                };
+                return Ok((coded, m));
+            }
+        }
         // Against a base the file is the update (`encode_file_calibrated` makes it from the
         // coded model); the check decodes the full model.
         let size = match &opts.base {
@@ -176,7 +192,6 @@ impl Checker<'_> {
         let (mut model, _) =
             crate::decoder::Decoder::new(bytes.as_slice(), crate::DecodeOptions::default())?
                 .into_model(true)?;
-        drop(bytes);
         crate::onnx::probe::add_outputs(&mut model, self.added_outputs);
         let decoded = crate::decoder::encode_fallibly(&model)?;
         drop(model);
@@ -220,19 +235,19 @@ impl Checker<'_> {
                     .all(|(a, b)| a[o].raw == b[o].raw && a[o].shape == b[o].shape)
             })
             .collect();
-        Ok((
-            coded,
-            Measured {
-                distortion,
-                spread,
-                targeted: self.targeted.to_vec(),
-                floored: Vec::new(),
-                agreement,
-                other_equal,
-                bytes: size,
-                rules,
-            },
-        ))
+        let m = Measured {
+            distortion,
+            spread,
+            targeted: self.targeted.to_vec(),
+            floored: Vec::new(),
+            agreement,
+            other_equal,
+            bytes: size,
+            rules,
+            repeated: false,
+        };
+        self.last = Some((bytes, m.clone()));
+        Ok((coded, m))
     }
 }
 
@@ -265,6 +280,7 @@ pub fn search_distortion(
     // The first check's predicted and measured distortions; the outputs found floored.
     let mut first: Option<(Vec<f64>, Vec<f64>)> = None;
     let mut floored = vec![false; budget.len()];
+    let mut last_scale: Option<f64> = None;
     for _ in 0..7 {
         let b: Vec<f64> = budget.iter().map(|x| x * scale).collect();
         let a = allocate::allocate(curves, sens, &b);
@@ -275,6 +291,11 @@ pub fn search_distortion(
                 a.distortion, m.distortion, m.bytes
             );
         }
+        // A budget 10 % or more away from the last that codes the same file: no step follows
+        // the budget any more (every tensor on a base's grid, or at the end of its curve), so
+        // further checks would code it again.
+        let stuck = m.repeated && last_scale.is_some_and(|l| (scale / l).ln().abs() >= 1.1f64.ln());
+        last_scale = Some(scale);
         let measured: Vec<f64> = m.targeted().collect();
         match &first {
             None => first = Some((a.distortion.clone(), measured)),
@@ -299,6 +320,9 @@ pub fn search_distortion(
             if closest.as_ref().is_none_or(|(c, _, _)| e < *c) {
                 closest = Some((e, coded, m));
             }
+        }
+        if stuck {
+            break;
         }
         // D grows about linearly with the budget: aim a little inside the target, but stay
         // strictly between what is known to pass and what is known to fail.
