@@ -311,11 +311,10 @@ impl Prepared {
         base: &BaseModel,
         lossless: &LosslessOptions,
     ) -> Result<Placement> {
-        let on = self.cache.lock().is_ok_and(|c| c.on);
         let Placement::Record(h, payload) = &p else {
             return against_base_record(p, base, lossless);
         };
-        if !on {
+        if !self.cache.lock().is_ok_and(|c| c.on) {
             return against_base_record(p, base, lossless);
         }
         let mut key = base.identity().to_vec();
