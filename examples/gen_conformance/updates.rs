@@ -561,10 +561,7 @@ pub fn generate(out: &Path, valid: &BTreeMap<String, Vec<u8>>) -> Result<Vectors
         )?;
     }
     let d = NncFile::parse(&fourth);
-    let dm = (0..d.find(kind::TENSOR).len())
-        .map(|k| d.tensor(k))
-        .find(|&r| RawHeader::parse(&d.recs[r].header).coding == 5)
-        .ok_or("no difference record")?;
+    let dm = first_difference(&d)?;
     let mut e = d.clone();
     e.recs[dm].payload[0] = 0;
     bad(
@@ -893,10 +890,7 @@ pub fn generate(out: &Path, valid: &BTreeMap<String, Vec<u8>>) -> Result<Vectors
     }
     // Integer differences (spec §14.7.1).
     let d = NncFile::parse(&seventh);
-    let dw = (0..d.find(kind::TENSOR).len())
-        .map(|i| d.tensor(i))
-        .find(|&i| RawHeader::parse(&d.recs[i].header).coding == 5)
-        .ok_or("no difference record")?;
+    let dw = first_difference(&d)?;
     let inner_at = varints_len(&d.recs[dw].payload, 1);
     if d.recs[dw].payload[inner_at..inner_at + 2] != [3, 11] {
         return Err(format!(
@@ -1157,4 +1151,12 @@ fn valid_entry(
     });
     merge(&mut entry, decoded);
     Ok(entry)
+}
+
+/// The record of the first DIFFERENCE tensor (coding 5) of `d`.
+fn first_difference(d: &NncFile) -> Result<usize, String> {
+    (0..d.find(kind::TENSOR).len())
+        .map(|i| d.tensor(i))
+        .find(|&i| RawHeader::parse(&d.recs[i].header).coding == 5)
+        .ok_or_else(|| "no difference record".to_string())
 }
