@@ -1705,6 +1705,11 @@ pub fn encode_file_calibrated(
             // grid (the search then refines them as it needs); if that still misses, all do.
             let mut partial = None;
             if let Some(release) = grid_release(&o) {
+                if std::env::var_os("NNC_TRACE").is_some() {
+                    let mut r: Vec<&String> = release.iter().collect();
+                    r.sort();
+                    eprintln!("nnc: trace: released from the base's grid: {r:?}");
+                }
                 let again = EncodeOptions {
                     base_no_grid_for: Some(std::sync::Arc::new(release.clone())),
                     ..opts.clone()

@@ -203,6 +203,12 @@ struct TargetArgs {
     /// inputs' means no longer shift the layers' outputs (README)
     #[arg(long, conflicts_with = "kernel_sums")]
     no_kernel_sums: bool,
+    /// Leave tensors of weak effect on the calibration inputs (10^-6 to 10^-4 of the strongest
+    /// tensor's, outside branches and recurrences) at the fallback step. By default, with an
+    /// SNR target, a second search measures them too and its file is kept when it meets the
+    /// target with fewer bytes (README, "Weak tensors")
+    #[arg(long)]
+    no_weak_search: bool,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -279,6 +285,7 @@ impl TargetArgs {
             bias_correction: !self.no_bias_correction,
             compensation: !self.no_compensation,
             final_kernel_sums: !self.no_kernel_sums,
+            weak_search: !self.no_weak_search,
             ..Default::default()
         })
     }

