@@ -603,9 +603,17 @@ pub fn calibrate(
         } else {
             String::new()
         };
+        // Those of weak effect may leave that step in a second search (`with_weak`).
+        let searched = cal.weak_search && matches!(cal.target, Target::Snr(_));
+        let second = if searched && !weak.is_empty() {
+            format!("; a second search measures the {} of weak effect among them", weak.len())
+        } else {
+            String::new()
+        };
         notes.push(format!(
             "{unmeasured} of {} quantizable tensors could not be measured (not reached by the \
-             calibration inputs, or not feedable): they get the weight-domain step σ·{}{finer}",
+             calibration inputs, or not feedable): they get the weight-domain step \
+             σ·{}{finer}{second}",
             candidates.len(),
             cal.unmeasured_fraction
         ));
