@@ -586,6 +586,8 @@ pub fn calibrate(
     };
     let measured: Vec<usize> = (0..fed.len()).filter(|&k| sens[k].is_some()).collect();
     let unmeasured = candidates.len() - measured.len();
+    // Whether a second search measures the weak tensors (`with_weak`): SNR targets only.
+    let weak_search = cal.weak_search && matches!(cal.target, Target::Snr(_)) && !weak.is_empty();
     if unmeasured > 0 {
         let mut is_measured = vec![false; n];
         for &k in &measured {
@@ -603,9 +605,7 @@ pub fn calibrate(
         } else {
             String::new()
         };
-        // Those of weak effect may leave that step in a second search (`with_weak`).
-        let searched = cal.weak_search && matches!(cal.target, Target::Snr(_));
-        let second = if searched && !weak.is_empty() {
+        let second = if weak_search {
             format!("; a second search measures the {} of weak effect among them", weak.len())
         } else {
             String::new()
@@ -639,15 +639,6 @@ pub fn calibrate(
         .iter()
         .map(|&k| scaled(k, sens[k].as_deref().unwrap_or_default()))
         .collect();
-    // The same with the weak tensors measured too.
-    let w_measured: Vec<usize> =
-        measured.iter().copied().chain(weak.iter().map(|w| w.0)).collect();
-    let w_curves: Vec<Curve> = w_measured.iter().map(|&k| curves[k].clone()).collect();
-    let w_sens: Vec<Vec<f64>> = m_sens
-        .iter()
-        .cloned()
-        .chain(weak.iter().map(|(k, a)| scaled(*k, a)))
-        .collect();
 
     // Rules from an allocation over the tensors `measured` (with their `curves`): measured
     // tensors as allocated, the rest at the fallback step.
@@ -669,7 +660,6 @@ pub fn calibrate(
         rules
     };
     let rules_of = |a: &Allocation| rules_over(&measured, &m_curves, a);
-    let weak_rules_of = |a: &Allocation| rules_over(&w_measured, &w_curves, a);
     let weight_values: HashMap<usize, &[f64]> = fed
         .iter()
         .zip(&values)
@@ -773,7 +763,18 @@ pub fn calibrate(
                     }
                 }
             }
-            if cal.weak_search && !weak.is_empty() {
+            if weak_search {
+                // The measured tensors and the weak ones after them.
+                let w_measured: Vec<usize> =
+                    measured.iter().copied().chain(weak.iter().map(|w| w.0)).collect();
+                let w_curves: Vec<Curve> =
+                    w_measured.iter().map(|&k| curves[k].clone()).collect();
+                let w_sens: Vec<Vec<f64>> = m_sens
+                    .iter()
+                    .cloned()
+                    .chain(weak.iter().map(|(k, a)| scaled(*k, a)))
+                    .collect();
+                let weak_rules_of = |a: &Allocation| rules_over(&w_measured, &w_curves, a);
                 found = with_weak(
                     &mut check,
                     found,
